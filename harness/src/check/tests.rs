@@ -1,0 +1,281 @@
+//! The checker on hand-written histories: planted losses, duplicates and strays that it must
+//! flag, and a fault whose timings are known exactly.
+
+use super::*;
+
+const MS: u64 = 1000;
+
+fn publish(kind: Kind, producer: u32, seq: u64, t_sent_ms: u64, t_done_us: u64) -> Record {
+    let mut r = Record::new(Op::Publish, kind);
+    r.producer = Some(producer);
+    r.seq = Some(seq);
+    r.t_intended = Some(t_sent_ms * MS);
+    r.t_sent = Some(t_sent_ms * MS);
+    if kind != Kind::Invoke {
+        r.t_done = Some(t_done_us);
+    }
+    r
+}
+
+fn receive(producer: u32, seq: u64) -> Record {
+    let mut r = Record::new(Op::Receive, Kind::Ok);
+    r.producer = Some(producer);
+    r.seq = Some(seq);
+    r
+}
+
+fn phase(name: &str, t_ms: u64) -> Record {
+    let mut r = Record::new(Op::Phase, Kind::Ok);
+    r.phase = Some(name.into());
+    r.t_done = Some(t_ms * MS);
+    r
+}
+
+fn run(records: &[Record]) -> Analysis {
+    analyze(|| Ok(records.iter().cloned().map(Ok))).unwrap()
+}
+
+/// `n` messages per producer, all acknowledged 1 ms after sending, 10 ms apart.
+fn acked(producers: u32, n: u64) -> Vec<Record> {
+    let mut h = vec![phase("baseline", 0)];
+    for p in 0..producers {
+        for seq in 0..n {
+            h.push(publish(Kind::Invoke, p, seq, seq * 10, 0));
+            h.push(publish(Kind::Ok, p, seq, seq * 10, (seq * 10 + 1) * MS));
+        }
+    }
+    h.push(phase("drain", n * 10));
+    h
+}
+
+fn receive_all(h: &mut Vec<Record>, producers: u32, n: u64) {
+    for p in 0..producers {
+        for seq in 0..n {
+            h.push(receive(p, seq));
+        }
+    }
+}
+
+#[test]
+fn everything_received_is_clean() {
+    let mut h = acked(3, 500);
+    receive_all(&mut h, 3, 500);
+    let a = run(&h);
+    assert_eq!(
+        a.messages,
+        Messages {
+            invoked: 1500,
+            acked: 1500,
+            received: 1500,
+            ..Default::default()
+        }
+    );
+    assert!(a.lost_sample.is_empty());
+}
+
+#[test]
+fn a_planted_loss_is_found_and_named() {
+    let mut h = acked(2, 300);
+    receive_all(&mut h, 2, 300);
+    // Producer 1's message 137 was acknowledged but the drain never saw it.
+    h.retain(|r| !(r.op == Some(Op::Receive) && r.producer == Some(1) && r.seq == Some(137)));
+    let a = run(&h);
+    assert_eq!(a.messages.lost, 1);
+    assert_eq!(
+        a.lost_sample,
+        vec![MessageRef {
+            producer: 1,
+            seq: 137
+        }]
+    );
+}
+
+#[test]
+fn duplicates_strays_and_foreign_messages() {
+    let mut h = acked(1, 100);
+    receive_all(&mut h, 1, 100);
+    h.push(receive(0, 42));
+    h.push(receive(0, 42));
+    h.push(receive(0, 7));
+    h.push(receive(5, 1)); // a producer that never existed
+    h.push(Record::new(Op::Receive, Kind::Ok)); // no identity at all
+    let a = run(&h);
+    assert_eq!(
+        a.messages.duplicated, 2,
+        "42 and 7 were received more than once"
+    );
+    assert_eq!(a.messages.unexpected, 2);
+    assert_eq!(a.messages.lost, 0);
+    assert_eq!(
+        a.unexpected_sample,
+        vec![MessageRef {
+            producer: 5,
+            seq: 1
+        }]
+    );
+}
+
+#[test]
+fn unknown_outcomes_split_into_recovered_and_unknown() {
+    let mut h = vec![phase("baseline", 0)];
+    for seq in 0..4 {
+        h.push(publish(Kind::Invoke, 0, seq, seq, 0));
+    }
+    h.push(publish(Kind::Info, 0, 0, 0, 5 * MS)); // timed out, but it was stored
+    h.push(publish(Kind::Info, 0, 1, 1, 5 * MS)); // timed out, never stored
+    h.push(publish(Kind::Fail, 0, 2, 2, 5 * MS)); // refused, yet it shows up: a finding
+                                                  // seq 3 never completed.
+    h.push(receive(0, 0));
+    h.push(receive(0, 2));
+    let a = run(&h);
+    let m = &a.messages;
+    assert_eq!(
+        (m.recovered, m.unknown, m.failed, m.failed_received),
+        (1, 2, 1, 1)
+    );
+    assert_eq!(m.lost, 0);
+    assert!(a.notes.iter().any(|n| n.contains("never completed")));
+}
+
+/// One producer sends every 10 ms for 10 s; acknowledgements take 1 ms. The fault (the stream
+/// leader n2 killed) takes effect at 3 s and is healed at 6 s:
+/// - sent in [3 s, 4 s): time out 500 ms later (`info`); in [4 s, 5 s): refused at once;
+/// - acknowledged again from 5 s; in [6 s, 7.5 s) every other message is refused.
+/// - probes: n2 leads stream:S from 0.5 s; n1 reports n2 down at 3.2 s, a new leader n3 at 4 s.
+fn fault_history() -> Vec<Record> {
+    let mut h = vec![phase("baseline", 0)];
+    let mut leader = Record::new(Op::Probe, Kind::Ok);
+    leader.t_done = Some(500 * MS);
+    leader.observer = Some("n1".into());
+    leader.event = Some("leader".into());
+    leader.role = Some("stream:S".into());
+    leader.subject = Some("n2".into());
+    h.push(leader.clone());
+    for seq in 0..1000u64 {
+        let t = seq * 10;
+        if t == 3000 {
+            h.push(phase("fault", 3000));
+            let mut f = Record::new(Op::Fault, Kind::Ok);
+            f.fault = Some(0);
+            f.fault_kind = Some("kill".into());
+            f.target = Some("n2".into());
+            f.t_done = Some(3000 * MS);
+            h.push(f);
+        }
+        if t == 3200 {
+            let mut down = leader.clone();
+            down.t_done = Some(3200 * MS);
+            down.event = Some("peer-down".into());
+            down.role = None;
+            down.detail = Some("route gone".into());
+            h.push(down);
+        }
+        if t == 4000 {
+            let mut new_leader = leader.clone();
+            new_leader.t_done = Some(4000 * MS);
+            new_leader.subject = Some("n3".into());
+            h.push(new_leader);
+        }
+        if t == 6000 {
+            h.push(phase("recovery", 6000));
+            let mut heal = Record::new(Op::Heal, Kind::Ok);
+            heal.fault = Some(0);
+            heal.t_done = Some(6000 * MS);
+            h.push(heal);
+        }
+        h.push(publish(Kind::Invoke, 0, seq, t, 0));
+        let done = match t {
+            3000..=3999 => publish(Kind::Info, 0, seq, t, (t + 500) * MS),
+            4000..=4999 => publish(Kind::Fail, 0, seq, t, t * MS + 500),
+            6000..=7499 if seq % 2 == 1 => publish(Kind::Fail, 0, seq, t, t * MS + 500),
+            _ => publish(Kind::Ok, 0, seq, t, (t + 1) * MS),
+        };
+        h.push(done);
+    }
+    h.push(phase("drain", 10_000));
+    h
+}
+
+#[test]
+fn fault_timings_match_the_ground_truth() {
+    let a = run(&fault_history());
+    assert_eq!(a.faults.len(), 1);
+    let f = &a.faults[0];
+    assert_eq!((f.kind.as_str(), f.target.as_str()), ("kill", "n2"));
+    assert_eq!(f.t_fault_ms, Some(3000.0));
+    assert_eq!(f.detection_ms, Some(200.0));
+    assert_eq!(
+        f.detection_signal.as_deref(),
+        Some("n1 reports n2 down (route gone)")
+    );
+    assert_eq!(f.new_leader_ms, Some(1000.0));
+    assert_eq!(f.new_leader.as_deref(), Some("n3"));
+    assert_eq!(f.client_error_ms, Some(500.0));
+    // First acknowledgement after a failure: sent at 5000 ms, acknowledged at 5001 ms.
+    assert_eq!(f.failover_ms, Some(2001.0));
+    // Last acknowledgement before the fault at 2991 ms, next at 5001 ms.
+    assert_eq!(f.max_ack_gap_ms, Some(2010.0));
+    // Baseline 100/s; the window [7.3 s, 8.3 s) is the first with 90 acknowledgements.
+    assert_eq!(a.baseline_acks_per_s, Some(100.0));
+    assert_eq!(f.recovery_ms, Some(1300.0));
+    assert!(f.notes.is_empty(), "{:?}", f.notes);
+}
+
+#[test]
+fn latency_is_split_by_the_phase_a_message_was_due_in() {
+    let a = run(&fault_history());
+    assert_eq!(a.latency_ms["baseline"].count, 300);
+    assert_eq!(a.latency_ms["fault"].count, 100);
+    assert_eq!(a.latency_ms["recovery"].count, 325);
+    assert_eq!(a.latency_ms["baseline"].p99, Some(1.0));
+    assert_eq!(a.timeline[3].ok, 0);
+    assert_eq!(
+        a.timeline[3].info, 50,
+        "the 3.0-3.5 s timeouts complete in second 3"
+    );
+}
+
+#[test]
+fn a_peer_noticing_before_the_docker_call_returned_counts_as_zero() {
+    let mut h = fault_history();
+    // The kill was issued at 2950 ms; n1 saw the route go at 2990 ms, before the call
+    // returned at 3000 ms.
+    let mut invoke = Record::new(Op::Fault, Kind::Invoke);
+    invoke.fault = Some(0);
+    invoke.t_done = Some(2950 * MS);
+    let mut early = Record::new(Op::Probe, Kind::Ok);
+    early.t_done = Some(2990 * MS);
+    early.observer = Some("n1".into());
+    early.event = Some("peer-down".into());
+    early.subject = Some("n2".into());
+    h.insert(2, invoke);
+    h.insert(3, early);
+    let a = run(&h);
+    let f = &a.faults[0];
+    assert_eq!(f.detection_ms, Some(0.0));
+    assert!(
+        f.notes[0].contains("10.0 ms before the Docker call"),
+        "{:?}",
+        f.notes
+    );
+}
+
+#[test]
+fn a_fault_the_client_never_felt_has_no_failover_and_says_why() {
+    let mut h = acked(1, 600);
+    let mut f = Record::new(Op::Fault, Kind::Ok);
+    f.fault = Some(0);
+    f.fault_kind = Some("pause".into());
+    f.target = Some("n3".into());
+    f.t_done = Some(2000 * MS);
+    h.insert(1, f);
+    let a = run(&h);
+    let t = &a.faults[0];
+    assert_eq!(t.failover_ms, None);
+    assert_eq!(t.client_error_ms, None);
+    assert_eq!(t.detection_ms, None);
+    assert!(t.notes.iter().any(|n| n.contains("no unavailability")));
+    assert!(t.notes.iter().any(|n| n.starts_with("detection:")));
+    assert!(t.notes.iter().any(|n| n.starts_with("recovery:")));
+    assert_eq!(t.max_ack_gap_ms, Some(10.0));
+}

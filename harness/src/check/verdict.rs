@@ -1,0 +1,242 @@
+//! Turns the analysis and the scenario's checks into a verdict.
+//!
+//! `fail` when a check did not hold; `unknown` when a check could not be decided (the drain did
+//! not finish, the generator stalled so much that the load was not what the scenario asked for,
+//! the checker itself broke); `pass` only when every check held.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Analysis;
+
+/// The checks a scenario can state (`checks:`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checks {
+    pub max_lost: u64,
+    pub max_unexpected: u64,
+    /// `None`: duplicates are reported but allowed (at-least-once delivery).
+    pub max_duplicated: Option<u64>,
+    pub max_failover: Option<Duration>,
+    pub max_detection: Option<Duration>,
+    pub max_recovery: Option<Duration>,
+    /// Largest share of the load time the generator may spend waiting for the in-flight cap.
+    pub max_stall: f64,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            max_lost: 0,
+            max_unexpected: 0,
+            max_duplicated: None,
+            max_failover: None,
+            max_detection: None,
+            max_recovery: None,
+            max_stall: 0.01,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Unknown,
+}
+
+/// What the run could vouch for, besides the history.
+#[derive(Clone, Debug, Default)]
+pub struct Validity {
+    pub drain_complete: bool,
+    /// Generator stall as a share of the load duration.
+    pub stall_fraction: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// Checks that did not hold.
+    pub failed: Vec<String>,
+    /// Checks that could not be decided, and why.
+    pub undecided: Vec<String>,
+    /// Checks that held.
+    pub held: Vec<String>,
+}
+
+fn limit(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
+    let mut j = Judgement {
+        verdict: Verdict::Pass,
+        failed: Vec::new(),
+        undecided: Vec::new(),
+        held: Vec::new(),
+    };
+    let m = &a.messages;
+
+    let lost = format!(
+        "lost: {} acknowledged message(s) never received (allowed {})",
+        m.lost, checks.max_lost
+    );
+    if m.lost <= checks.max_lost {
+        j.held.push(lost);
+    } else if !v.drain_complete {
+        j.undecided.push(format!(
+            "{lost}; the drain did not read everything before its timeout, so they may still be in the cluster"
+        ));
+    } else {
+        j.failed.push(lost);
+    }
+
+    let unexpected = format!(
+        "unexpected: {} message(s) received that were never published (allowed {})",
+        m.unexpected, checks.max_unexpected
+    );
+    if m.unexpected <= checks.max_unexpected {
+        j.held.push(unexpected);
+    } else {
+        j.failed.push(unexpected);
+    }
+
+    if m.failed_received > 0 {
+        j.failed.push(format!(
+            "failed_received: {} publish(es) reported as definitely failed were received",
+            m.failed_received
+        ));
+    }
+
+    if let Some(max) = checks.max_duplicated {
+        let dup = format!("duplicated: {} (allowed {max})", m.duplicated);
+        if m.duplicated <= max {
+            j.held.push(dup);
+        } else {
+            j.failed.push(dup);
+        }
+    }
+
+    for f in &a.faults {
+        let name = format!("fault {} ({} {})", f.index, f.kind, f.target);
+        let timed = |value: Option<f64>, max: Option<Duration>, what: &str, j: &mut Judgement| {
+            let Some(max) = max else { return };
+            match value {
+                Some(v) if v <= max.as_secs_f64() * 1000.0 => {
+                    j.held
+                        .push(format!("{name}: {what} {:.0} ms <= {}", v, limit(max)))
+                }
+                Some(v) => j
+                    .failed
+                    .push(format!("{name}: {what} {:.0} ms > {}", v, limit(max))),
+                None => {
+                    let why = f
+                        .notes
+                        .iter()
+                        .find(|n| n.starts_with(what))
+                        .cloned()
+                        .unwrap_or_else(|| format!("{what} not measured"));
+                    if what == "failover" && why.contains("no unavailability") {
+                        j.held.push(format!("{name}: {why}"));
+                    } else {
+                        j.failed
+                            .push(format!("{name}: {why} (limit {})", limit(max)));
+                    }
+                }
+            }
+        };
+        timed(f.failover_ms, checks.max_failover, "failover", &mut j);
+        timed(f.detection_ms, checks.max_detection, "detection", &mut j);
+        timed(f.recovery_ms, checks.max_recovery, "recovery", &mut j);
+    }
+
+    if !v.drain_complete && m.lost <= checks.max_lost {
+        j.held.push(
+            "drain: incomplete, but nothing was missing that could change the verdict".into(),
+        );
+    }
+    if v.stall_fraction > checks.max_stall {
+        j.undecided.push(format!(
+            "generator stalled on the in-flight cap for {:.1} % of the load (allowed {:.1} %): the load was not what the scenario asked for; raise workload.max_in_flight or lower the rate",
+            v.stall_fraction * 100.0,
+            checks.max_stall * 100.0
+        ));
+    }
+
+    j.verdict = if !j.failed.is_empty() {
+        Verdict::Fail
+    } else if !j.undecided.is_empty() {
+        Verdict::Unknown
+    } else {
+        Verdict::Pass
+    };
+    j
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{FaultTiming, Messages};
+
+    fn analysis(lost: u64) -> Analysis {
+        Analysis {
+            messages: Messages {
+                acked: 100,
+                lost,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn valid() -> Validity {
+        Validity {
+            drain_complete: true,
+            stall_fraction: 0.0,
+        }
+    }
+
+    #[test]
+    fn loss_fails_unless_the_drain_was_cut_short() {
+        let c = Checks::default();
+        assert_eq!(judge(&c, &analysis(0), &valid()).verdict, Verdict::Pass);
+        assert_eq!(judge(&c, &analysis(3), &valid()).verdict, Verdict::Fail);
+        let cut = Validity {
+            drain_complete: false,
+            ..valid()
+        };
+        assert_eq!(judge(&c, &analysis(3), &cut).verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn failover_limit() {
+        let c = Checks {
+            max_failover: Some(Duration::from_secs(15)),
+            ..Default::default()
+        };
+        let mut a = analysis(0);
+        a.faults.push(FaultTiming {
+            failover_ms: Some(15_001.0),
+            ..Default::default()
+        });
+        assert_eq!(judge(&c, &a, &valid()).verdict, Verdict::Fail);
+        a.faults[0].failover_ms = Some(4_000.0);
+        assert_eq!(judge(&c, &a, &valid()).verdict, Verdict::Pass);
+        a.faults[0].failover_ms = None;
+        a.faults[0].notes = vec!["failover: publishes failed after the fault and none was acknowledged afterwards: the workload never recovered".into()];
+        let j = judge(&c, &a, &valid());
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(j.failed[0].contains("never recovered"));
+    }
+
+    #[test]
+    fn stall_makes_the_run_unknown() {
+        let v = Validity {
+            stall_fraction: 0.2,
+            ..valid()
+        };
+        let j = judge(&Checks::default(), &analysis(0), &v);
+        assert_eq!(j.verdict, Verdict::Unknown);
+    }
+}

@@ -1,0 +1,358 @@
+//! The Docker backend, on bollard: networks, containers, signals, pause, and the reaping of
+//! everything a run labelled.
+//!
+//! Every object carries `faultline.run=<run id>` (and `faultline.pid=<pid>` of the process that
+//! made it), so teardown and `faultline clean` remove exactly what faultline created.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+
+pub const RUN_LABEL: &str = "faultline.run";
+pub const PID_LABEL: &str = "faultline.pid";
+pub const NODE_LABEL: &str = "faultline.node";
+
+/// A Docker call that failed, with what the harness was doing.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {source}")]
+pub struct DockerError {
+    pub action: String,
+    #[source]
+    pub source: bollard::errors::Error,
+}
+
+fn ctx<T>(
+    r: Result<T, bollard::errors::Error>,
+    action: impl Into<String>,
+) -> Result<T, DockerError> {
+    r.map_err(|source| DockerError {
+        action: action.into(),
+        source,
+    })
+}
+
+#[derive(Clone)]
+pub struct Backend {
+    pub docker: Docker,
+}
+
+/// What to create for one node.
+pub struct NodeSpec<'a> {
+    pub run_id: &'a str,
+    pub node: &'a str,
+    pub hostname: &'a str,
+    pub image: &'a str,
+    pub command: &'a [String],
+    pub environment: &'a [String],
+    pub network: &'a str,
+    pub ip: Ipv4Addr,
+}
+
+/// Objects left by runs, grouped by run id.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    pub containers: Vec<(String, String, Option<u32>)>,
+    pub networks: Vec<(String, String, Option<u32>)>,
+}
+
+impl Backend {
+    /// Connects to the local daemon and agrees on an API version both sides speak (Debian's
+    /// engine 20.10 refuses clients newer than API 1.41).
+    pub async fn connect() -> Result<Self, DockerError> {
+        let docker = ctx(
+            Docker::connect_with_local_defaults(),
+            "connect to the Docker daemon",
+        )?;
+        let docker = ctx(
+            docker.negotiate_version().await,
+            "reach the Docker daemon (is it running, and may this user use its socket?)",
+        )?;
+        Ok(Backend { docker })
+    }
+
+    pub fn labels(run_id: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut labels = HashMap::from([
+            (RUN_LABEL.to_string(), run_id.to_string()),
+            (PID_LABEL.to_string(), std::process::id().to_string()),
+        ]);
+        for (k, v) in extra {
+            labels.insert(k.to_string(), v.to_string());
+        }
+        labels
+    }
+
+    /// Subnets of every existing network, to pick one that does not overlap.
+    pub async fn used_subnets(&self) -> Result<Vec<String>, DockerError> {
+        let networks = ctx(
+            self.docker
+                .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                .await,
+            "list networks",
+        )?;
+        Ok(networks
+            .into_iter()
+            .filter_map(|n| n.ipam?.config)
+            .flatten()
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
+    pub async fn create_network(
+        &self,
+        run_id: &str,
+        name: &str,
+        subnet: &str,
+    ) -> Result<String, DockerError> {
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(Self::labels(run_id, &[])),
+            ..Default::default()
+        };
+        let created = ctx(
+            self.docker.create_network(request).await,
+            format!("create network {name} ({subnet})"),
+        )?;
+        Ok(created.id)
+    }
+
+    /// Creates and starts a node's container at its fixed address; returns the container id.
+    pub async fn start_node(&self, spec: &NodeSpec<'_>) -> Result<String, DockerError> {
+        let name = format!("{}-{}", spec.run_id, spec.node);
+        let endpoint = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: Some(spec.ip.to_string()),
+                ..Default::default()
+            }),
+            aliases: Some(vec![spec.hostname.to_string(), spec.node.to_string()]),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.to_string()),
+            hostname: Some(spec.hostname.to_string()),
+            cmd: (!spec.command.is_empty()).then(|| spec.command.to_vec()),
+            env: Some(spec.environment.to_vec()),
+            labels: Some(Self::labels(spec.run_id, &[(NODE_LABEL, spec.node)])),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.to_string()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(spec.network.to_string(), endpoint)])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = ctx(
+            self.docker.create_container(Some(options), body).await,
+            format!(
+                "create container for node {} from {}",
+                spec.node, spec.image
+            ),
+        )?;
+        self.start(&created.id, spec.node).await?;
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, id: &str, node: &str) -> Result<(), DockerError> {
+        ctx(
+            self.docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await,
+            format!("start node {node}"),
+        )
+    }
+
+    pub async fn kill(&self, id: &str, node: &str, signal: &str) -> Result<(), DockerError> {
+        let options = KillContainerOptionsBuilder::new().signal(signal).build();
+        ctx(
+            self.docker.kill_container(id, Some(options)).await,
+            format!("send {signal} to node {node}"),
+        )
+    }
+
+    /// Stops gracefully (SIGTERM, then SIGKILL after `grace_s`).
+    pub async fn stop(&self, id: &str, node: &str, grace_s: i32) -> Result<(), DockerError> {
+        let options = StopContainerOptionsBuilder::new().t(grace_s).build();
+        ctx(
+            self.docker.stop_container(id, Some(options)).await,
+            format!("stop node {node}"),
+        )
+    }
+
+    pub async fn pause(&self, id: &str, node: &str) -> Result<(), DockerError> {
+        ctx(
+            self.docker.pause_container(id).await,
+            format!("pause node {node}"),
+        )
+    }
+
+    pub async fn unpause(&self, id: &str, node: &str) -> Result<(), DockerError> {
+        ctx(
+            self.docker.unpause_container(id).await,
+            format!("unpause node {node}"),
+        )
+    }
+
+    /// The container's state as Docker reports it: (running, paused).
+    pub async fn state(&self, id: &str, node: &str) -> Result<(bool, bool), DockerError> {
+        let info = ctx(
+            self.docker
+                .inspect_container(
+                    id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await,
+            format!("inspect node {node}"),
+        )?;
+        let state = info.state.unwrap_or_default();
+        Ok((
+            state.running.unwrap_or(false),
+            state.paused.unwrap_or(false),
+        ))
+    }
+
+    /// Every container and network carrying the run label (any run when `run_id` is `None`).
+    pub async fn leftovers(&self, run_id: Option<&str>) -> Result<Leftovers, DockerError> {
+        let filter = match run_id {
+            Some(id) => format!("{RUN_LABEL}={id}"),
+            None => RUN_LABEL.to_string(),
+        };
+        let filters = HashMap::from([("label", vec![filter.as_str()])]);
+        let containers = ctx(
+            self.docker
+                .list_containers(Some(
+                    ListContainersOptionsBuilder::new()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await,
+            "list faultline containers",
+        )?;
+        let networks = ctx(
+            self.docker
+                .list_networks(Some(
+                    ListNetworksOptionsBuilder::new().filters(&filters).build(),
+                ))
+                .await,
+            "list faultline networks",
+        )?;
+        let run_and_pid = |labels: Option<HashMap<String, String>>| {
+            let labels = labels.unwrap_or_default();
+            (
+                labels.get(RUN_LABEL).cloned().unwrap_or_default(),
+                labels.get(PID_LABEL).and_then(|p| p.parse().ok()),
+            )
+        };
+        let mut out = Leftovers::default();
+        for c in containers {
+            let (run, pid) = run_and_pid(c.labels);
+            out.containers.push((c.id.unwrap_or_default(), run, pid));
+        }
+        for n in networks {
+            let (run, pid) = run_and_pid(n.labels);
+            out.networks.push((n.id.unwrap_or_default(), run, pid));
+        }
+        Ok(out)
+    }
+
+    pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // Already gone: removal is idempotent.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => ctx(Err(e), format!("remove container {}", short(id))),
+        }
+    }
+
+    pub async fn remove_network(&self, id: &str) -> Result<(), DockerError> {
+        match self.docker.remove_network(id).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => ctx(Err(e), format!("remove network {}", short(id))),
+        }
+    }
+
+    /// Removes every container, then every network, of one run (or of all runs).
+    pub async fn remove_run(&self, run_id: Option<&str>) -> Result<(usize, usize), DockerError> {
+        let left = self.leftovers(run_id).await?;
+        for (id, _, _) in &left.containers {
+            self.remove_container(id).await?;
+        }
+        for (id, _, _) in &left.networks {
+            self.remove_network(id).await?;
+        }
+        Ok((left.containers.len(), left.networks.len()))
+    }
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Picks a /24 for the run inside 10.213.0.0/16 that overlaps no existing network.
+pub fn pick_subnet(used: &[String], salt: u32) -> Option<(String, Ipv4Addr)> {
+    let parsed: Vec<(u32, u32)> = used
+        .iter()
+        .filter_map(|s| {
+            let (addr, len) = s.split_once('/')?;
+            Some((u32::from(addr.parse::<Ipv4Addr>().ok()?), len.parse().ok()?))
+        })
+        .collect();
+    let overlaps = |net: u32, len: u32| {
+        parsed.iter().any(|&(other, olen)| {
+            let common = len.min(olen);
+            let mask = if common == 0 {
+                0
+            } else {
+                u32::MAX << (32 - common)
+            };
+            (net & mask) == (other & mask)
+        })
+    };
+    (0..256u32).find_map(|i| {
+        // Start at a run-dependent offset so concurrent runs rarely race for the same subnet.
+        let third = (salt + i) % 256;
+        let net = u32::from(Ipv4Addr::new(10, 213, third as u8, 0));
+        (!overlaps(net, 24)).then(|| (format!("{}/24", Ipv4Addr::from(net)), Ipv4Addr::from(net)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_avoids_existing_networks() {
+        let used = vec!["172.17.0.0/16".to_string(), "10.213.5.0/24".to_string()];
+        assert_eq!(pick_subnet(&used, 5).unwrap().0, "10.213.6.0/24");
+        assert_eq!(pick_subnet(&used, 4).unwrap().0, "10.213.4.0/24");
+        // A broader network covering the whole range leaves nothing.
+        assert_eq!(pick_subnet(&["10.0.0.0/8".to_string()], 0), None);
+    }
+}

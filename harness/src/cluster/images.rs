@@ -1,0 +1,223 @@
+//! Makes sure every image a topology names can be run, without a registry if need be.
+//!
+//! For each image, in order: use it if present; else try to pull it; else use the local
+//! equivalent named in the topology's `x-faultline.local-image` if already built; else build
+//! it with its recipe (`build.sh <tag>`, which makes a Debian base from the machine's own apt
+//! mirror and adds the broker). The result says which image each node really ran.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::compose::Topology;
+use super::docker::Backend;
+use crate::progress::Progress;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedImage {
+    /// The image the topology names.
+    pub requested: String,
+    /// The image the nodes run.
+    pub used: String,
+    /// How it was obtained: "present", "pulled", "local equivalent", "built by recipe ...".
+    pub source: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("image {image} is not present, cannot be pulled ({pull}), and the topology names no local recipe for it")]
+    NoRecipe { image: String, pull: String },
+    #[error("build image {tag} with {recipe}: {reason} (full log: {log})")]
+    Build {
+        tag: String,
+        recipe: String,
+        reason: String,
+        log: String,
+    },
+}
+
+/// How long a pull may take before faultline falls back to the local recipe.
+const PULL_TIMEOUT: Duration = Duration::from_secs(300);
+
+async fn present(backend: &Backend, image: &str) -> bool {
+    backend.docker.inspect_image(image).await.is_ok()
+}
+
+/// Splits "repo:tag" (a registry port is not a tag).
+fn split_ref(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+async fn pull(backend: &Backend, image: &str, progress: &Progress) -> Result<(), String> {
+    let (repo, tag) = split_ref(image);
+    let options = CreateImageOptionsBuilder::new()
+        .from_image(repo)
+        .tag(tag)
+        .build();
+    let mut stream = backend.docker.create_image(Some(options), None, None);
+    let work = async {
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| e.to_string())?;
+            if let Some(status) = info.status {
+                progress.status(&format!("pull {image}: {status}"));
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(PULL_TIMEOUT, work)
+        .await
+        .map_err(|_| format!("no answer within {PULL_TIMEOUT:?}"))?
+}
+
+/// Resolves every image of the topology; builds local equivalents when needed.
+pub async fn ensure(
+    backend: &Backend,
+    topology: &Topology,
+    progress: &Progress,
+    log: &Path,
+) -> Result<BTreeMap<String, ResolvedImage>, ImageError> {
+    let mut resolved = BTreeMap::new();
+    for service in &topology.services {
+        let image = &service.image;
+        if resolved.contains_key(image) {
+            continue;
+        }
+        let found = if present(backend, image).await {
+            ResolvedImage {
+                requested: image.clone(),
+                used: image.clone(),
+                source: "present".into(),
+            }
+        } else {
+            match pull(backend, image, progress).await {
+                Ok(()) => {
+                    progress.note(&format!("pulled {image}"));
+                    ResolvedImage {
+                        requested: image.clone(),
+                        used: image.clone(),
+                        source: "pulled".into(),
+                    }
+                }
+                Err(pull_error) => {
+                    let Some(local) = topology.local_images.get(image) else {
+                        return Err(ImageError::NoRecipe {
+                            image: image.clone(),
+                            pull: pull_error,
+                        });
+                    };
+                    if present(backend, &local.tag).await {
+                        ResolvedImage {
+                            requested: image.clone(),
+                            used: local.tag.clone(),
+                            source: "local equivalent (no registry)".into(),
+                        }
+                    } else {
+                        progress.phase(&format!(
+                            "building image {} ({image} cannot be pulled: {pull_error})",
+                            local.tag
+                        ));
+                        build(backend, &local.tag, &local.recipe, progress, log).await?;
+                        ResolvedImage {
+                            requested: image.clone(),
+                            used: local.tag.clone(),
+                            source: format!("built by recipe {}", local.recipe.display()),
+                        }
+                    }
+                }
+            }
+        };
+        progress.note(&format!(
+            "image {} -> {} ({})",
+            found.requested, found.used, found.source
+        ));
+        resolved.insert(image.clone(), found);
+    }
+    Ok(resolved)
+}
+
+/// Runs a recipe, showing its progress lines and keeping everything else in the log.
+async fn build(
+    backend: &Backend,
+    tag: &str,
+    recipe: &Path,
+    progress: &Progress,
+    log: &Path,
+) -> Result<(), ImageError> {
+    let fail = |reason: String| ImageError::Build {
+        tag: tag.to_string(),
+        recipe: recipe.display().to_string(),
+        reason,
+        log: log.display().to_string(),
+    };
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| fail(format!("cannot open the build log: {e}")))?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("bash")
+        .arg(recipe.join("build.sh"))
+        .arg(tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("cannot run bash: {e}")))?;
+    let mut last_line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            progress.note(&format!(
+                "[{:>4.0}s] {line}",
+                started.elapsed().as_secs_f64()
+            ));
+            last_line = line;
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| fail(format!("recipe did not finish: {e}")))?;
+    if !status.success() {
+        return Err(fail(format!("{status}; last step: {last_line}")));
+    }
+    if !present(backend, tag).await {
+        return Err(fail(
+            "the recipe succeeded but the image does not exist".into(),
+        ));
+    }
+    progress.note(&format!(
+        "built {tag} in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_ref;
+
+    #[test]
+    fn image_references() {
+        assert_eq!(split_ref("nats:2.15.1"), ("nats", "2.15.1"));
+        assert_eq!(split_ref("nats"), ("nats", "latest"));
+        assert_eq!(
+            split_ref("registry:5000/team/nats"),
+            ("registry:5000/team/nats", "latest")
+        );
+        assert_eq!(
+            split_ref("registry:5000/nats:2.15.1"),
+            ("registry:5000/nats", "2.15.1")
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The boundary between the generic harness and one broker family.
+//!
+//! A family is one folder here holding its scenario settings, its workload driver and its
+//! probes. The harness talks to it only through [`Broker`] (prepare the cluster's data
+//! structures, open producers, resolve roles such as "stream-leader", probe, drain) and
+//! [`Producer`] (send one message, get its completion). Adding a family means adding a folder
+//! and a line in each registry function below.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::history::{Clock, HistorySink};
+use crate::progress::Progress;
+use crate::yaml::{Diagnostics, Node};
+
+pub mod nats;
+
+/// Names of the families, as written in a topology's `x-faultline.family`.
+pub const FAMILIES: &[&str] = &["nats"];
+
+/// Family-specific workload settings (the `workload.<family>` section of a scenario).
+#[derive(Clone, Debug)]
+pub enum WorkloadSettings {
+    Nats(nats::NatsWorkload),
+}
+
+/// Reads `workload.<family>`.
+pub fn parse_workload(family: &str, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings> {
+    match family {
+        "nats" => nats::NatsWorkload::parse(node, d).map(WorkloadSettings::Nats),
+        _ => None,
+    }
+}
+
+/// The roles a fault target can name for this family, resolved to a node at fault time.
+pub fn roles(family: &str) -> &'static [&'static str] {
+    match family {
+        "nats" => nats::ROLES,
+        _ => &[],
+    }
+}
+
+/// Connects the family's driver to a started cluster.
+pub fn connect(settings: &WorkloadSettings, nodes: Vec<NodeEndpoint>) -> Box<dyn Broker> {
+    match settings {
+        WorkloadSettings::Nats(w) => Box::new(nats::Nats::new(w.clone(), nodes)),
+    }
+}
+
+/// A node as the driver and probes reach it.
+#[derive(Clone, Debug)]
+pub struct NodeEndpoint {
+    pub name: String,
+    pub ip: Ipv4Addr,
+}
+
+/// How one publish ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Completion {
+    /// Acknowledged by the broker, with its position (stream sequence, offset) where known.
+    Ok { position: Option<u64> },
+    /// Definitely not applied (e.g. refused before it was stored).
+    Fail(String),
+    /// Unknown: a timeout or a connection lost after sending. It may or may not have been applied.
+    Info(String),
+}
+
+/// The result of handing one message to the client.
+pub enum Sent {
+    /// Sent; the future resolves when the broker answers. The harness bounds it with the
+    /// scenario's acknowledgement timeout.
+    Pending {
+        node: Option<String>,
+        ack: BoxFuture<'static, Completion>,
+    },
+    /// Finished without waiting (e.g. refused by the client before sending).
+    Done {
+        node: Option<String>,
+        completion: Completion,
+    },
+}
+
+#[async_trait]
+pub trait Producer: Send {
+    /// Hands one message to the client. Returns once it is sent (or definitely not).
+    async fn send(&mut self, payload: Bytes) -> Sent;
+}
+
+/// What a probe saw change, from one node's point of view (or the harness's, for
+/// `Unreachable`/`Reachable`, which say the monitoring endpoint itself stopped answering).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// The observer lost its connection to a peer (route gone, peer marked offline).
+    PeerDown {
+        peer: String,
+        signal: String,
+    },
+    PeerUp {
+        peer: String,
+        signal: String,
+    },
+    /// The observer reports a (new) leader for a role ("stream:ORDERS", "meta"); `None` means
+    /// it reports no leader at all.
+    Leader {
+        role: String,
+        leader: Option<String>,
+    },
+    Unreachable {
+        detail: String,
+    },
+    Reachable,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub t_us: u64,
+    pub observer: String,
+    pub what: Observed,
+}
+
+/// A family's cluster monitoring; `observe` polls once and returns what changed since the
+/// last call.
+#[async_trait]
+pub trait Probe: Send {
+    async fn observe(&mut self, clock: &Clock) -> Vec<Observation>;
+}
+
+/// What draining found.
+#[derive(Clone, Debug, Default)]
+pub struct DrainReport {
+    pub received: u64,
+    /// Messages read that carry no faultline identity (written by someone else).
+    pub foreign: u64,
+    /// True when every stream/partition was read to its end before the timeout.
+    pub complete: bool,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BrokerError(pub String);
+
+#[async_trait]
+pub trait Broker: Send + Sync {
+    /// Waits until the cluster's own health reports it ready, then creates what the workload
+    /// needs (stream, topic) and waits until that is replicated.
+    async fn prepare(&self, timeout: Duration, progress: &Progress) -> Result<(), BrokerError>;
+
+    /// Opens producer `index`.
+    async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError>;
+
+    /// Resolves a role (one of [`roles`]) to the node holding it now.
+    async fn resolve_role(&self, role: &str) -> Result<String, BrokerError>;
+
+    /// A new probe over the cluster's monitoring endpoints.
+    fn probe(&self) -> Box<dyn Probe>;
+
+    /// Reads everything the cluster holds for the workload, recording a `receive` op per
+    /// message, until it is all read or `timeout` passes.
+    async fn drain(
+        &self,
+        history: &HistorySink,
+        clock: &Clock,
+        timeout: Duration,
+    ) -> Result<DrainReport, BrokerError>;
+}

@@ -1,0 +1,330 @@
+//! The NATS workload driver: JetStream publishes with acknowledgements through async-nats, and
+//! the drain that reads the stream to its end after the faults are healed.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy},
+    context::{PublishError, PublishErrorKind},
+    stream::{self, StorageType},
+};
+use async_nats::Client;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+
+use super::config::{NatsWorkload, Storage};
+use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
+use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::workload::decode_payload;
+
+/// Connects to the first reachable server of `urls`, keeping their order (so producers spread
+/// over the nodes) and reconnecting forever during the run.
+pub async fn connect(
+    urls: &[String],
+    name: &str,
+    deadline: Instant,
+) -> Result<Client, BrokerError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let connect = async_nats::ConnectOptions::new()
+        .name(name)
+        .retain_servers_order()
+        .connection_timeout(Duration::from_secs(2))
+        .max_reconnects(None)
+        .connect(urls);
+    match tokio::time::timeout(remaining.max(Duration::from_secs(1)), connect).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(BrokerError(format!("connect to {urls:?}: {e}"))),
+        Err(_) => Err(BrokerError(format!("connect to {urls:?}: timed out"))),
+    }
+}
+
+fn storage_type(s: Storage) -> StorageType {
+    match s {
+        Storage::File => StorageType::File,
+        Storage::Memory => StorageType::Memory,
+    }
+}
+
+/// Creates the stream and waits until it has a leader and every replica is current. Returns
+/// the leader's name.
+pub async fn create_stream(
+    client: &Client,
+    w: &NatsWorkload,
+    deadline: Instant,
+) -> Result<String, BrokerError> {
+    let js = jetstream::new(client.clone());
+    let config = stream::Config {
+        name: w.stream.clone(),
+        subjects: vec![w.subject.clone()],
+        num_replicas: w.replicas as usize,
+        storage: storage_type(w.storage),
+        ..Default::default()
+    };
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        // Right after the meta leader is elected JetStream may still refuse requests
+        // ("JetStream system temporarily unavailable"), so creation is retried.
+        let mut stream = match js.get_or_create_stream(config.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                last = format!("create stream {}: {e}", w.stream);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        match stream.info().await {
+            Ok(info) => {
+                let c = &info.config;
+                if c.num_replicas != w.replicas as usize
+                    || c.storage != storage_type(w.storage)
+                    || c.subjects != vec![w.subject.clone()]
+                {
+                    return Err(BrokerError(format!(
+                        "a stream named {} already exists with another configuration",
+                        w.stream
+                    )));
+                }
+                match &info.cluster {
+                    Some(cluster) => match &cluster.leader {
+                        Some(leader)
+                            if cluster.replicas.iter().all(|r| r.current && !r.offline) =>
+                        {
+                            return Ok(leader.clone())
+                        }
+                        _ => last = format!("stream {} not yet replicated: {cluster:?}", w.stream),
+                    },
+                    None if w.replicas == 1 => return Ok(String::from("(single server)")),
+                    None => last = format!("stream {} has no cluster information yet", w.stream),
+                }
+            }
+            Err(e) => last = format!("stream info {}: {e}", w.stream),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(BrokerError(format!(
+        "cluster not ready: stream {} not created and replicated in time (last: {last})",
+        w.stream
+    )))
+}
+
+pub struct NatsProducer {
+    client: Client,
+    js: jetstream::Context,
+    subject: String,
+}
+
+impl NatsProducer {
+    pub fn new(client: Client, w: &NatsWorkload) -> Self {
+        let mut js = jetstream::new(client.clone());
+        // The harness bounds every acknowledgement with the scenario's own timeout; the
+        // client's must not fire first and turn a late answer into a different error.
+        js.set_timeout(Duration::from_secs(3600));
+        NatsProducer {
+            client,
+            js,
+            subject: w.subject.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Producer for NatsProducer {
+    async fn send(&mut self, payload: Bytes) -> Sent {
+        let node = Some(self.client.server_info().server_name).filter(|n| !n.is_empty());
+        match self.js.publish(self.subject.clone(), payload).await {
+            Ok(ack) => Sent::Pending {
+                node,
+                ack: async move {
+                    match ack.await {
+                        Ok(ack) => Completion::Ok {
+                            position: Some(ack.sequence),
+                        },
+                        Err(e) => classify(&e),
+                    }
+                }
+                .boxed(),
+            },
+            // The publish was not handed to the connection: it cannot have been applied.
+            Err(e) => Sent::Done {
+                node,
+                completion: Completion::Fail(format!("not sent: {e}")),
+            },
+        }
+    }
+}
+
+/// Maps a JetStream publish error to what is known about the message.
+fn classify(e: &PublishError) -> Completion {
+    match e.kind() {
+        // 503 "no responders": no server had interest in the subject, so no stream stored it
+        // (during a leader election nobody captures the stream's subjects).
+        PublishErrorKind::StreamNotFound => {
+            Completion::Fail("no responders (503): no stream leader took the message".into())
+        }
+        // The server answered with a refusal: it did not store the message.
+        PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::WrongLastSequence
+        | PublishErrorKind::MaxPayloadExceeded
+        | PublishErrorKind::MaxAckPending => Completion::Fail(e.to_string()),
+        PublishErrorKind::Other
+            if std::error::Error::source(e)
+                .is_some_and(|s| s.downcast_ref::<jetstream::Error>().is_some()) =>
+        {
+            Completion::Fail(format!("refused by JetStream: {e}"))
+        }
+        // Sent, but the answer never came: it may or may not be stored.
+        PublishErrorKind::TimedOut => Completion::Info("acknowledgement timed out".into()),
+        PublishErrorKind::BrokenPipe => {
+            Completion::Info("connection lost before the acknowledgement".into())
+        }
+        _ => Completion::Info(format!("unclear answer: {e}")),
+    }
+}
+
+/// Reads the stream from its first message to the last one present when the drain starts,
+/// recording a `receive` per message. Consumers are recreated from the next sequence if one
+/// breaks, and sequences already read are skipped, so a broken consumer cannot invent
+/// duplicates.
+pub async fn drain(
+    urls: &[String],
+    w: &NatsWorkload,
+    history: &HistorySink,
+    clock: &Clock,
+    timeout: Duration,
+) -> Result<DrainReport, BrokerError> {
+    let deadline = Instant::now() + timeout;
+    let client = connect(urls, "faultline-drain", deadline).await?;
+    let js = jetstream::new(client);
+    let mut report = DrainReport::default();
+    let mut next_seq = 0u64; // 0: not started
+    let mut last_seq = None;
+    let mut not_found_since: Option<Instant> = None;
+    let mut last_error = String::new();
+
+    while Instant::now() < deadline {
+        let bounded = |d: Duration| d.min(deadline.saturating_duration_since(Instant::now()));
+        let stream =
+            match tokio::time::timeout(bounded(Duration::from_secs(5)), js.get_stream(&w.stream))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    let text = e.to_string();
+                    if text.contains("not found") {
+                        let since = *not_found_since.get_or_insert_with(Instant::now);
+                        // A stream that stays missing after the heal is gone, with its messages.
+                        if since.elapsed() > Duration::from_secs(10) {
+                            report.complete = true;
+                            report.notes.push(format!(
+                                "stream {} no longer exists: nothing to read",
+                                w.stream
+                            ));
+                            return Ok(report);
+                        }
+                    }
+                    last_error = format!("get stream: {text}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+                Err(_) => {
+                    last_error = "get stream: timed out".into();
+                    continue;
+                }
+            };
+        let info = stream.cached_info();
+        let last = *last_seq.get_or_insert(info.state.last_sequence);
+        if next_seq == 0 {
+            next_seq = info.state.first_sequence.max(1);
+        }
+        if info.state.messages == 0 || next_seq > last {
+            report.complete = true;
+            return Ok(report);
+        }
+        let consumer = stream
+            .create_consumer(pull::Config {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: next_seq,
+                },
+                ack_policy: AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                memory_storage: true,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await;
+        let consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                last_error = format!("create consumer: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        'fetch: while Instant::now() < deadline {
+            let batch = consumer
+                .fetch()
+                .max_messages(1000)
+                .expires(bounded(Duration::from_secs(2)).max(Duration::from_millis(100)))
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    last_error = format!("fetch: {e}");
+                    break 'fetch;
+                }
+            };
+            let mut got = 0usize;
+            while let Some(message) = batch.next().await {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        last_error = format!("fetch: {e}");
+                        break 'fetch;
+                    }
+                };
+                let Ok(meta) = message.info() else { continue };
+                let seq = meta.stream_sequence;
+                if seq < next_seq {
+                    continue;
+                }
+                next_seq = seq + 1;
+                got += 1;
+                let mut r = Record::new(Op::Receive, Kind::Ok);
+                r.t_done = Some(clock.now_us());
+                r.position = Some(seq);
+                match decode_payload(&message.payload) {
+                    Some((p, s)) => {
+                        r.producer = Some(p);
+                        r.seq = Some(s);
+                        report.received += 1;
+                    }
+                    None => report.foreign += 1,
+                }
+                history.record(r);
+                if seq >= last {
+                    report.complete = true;
+                    return Ok(report);
+                }
+            }
+            if got == 0 {
+                // Nothing came: either the consumer broke, or the remaining sequences up to
+                // `last` were deleted. The consumer's own count of pending messages tells.
+                let mut consumer = consumer.clone();
+                if let Ok(info) = consumer.info().await {
+                    if info.num_pending == 0 {
+                        report.complete = true;
+                        return Ok(report);
+                    }
+                }
+            }
+        }
+    }
+    report.notes.push(format!(
+        "drain timed out after {timeout:?} at stream sequence {next_seq} of {}: {last_error}",
+        last_seq.unwrap_or(0)
+    ));
+    Ok(report)
+}

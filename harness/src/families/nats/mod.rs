@@ -1,0 +1,229 @@
+//! NATS JetStream: a stream replicated by Raft across a full-mesh cluster.
+//!
+//! - `config`: the `workload.nats` settings (stream, replicas, storage).
+//! - `driver`: producers publishing through async-nats with JetStream acknowledgements, and the
+//!   drain that reads the stream to its end.
+//! - `probe`: the cluster's own monitoring on port 8222 (`/healthz`, `/routez`, `/jsz`).
+//!
+//! Node names are the servers' names (`-n <service>` in the topology), so a route's
+//! `remote_name` and a stream's `cluster.leader` name nodes directly.
+
+mod config;
+mod driver;
+mod probe;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Producer};
+use crate::history::{Clock, HistorySink};
+use crate::progress::Progress;
+pub use config::NatsWorkload;
+
+/// Roles a fault can target on a NATS cluster.
+pub const ROLES: &[&str] = &["stream-leader", "meta-leader"];
+
+const CLIENT_PORT: u16 = 4222;
+const MONITOR_PORT: u16 = 8222;
+/// Bound on one monitoring request; a frozen node must not stall a probe round.
+const MONITOR_TIMEOUT: Duration = Duration::from_millis(500);
+
+pub struct Nats {
+    workload: NatsWorkload,
+    nodes: Vec<NodeEndpoint>,
+}
+
+impl Nats {
+    pub fn new(workload: NatsWorkload, nodes: Vec<NodeEndpoint>) -> Self {
+        Nats { workload, nodes }
+    }
+
+    fn monitor(&self, node: &NodeEndpoint) -> SocketAddr {
+        SocketAddr::from((node.ip, MONITOR_PORT))
+    }
+
+    /// Client URLs, starting at node `first` so producers spread over the cluster.
+    fn urls(&self, first: usize) -> Vec<String> {
+        let n = self.nodes.len();
+        (0..n)
+            .map(|i| {
+                let node = &self.nodes[(first + i) % n];
+                format!("nats://{}:{CLIENT_PORT}", node.ip)
+            })
+            .collect()
+    }
+
+    async fn wait_for<T, F, Fut>(
+        &self,
+        what: &str,
+        deadline: Instant,
+        mut check: F,
+    ) -> Result<T, BrokerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        let mut last = String::from("not checked yet");
+        while Instant::now() < deadline {
+            match check().await {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(BrokerError(format!(
+            "cluster not ready: {what} did not hold before the timeout (last: {last})"
+        )))
+    }
+}
+
+#[async_trait]
+impl Broker for Nats {
+    async fn prepare(&self, timeout: Duration, progress: &Progress) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + timeout;
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+
+        self.wait_for("every node's /healthz answers ok", deadline, || async {
+            for node in &self.nodes {
+                let (status, body) = crate::http::get(self.monitor(node), "/healthz", MONITOR_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("{}: {e}", node.name))?;
+                if status != 200 {
+                    return Err(format!(
+                        "{}: /healthz {status} {}",
+                        node.name,
+                        String::from_utf8_lossy(&body).trim()
+                    ));
+                }
+                let varz = crate::http::get_json(self.monitor(node), "/varz", MONITOR_TIMEOUT).await?;
+                let server = varz["server_name"].as_str().unwrap_or_default();
+                if server != node.name {
+                    return Err(format!(
+                        "node {} runs a server named {server:?}: the topology must name each server after its service (-n {})",
+                        node.name, node.name
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        progress.note("every node healthy");
+
+        self.wait_for("full mesh of routes", deadline, || async {
+            for node in &self.nodes {
+                let routez =
+                    crate::http::get_json(self.monitor(node), "/routez", MONITOR_TIMEOUT).await?;
+                let peers = probe::route_peers(&routez);
+                let missing: Vec<&&str> = names
+                    .iter()
+                    .filter(|n| **n != node.name && !peers.contains(**n))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(format!("{} has no route to {missing:?}", node.name));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        progress.note("routes up between every pair of nodes");
+
+        let meta = self
+            .wait_for(
+                "one JetStream meta leader agreed by all",
+                deadline,
+                || async {
+                    let mut leaders = Vec::new();
+                    for node in &self.nodes {
+                        let jsz =
+                            crate::http::get_json(self.monitor(node), "/jsz", MONITOR_TIMEOUT)
+                                .await?;
+                        leaders.push(
+                            jsz["meta_cluster"]["leader"]
+                                .as_str()
+                                .unwrap_or("")
+                                .to_string(),
+                        );
+                    }
+                    match leaders.first() {
+                        Some(l) if !l.is_empty() && leaders.iter().all(|x| x == l) => Ok(l.clone()),
+                        _ => Err(format!("meta leaders reported: {leaders:?}")),
+                    }
+                },
+            )
+            .await?;
+        progress.note(&format!("JetStream meta leader: {meta}"));
+
+        let client = driver::connect(&self.urls(0), "faultline-admin", deadline).await?;
+        let leader = driver::create_stream(&client, &self.workload, deadline).await?;
+        progress.note(&format!(
+            "stream {} ({} replica(s), {} storage) created and current on every replica; leader {leader}",
+            self.workload.stream, self.workload.replicas, self.workload.storage.name()
+        ));
+        Ok(())
+    }
+
+    async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
+        let urls = self.urls(index as usize % self.nodes.len().max(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client =
+            driver::connect(&urls, &format!("faultline-producer-{index}"), deadline).await?;
+        Ok(Box::new(driver::NatsProducer::new(client, &self.workload)))
+    }
+
+    async fn resolve_role(&self, role: &str) -> Result<String, BrokerError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let addrs: Vec<SocketAddr> = self.nodes.iter().map(|n| self.monitor(n)).collect();
+        let stream = self.workload.stream.clone();
+        self.wait_for(&format!("{role} known"), deadline, || {
+            let addrs = addrs.clone();
+            let stream = stream.clone();
+            async move {
+                // Ask every node and take the leader the majority reports, so one node with a
+                // stale view cannot pick the target.
+                let mut votes: Vec<String> = Vec::new();
+                for addr in addrs {
+                    let Ok(jsz) =
+                        crate::http::get_json(addr, probe::JSZ_STREAMS, MONITOR_TIMEOUT).await
+                    else {
+                        continue;
+                    };
+                    let leader = match role {
+                        "meta-leader" => probe::meta_leader(&jsz),
+                        _ => probe::stream_leader(&jsz, &stream),
+                    };
+                    if let Some(l) = leader {
+                        votes.push(l);
+                    }
+                }
+                votes.sort();
+                let best = votes
+                    .chunk_by(|a, b| a == b)
+                    .max_by_key(|c| c.len())
+                    .map(|c| c[0].clone());
+                best.ok_or_else(|| format!("no node reports a {role}"))
+            }
+        })
+        .await
+    }
+
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(probe::NatsProbe::new(
+            self.nodes
+                .iter()
+                .map(|n| (n.name.clone(), self.monitor(n)))
+                .collect(),
+            self.workload.stream.clone(),
+        ))
+    }
+
+    async fn drain(
+        &self,
+        history: &HistorySink,
+        clock: &Clock,
+        timeout: Duration,
+    ) -> Result<DrainReport, BrokerError> {
+        driver::drain(&self.urls(0), &self.workload, history, clock, timeout).await
+    }
+}

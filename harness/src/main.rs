@@ -1,0 +1,197 @@
+//! The `faultline` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use faultline::check::verdict::Verdict;
+use faultline::cluster::docker::Backend;
+use faultline::exit;
+use faultline::progress::Progress;
+use faultline::run::{self, RunError, RunOptions};
+use faultline::scenario;
+
+/// Chaos and failover testing for message-broker clusters.
+///
+/// A scenario names a broker cluster (a Docker Compose topology), a workload and a fault
+/// schedule. faultline starts the cluster in Docker, drives load through the broker's own
+/// client, injects the faults, measures detection, failover and recovery times and latency,
+/// checks that no acknowledged message was lost, and ends with a verdict.
+///
+/// Exit codes: 0 pass; 1 a check failed or could not be decided; 2 invalid scenario or usage;
+/// 3 infrastructure error (Docker unreachable, image build failed, cluster never ready) or
+/// interrupted run.
+#[derive(Parser)]
+#[command(name = "faultline", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario and print its verdict; reports go to the output directory.
+    Run {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+        /// Output directory [default: reports/runs/<UTC timestamp>-<scenario name>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed for random choices (e.g. `target: random`); printed and recorded when not given.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Check a scenario (and the topology it names) without starting anything; every problem is
+    /// reported with file:line:column.
+    Validate {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+    },
+    /// Remove every container and network that faultline runs left behind.
+    Clean {
+        /// Also remove the objects of runs whose faultline process is still alive.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn load(path: &PathBuf) -> Result<scenario::Scenario, ExitCode> {
+    scenario::load(path).map_err(|errors| {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        eprintln!(
+            "{}: {} problem(s) found; nothing was started",
+            path.display(),
+            errors.len()
+        );
+        ExitCode::from(exit::INVALID as u8)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::INVALID as u8
+            } else {
+                0
+            });
+        }
+    };
+    // The brokers' client crates log every reconnect attempt; during a fault that is noise,
+    // and what matters is in the history. RUST_LOG shows it when wanted.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,async_nats=off".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INFRASTRUCTURE as u8);
+        }
+    };
+    runtime.block_on(async_main(cli))
+}
+
+async fn async_main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { scenario } => match load(&scenario) {
+            Ok(s) => {
+                println!(
+                    "{}: valid ({} cluster of {} nodes from {}, {} fault(s))",
+                    scenario.display(),
+                    s.topology.family,
+                    s.topology.services.len(),
+                    s.topology.file.display(),
+                    s.faults.len()
+                );
+                ExitCode::from(exit::PASS as u8)
+            }
+            Err(code) => code,
+        },
+        Command::Run {
+            scenario,
+            out,
+            seed,
+        } => {
+            let s = match load(&scenario) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let progress = Arc::new(Progress::new());
+            match run::run(s, RunOptions { out, seed }, progress).await {
+                Ok(outcome) => ExitCode::from(match outcome.verdict {
+                    Verdict::Pass => exit::PASS,
+                    Verdict::Fail | Verdict::Unknown => exit::FAIL,
+                } as u8),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(match e {
+                        RunError::Infrastructure(_) | RunError::Interrupted(_) => {
+                            exit::INFRASTRUCTURE
+                        }
+                    } as u8)
+                }
+            }
+        }
+        Command::Clean { all } => clean(all).await,
+    }
+}
+
+/// True when a process with this id is alive on this host.
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+async fn clean(all: bool) -> ExitCode {
+    let backend = match Backend::connect().await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INFRASTRUCTURE as u8);
+        }
+    };
+    let left = match backend.leftovers(None).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INFRASTRUCTURE as u8);
+        }
+    };
+    let mut runs: Vec<String> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    for (_, run, pid) in left.containers.iter().chain(&left.networks) {
+        // A run whose process is still alive is in progress: leave it unless asked.
+        let live = !all && pid.is_some_and(alive);
+        let list = if live { &mut skipped } else { &mut runs };
+        if !list.contains(run) {
+            list.push(run.clone());
+        }
+    }
+    let mut code = exit::PASS;
+    for run in &runs {
+        match backend.remove_run(Some(run)).await {
+            Ok((c, n)) => println!("removed run {run}: {c} container(s), {n} network(s)"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = exit::INFRASTRUCTURE;
+            }
+        }
+    }
+    for run in &skipped {
+        println!("left run {run} alone: its faultline process is still running (use --all)");
+    }
+    if runs.is_empty() && skipped.is_empty() {
+        println!("nothing to clean");
+    }
+    ExitCode::from(code as u8)
+}

@@ -1,0 +1,168 @@
+//! Reporters: `result.json` (the contract other tools read) and the terminal summary.
+
+pub mod terminal;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::check::verdict::{Judgement, Verdict};
+use crate::check::{Analysis, FaultTiming, LatencySummary, MessageRef, Messages, Second};
+use crate::cluster::images::ResolvedImage;
+use crate::cluster::Cluster;
+use crate::families::{DrainReport, WorkloadSettings};
+use crate::scenario::Scenario;
+
+/// Everything a run knows at the end, for the reporters.
+pub struct RunFacts<'a> {
+    pub scenario: &'a Scenario,
+    pub run_id: &'a str,
+    pub seed: u64,
+    pub started_at: &'a str,
+    pub cluster: &'a Cluster,
+    pub images: &'a BTreeMap<String, ResolvedImage>,
+    pub analysis: Analysis,
+    pub judgement: Judgement,
+    pub drain: DrainReport,
+    pub stall_us: u64,
+    pub harness_cpu_s: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunResult {
+    pub verdict: Verdict,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub seed: u64,
+    pub messages: Messages,
+    pub faults: Vec<FaultTiming>,
+    pub latency_ms: BTreeMap<String, LatencySummary>,
+    pub service_ms: LatencySummary,
+    pub send_delay_ms: LatencySummary,
+    pub checks: Judgement,
+    pub validity: Validity,
+    pub cluster: ClusterFacts,
+    pub workload: WorkloadFacts,
+    pub baseline_acks_per_s: Option<f64>,
+    pub lost_sample: Vec<MessageRef>,
+    pub duplicated_sample: Vec<MessageRef>,
+    pub unexpected_sample: Vec<MessageRef>,
+    pub timeline: Vec<Second>,
+    pub notes: Vec<String>,
+}
+
+/// What could make the numbers wrong (MEASUREMENT.md, "Validity").
+#[derive(Debug, Serialize)]
+pub struct Validity {
+    pub clock: &'static str,
+    /// Probe polling interval: the error bar of every detection time.
+    pub probe_interval_ms: f64,
+    pub ack_timeout_ms: f64,
+    pub drain_complete: bool,
+    pub drain_notes: Vec<String>,
+    pub generator_stall_ms: f64,
+    /// CPU the harness used during the load, in % of one core (the machine's cores are
+    /// shared with the cluster under test).
+    pub harness_cpu_percent: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterFacts {
+    pub family: String,
+    pub compose: String,
+    pub subnet: String,
+    pub nodes: BTreeMap<String, String>,
+    pub images: Vec<ResolvedImage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkloadFacts {
+    pub rate: f64,
+    pub duration_s: f64,
+    pub producers: u32,
+    pub payload_bytes: usize,
+    pub max_in_flight: usize,
+    pub settings: serde_json::Value,
+}
+
+impl RunResult {
+    pub fn new(f: RunFacts<'_>) -> Self {
+        let s = f.scenario;
+        let w = &s.workload;
+        let settings = match &w.settings {
+            WorkloadSettings::Nats(n) => serde_json::json!({
+                "stream": n.stream,
+                "subject": n.subject,
+                "replicas": n.replicas,
+                "storage": n.storage.name(),
+            }),
+        };
+        let mut notes = f.analysis.notes.clone();
+        notes.extend(f.drain.notes.iter().cloned());
+        if f.drain.foreign > 0 {
+            notes.push(format!(
+                "the drain read {} message(s) without a faultline identity",
+                f.drain.foreign
+            ));
+        }
+        RunResult {
+            verdict: f.judgement.verdict,
+            scenario: s.name.clone(),
+            scenario_file: s.file.display().to_string(),
+            run_id: f.run_id.to_string(),
+            started_at: f.started_at.to_string(),
+            seed: f.seed,
+            messages: f.analysis.messages.clone(),
+            faults: f.analysis.faults.clone(),
+            latency_ms: f.analysis.latency_ms.clone(),
+            service_ms: f.analysis.service_ms.clone(),
+            send_delay_ms: f.analysis.send_delay_ms.clone(),
+            checks: f.judgement,
+            validity: Validity {
+                clock: "harness monotonic clock (std::time::Instant), ms since the run started",
+                probe_interval_ms: s.probe_interval.as_secs_f64() * 1000.0,
+                ack_timeout_ms: w.ack_timeout.as_secs_f64() * 1000.0,
+                drain_complete: f.drain.complete,
+                drain_notes: f.drain.notes.clone(),
+                generator_stall_ms: f.stall_us as f64 / 1000.0,
+                harness_cpu_percent: f
+                    .harness_cpu_s
+                    .map(|cpu| (cpu / w.duration.as_secs_f64() * 1000.0).round() / 10.0),
+            },
+            cluster: ClusterFacts {
+                family: s.topology.family.clone(),
+                compose: s.topology.file.display().to_string(),
+                subnet: f.cluster.subnet.clone(),
+                nodes: f
+                    .cluster
+                    .nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.ip.to_string()))
+                    .collect(),
+                images: f.images.values().cloned().collect(),
+            },
+            workload: WorkloadFacts {
+                rate: w.rate,
+                duration_s: w.duration.as_secs_f64(),
+                producers: w.producers,
+                payload_bytes: w.payload_bytes,
+                max_in_flight: w.max_in_flight,
+                settings,
+            },
+            baseline_acks_per_s: f.analysis.baseline_acks_per_s,
+            lost_sample: f.analysis.lost_sample.clone(),
+            duplicated_sample: f.analysis.duplicated_sample.clone(),
+            unexpected_sample: f.analysis.unexpected_sample.clone(),
+            timeline: f.analysis.timeline.clone(),
+            notes,
+        }
+    }
+}
+
+pub fn write_json(result: &RunResult, path: &Path) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(result).map_err(std::io::Error::other)?;
+    std::fs::write(path, text + "\n")
+}

@@ -1,0 +1,98 @@
+//! The summary printed at the end of a run, for people.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::RunResult;
+use crate::check::verdict::Verdict;
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
+        Some(v) if v >= 100.0 => format!("{v:.0} ms"),
+        Some(v) => format!("{v:.1} ms"),
+        None => "n/a".into(),
+    }
+}
+
+pub fn render(r: &RunResult, out_dir: &Path) -> String {
+    let mut s = String::new();
+    let m = &r.messages;
+    let _ = writeln!(s, "\nfaultline: {} ({})", r.scenario, r.run_id);
+    let _ = writeln!(
+        s,
+        "messages   acked {}  lost {}  duplicated {}  unexpected {}  recovered {}  failed {}  unknown {}  (published {}, received {})",
+        m.acked, m.lost, m.duplicated, m.unexpected, m.recovered, m.failed, m.unknown, m.invoked, m.received
+    );
+    for f in &r.faults {
+        let _ = writeln!(
+            s,
+            "fault {}    {} {} at {}: detection {}{}, new leader {}, client error {}, failover {}, longest ack gap {}, recovery {}",
+            f.index,
+            f.kind,
+            f.target,
+            ms(f.t_fault_ms),
+            ms(f.detection_ms),
+            if f.detection_ms.is_some() {
+                format!(" (±{})", ms(Some(r.validity.probe_interval_ms)))
+            } else {
+                String::new()
+            },
+            match (&f.new_leader, f.new_leader_ms) {
+                (Some(n), t) => format!("{n} after {}", ms(t)),
+                _ => "n/a".into(),
+            },
+            ms(f.client_error_ms),
+            ms(f.failover_ms),
+            ms(f.max_ack_gap_ms),
+            ms(f.recovery_ms),
+        );
+        if let Some(signal) = &f.detection_signal {
+            let _ = writeln!(s, "           detected: {signal}");
+        }
+        for n in &f.notes {
+            let _ = writeln!(s, "           note: {n}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "latency    (intended send to ack)   count      p50      p90      p99    p99.9      max"
+    );
+    for phase in ["baseline", "fault", "recovery"] {
+        if let Some(l) = r.latency_ms.get(phase) {
+            let _ = writeln!(
+                s,
+                "           {phase:<24} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                l.count,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.p999),
+                ms(l.max)
+            );
+        }
+    }
+    for line in &r.checks.failed {
+        let _ = writeln!(s, "FAILED     {line}");
+    }
+    for line in &r.checks.undecided {
+        let _ = writeln!(s, "UNDECIDED  {line}");
+    }
+    for line in &r.checks.held {
+        let _ = writeln!(s, "held       {line}");
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note       {n}");
+    }
+    let verdict = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Unknown => "UNKNOWN",
+    };
+    let _ = writeln!(
+        s,
+        "verdict    {verdict}    (report: {})",
+        out_dir.join("result.json").display()
+    );
+    s
+}

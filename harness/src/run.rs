@@ -1,0 +1,584 @@
+//! One run of a scenario, start to verdict: images, cluster, readiness, load with the fault
+//! schedule and probes, final heal, drain, check, report, and teardown on every path (pass,
+//! fail, error, panic, Ctrl-C, SIGTERM).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::check::verdict::{self, Validity, Verdict};
+use crate::check::{self, Analysis};
+use crate::cluster::docker::Backend;
+use crate::cluster::{images, Cluster, ClusterNode};
+use crate::families::{self, Broker, Observed};
+use crate::faults::{self, Fault};
+use crate::history::{self, Clock, HistorySink, Kind, Op, Record};
+use crate::progress::Progress;
+use crate::report::{self, RunResult};
+use crate::scenario::{Scenario, Target};
+use crate::workload::{self, Counters, LoadSpec};
+
+pub struct RunOptions {
+    pub out: Option<PathBuf>,
+    pub seed: Option<u64>,
+}
+
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Docker unreachable, an image that cannot be built, a cluster that never became ready.
+    #[error("{0}")]
+    Infrastructure(String),
+    #[error("interrupted by {0}; the run's containers and network were removed")]
+    Interrupted(&'static str),
+}
+
+fn infra(e: impl std::fmt::Display) -> RunError {
+    RunError::Infrastructure(e.to_string())
+}
+
+/// A small deterministic generator (splitmix64) so `--seed` reproduces random choices.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+fn utc_stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    now.format(&fmt).unwrap_or_else(|_| "unknown-time".into())
+}
+
+/// Runs a scenario. Whatever happens inside, the run's Docker objects are removed before this
+/// returns.
+pub async fn run(
+    scenario: Scenario,
+    opts: RunOptions,
+    progress: Arc<Progress>,
+) -> Result<Outcome, RunError> {
+    let stamp = utc_stamp();
+    let run_id = format!(
+        "fl-{}-{:04x}",
+        stamp.to_lowercase(),
+        std::process::id() & 0xffff
+    );
+    let out_dir = opts.out.clone().unwrap_or_else(|| {
+        PathBuf::from("reports/runs").join(format!("{stamp}-{}", scenario.name))
+    });
+    std::fs::create_dir_all(&out_dir).map_err(|e| {
+        infra(format!(
+            "create output directory {}: {e}",
+            out_dir.display()
+        ))
+    })?;
+    let seed = opts.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    progress.phase(&format!(
+        "run {run_id}: scenario {} (seed {seed}), output in {}",
+        scenario.name,
+        out_dir.display()
+    ));
+    let backend = Backend::connect().await.map_err(infra)?;
+
+    let ctx = RunCtx {
+        scenario,
+        run_id: run_id.clone(),
+        out_dir: out_dir.clone(),
+        seed,
+        started_at: stamp,
+        backend: backend.clone(),
+        progress: progress.clone(),
+    };
+    let mut work = tokio::spawn(ctx.execute());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| infra(format!("install SIGTERM handler: {e}")))?;
+    let result = tokio::select! {
+        joined = &mut work => match joined {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(RunError::Infrastructure(format!("faultline panicked during the run: {e}"))),
+            Err(e) => Err(infra(e)),
+        },
+        _ = tokio::signal::ctrl_c() => { work.abort(); Err(RunError::Interrupted("Ctrl-C")) }
+        _ = term.recv() => { work.abort(); Err(RunError::Interrupted("SIGTERM")) }
+    };
+
+    progress.phase("teardown");
+    match backend.remove_run(Some(&run_id)).await {
+        Ok((c, n)) => progress.note(&format!("removed {c} container(s) and {n} network(s)")),
+        Err(e) => progress.note(&format!(
+            "teardown failed ({e}); run `faultline clean` to remove what is left"
+        )),
+    }
+    result.map(|verdict| Outcome { verdict, out_dir })
+}
+
+struct RunCtx {
+    scenario: Scenario,
+    run_id: String,
+    out_dir: PathBuf,
+    seed: u64,
+    started_at: String,
+    backend: Backend,
+    progress: Arc<Progress>,
+}
+
+/// A fault in effect, so the final heal can undo it.
+struct Active {
+    index: usize,
+    /// False when injection failed: heal still runs (it is idempotent) but ends no fault.
+    applied: bool,
+    node: ClusterNode,
+    kind: &'static str,
+    fault: Box<dyn Fault>,
+}
+
+fn phase_record(name: &str, t_us: u64) -> Record {
+    let mut r = Record::new(Op::Phase, Kind::Ok);
+    r.phase = Some(name.into());
+    r.t_done = Some(t_us);
+    r
+}
+
+fn fault_record(
+    op: Op,
+    kind: Kind,
+    index: usize,
+    fault_kind: &str,
+    target: &str,
+    t: u64,
+) -> Record {
+    let mut r = Record::new(op, kind);
+    r.fault = Some(index);
+    r.fault_kind = Some(fault_kind.into());
+    r.target = Some(target.into());
+    r.t_done = Some(t);
+    r
+}
+
+/// CPU time this process has used, from /proc (Linux), in seconds.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks per second: 100 on every Linux platform faultline targets.
+    Some((utime + stime) / 100.0)
+}
+
+impl RunCtx {
+    async fn execute(self) -> Result<Verdict, RunError> {
+        let clock = Clock::start();
+        let s = &self.scenario;
+        let progress = &self.progress;
+
+        progress.phase("preparing images");
+        let images = images::ensure(
+            &self.backend,
+            &s.topology,
+            progress,
+            &self.out_dir.join("image-build.log"),
+        )
+        .await
+        .map_err(infra)?;
+
+        progress.phase(&format!(
+            "starting cluster ({} nodes from {})",
+            s.topology.services.len(),
+            s.topology.file.display()
+        ));
+        let cluster = Cluster::start(&self.backend, &self.run_id, &s.topology, &images, progress)
+            .await
+            .map_err(infra)?;
+        let broker: Arc<dyn Broker> =
+            Arc::from(families::connect(&s.workload.settings, cluster.endpoints()));
+        progress.phase("waiting for the cluster's own health");
+        let ready_started = Instant::now();
+        broker
+            .prepare(s.ready_timeout, progress)
+            .await
+            .map_err(|e| {
+                infra(format!(
+                    "{e} (within cluster.ready_timeout {:?})",
+                    s.ready_timeout
+                ))
+            })?;
+        progress.note(&format!(
+            "ready in {:.1} s",
+            ready_started.elapsed().as_secs_f64()
+        ));
+
+        let (sink, writer) = history::open(&self.out_dir.join("history.jsonl"))
+            .map_err(|e| infra(format!("open history: {e}")))?;
+        let mut producers = Vec::new();
+        for i in 0..s.workload.producers {
+            producers.push(broker.producer(i).await.map_err(infra)?);
+        }
+
+        // Probes poll from now until the drain ends.
+        let mut probe = broker.probe();
+        let probe_sink = sink.clone();
+        let interval = s.probe_interval;
+        let probe_task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                for o in probe.observe(&clock).await {
+                    probe_sink.record(observation_record(o));
+                }
+            }
+        });
+
+        let counters = Arc::new(Counters::default());
+        let spec = LoadSpec {
+            rate: s.workload.rate,
+            duration: s.workload.duration,
+            payload_bytes: s.workload.payload_bytes,
+            max_in_flight: s.workload.max_in_flight,
+            ack_timeout: s.workload.ack_timeout,
+        };
+        let load_start = Instant::now() + Duration::from_millis(200);
+        progress.phase(&format!(
+            "baseline: {} msg/s from {} producer(s) for {:?}",
+            s.workload.rate, s.workload.producers, s.workload.duration
+        ));
+        sink.record(phase_record("baseline", clock.us(load_start)));
+        let cpu_start = cpu_seconds();
+        let load = tokio::spawn(workload::run(
+            producers,
+            spec,
+            load_start,
+            clock,
+            sink.clone(),
+            counters.clone(),
+        ));
+        let status = tokio::spawn(status_loop(
+            counters.clone(),
+            load_start,
+            s.workload.duration,
+            progress.clone(),
+        ));
+
+        // The fault schedule.
+        let mut unhealed: Vec<Active> = Vec::new();
+        let in_effect = Arc::new(AtomicUsize::new(0));
+        let mut rng = Rng::new(self.seed);
+        let mut heals = Vec::new();
+        let mut order: Vec<usize> = (0..s.faults.len()).collect();
+        order.sort_by_key(|&i| s.faults[i].at);
+        let mut fault_started = false;
+        for index in order {
+            let f = &s.faults[index];
+            tokio::time::sleep_until((load_start + f.at).into()).await;
+            let target = match &f.target {
+                Target::Node(n) => Ok(n.clone()),
+                Target::Random => Ok(cluster.nodes[rng.below(cluster.nodes.len())].name.clone()),
+                Target::Role(role) => broker.resolve_role(role).await.map_err(|e| e.to_string()),
+            };
+            let node = match target.and_then(|t| {
+                cluster.node(&t).cloned().ok_or(format!(
+                    "role resolved to {t:?}, which is not a node of this cluster"
+                ))
+            }) {
+                Ok(node) => node,
+                Err(e) => {
+                    progress.note(&format!(
+                        "fault {index} ({}): target not resolved: {e}",
+                        f.target
+                    ));
+                    let mut r = fault_record(
+                        Op::Fault,
+                        Kind::Fail,
+                        index,
+                        f.kind.name(),
+                        &f.target.to_string(),
+                        clock.now_us(),
+                    );
+                    r.detail = Some(e);
+                    sink.record(r);
+                    continue;
+                }
+            };
+            let fault = faults::build(f);
+            progress.phase(&format!(
+                "fault {index}: {} {} (target {})",
+                f.kind.name(),
+                node.name,
+                f.target
+            ));
+            sink.record(fault_record(
+                Op::Fault,
+                Kind::Invoke,
+                index,
+                f.kind.name(),
+                &node.name,
+                clock.now_us(),
+            ));
+            let applied = fault.inject(&self.backend, &node).await;
+            match &applied {
+                Ok(at) => {
+                    in_effect.fetch_add(1, Ordering::SeqCst);
+                    let t = clock.us(*at);
+                    if !fault_started {
+                        sink.record(phase_record("fault", t));
+                        fault_started = true;
+                    }
+                    sink.record(fault_record(
+                        Op::Fault,
+                        Kind::Ok,
+                        index,
+                        f.kind.name(),
+                        &node.name,
+                        t,
+                    ));
+                }
+                Err(e) => {
+                    progress.note(&format!("fault {index} not applied: {e}"));
+                    let mut r = fault_record(
+                        Op::Fault,
+                        Kind::Fail,
+                        index,
+                        f.kind.name(),
+                        &node.name,
+                        clock.now_us(),
+                    );
+                    r.detail = Some(e.to_string());
+                    sink.record(r);
+                }
+            }
+            let entry = Active {
+                index,
+                applied: applied.is_ok(),
+                node,
+                kind: f.kind.name(),
+                fault,
+            };
+            match f.heal_after {
+                Some(after) => {
+                    let due = Instant::now() + after;
+                    let ctx = HealCtx {
+                        backend: self.backend.clone(),
+                        sink: sink.clone(),
+                        clock,
+                        progress: progress.clone(),
+                        in_effect: in_effect.clone(),
+                    };
+                    heals.push(tokio::spawn(async move {
+                        tokio::time::sleep_until(due.into()).await;
+                        ctx.heal(entry).await;
+                    }));
+                }
+                None => unhealed.push(entry),
+            }
+        }
+        for h in heals {
+            let _ = h.await;
+        }
+
+        load.await.map_err(infra)?;
+        status.abort();
+        let cpu_used = match (cpu_start, cpu_seconds()) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let load_end = load_start + s.workload.duration;
+        sink.record(phase_record("drain", clock.us(load_end)));
+        progress.phase("load finished; healing every fault still in effect");
+        let healer = HealCtx {
+            backend: self.backend.clone(),
+            sink: sink.clone(),
+            clock,
+            progress: progress.clone(),
+            in_effect,
+        };
+        for entry in unhealed {
+            healer.heal(entry).await;
+        }
+
+        progress.phase(&format!(
+            "draining: reading the stream to its end (timeout {:?})",
+            s.workload.drain_timeout
+        ));
+        let drain = broker
+            .drain(&sink, &clock, s.workload.drain_timeout)
+            .await
+            .map_err(infra)?;
+        progress.note(&format!(
+            "received {} message(s){}",
+            drain.received,
+            if drain.complete {
+                ""
+            } else {
+                " before the drain timeout"
+            }
+        ));
+        probe_task.abort();
+        let _ = probe_task.await;
+        drop(sink);
+        drop(healer);
+        let lines = writer
+            .finish()
+            .await
+            .map_err(|e| infra(format!("write history: {e}")))?;
+
+        progress.phase(&format!("checking {lines} history records"));
+        let history_path = self.out_dir.join("history.jsonl");
+        let analysis: Result<Analysis, String> =
+            check::analyze(|| history::read(&history_path)).map_err(|e| e.to_string());
+        let stall_us = counters.stall_us.load(Ordering::Relaxed);
+        let validity = Validity {
+            drain_complete: drain.complete,
+            stall_fraction: stall_us as f64 / s.workload.duration.as_micros().max(1) as f64,
+        };
+        let (analysis, judgement) = match analysis {
+            Ok(a) => {
+                let j = verdict::judge(&s.checks, &a, &validity);
+                (a, j)
+            }
+            // A checker that breaks yields "unknown", never a pass.
+            Err(e) => (
+                Analysis::default(),
+                verdict::Judgement {
+                    verdict: Verdict::Unknown,
+                    failed: vec![],
+                    undecided: vec![format!("the checker could not read the history: {e}")],
+                    held: vec![],
+                },
+            ),
+        };
+        let result = RunResult::new(report::RunFacts {
+            scenario: s,
+            run_id: &self.run_id,
+            seed: self.seed,
+            started_at: &self.started_at,
+            cluster: &cluster,
+            images: &images,
+            analysis,
+            judgement,
+            drain,
+            stall_us,
+            harness_cpu_s: cpu_used,
+        });
+        report::write_json(&result, &self.out_dir.join("result.json"))
+            .map_err(|e| infra(format!("write result.json: {e}")))?;
+        print!("{}", report::terminal::render(&result, &self.out_dir));
+        Ok(result.verdict)
+    }
+}
+
+struct HealCtx {
+    backend: Backend,
+    sink: HistorySink,
+    clock: Clock,
+    progress: Arc<Progress>,
+    /// Faults injected and not yet healed; the recovery phase starts when it drops to zero.
+    in_effect: Arc<AtomicUsize>,
+}
+
+impl HealCtx {
+    async fn heal(&self, entry: Active) {
+        self.progress.phase(&format!(
+            "heal fault {}: {} {}",
+            entry.index, entry.kind, entry.node.name
+        ));
+        match entry.fault.heal(&self.backend, &entry.node).await {
+            Ok(()) => {
+                let t = self.clock.now_us();
+                self.sink.record(fault_record(
+                    Op::Heal,
+                    Kind::Ok,
+                    entry.index,
+                    entry.kind,
+                    &entry.node.name,
+                    t,
+                ));
+                if entry.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    self.sink.record(phase_record("recovery", t));
+                }
+            }
+            Err(e) => {
+                self.progress.note(&format!("heal failed: {e}"));
+                let mut r = fault_record(
+                    Op::Heal,
+                    Kind::Fail,
+                    entry.index,
+                    entry.kind,
+                    &entry.node.name,
+                    self.clock.now_us(),
+                );
+                r.detail = Some(e.to_string());
+                self.sink.record(r);
+            }
+        }
+    }
+}
+
+fn observation_record(o: families::Observation) -> Record {
+    let mut r = Record::new(Op::Probe, Kind::Ok);
+    r.t_done = Some(o.t_us);
+    r.observer = Some(o.observer);
+    let (event, subject, role, detail) = match o.what {
+        Observed::PeerDown { peer, signal } => ("peer-down", Some(peer), None, Some(signal)),
+        Observed::PeerUp { peer, signal } => ("peer-up", Some(peer), None, Some(signal)),
+        Observed::Leader { role, leader } => ("leader", leader, Some(role), None),
+        Observed::Unreachable { detail } => ("unreachable", None, None, Some(detail)),
+        Observed::Reachable => ("reachable", None, None, None),
+    };
+    r.event = Some(event.into());
+    r.subject = subject;
+    r.role = role;
+    r.detail = detail;
+    r
+}
+
+/// Prints acknowledgements per second while the load runs.
+async fn status_loop(
+    counters: Arc<Counters>,
+    start: Instant,
+    duration: Duration,
+    progress: Arc<Progress>,
+) {
+    tokio::time::sleep_until(start.into()).await;
+    let mut last = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let acked = counters.acked.load(Ordering::Relaxed);
+        progress.status(&format!(
+            "load {:>5.1}/{:.0}s  acked {acked} ({}/s)  failed {}  unknown {}  in flight {}",
+            start.elapsed().as_secs_f64(),
+            duration.as_secs_f64(),
+            acked - last,
+            counters.failed.load(Ordering::Relaxed),
+            counters.unknown.load(Ordering::Relaxed),
+            counters.in_flight(),
+        ));
+        last = acked;
+    }
+}

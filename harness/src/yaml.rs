@@ -1,0 +1,510 @@
+//! YAML documents as trees of nodes that remember their line and column, plus the small typed
+//! readers the scenario and compose loaders use to turn them into configuration.
+//!
+//! Serde-based YAML loaders stop at the first problem. A scenario is a user interface, so the
+//! readers here record every problem in a [`Diagnostics`] and carry on, letting `validate` report
+//! all of them at once, each with `file:line:column` and what was expected.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// A position in a source file: line and column, both 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    fn from_span(span: &Span) -> Pos {
+        Pos {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+        }
+    }
+}
+
+/// One YAML node and where it starts.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub value: Value,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// A scalar as written. `quoted` is true for quoted and block scalars, which are always
+    /// strings (so `"10"` is not a number and `"null"` is not null).
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// True for an empty plain scalar, `~` or `null`.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar { text, quoted: false } if text.is_empty() || text == "~" || text == "null")
+    }
+
+    /// A short description of the node's kind for error messages.
+    pub fn describe(&self) -> String {
+        match &self.value {
+            Value::Scalar { .. } if self.is_null() => "nothing (null)".to_string(),
+            Value::Scalar { text, .. } => format!("{text:?}"),
+            Value::Seq(_) => "a list".to_string(),
+            Value::Map(_) => "a mapping".to_string(),
+        }
+    }
+}
+
+/// Parses a YAML document into a [`Node`] tree. An empty document gives `None`.
+pub fn parse(src: &str) -> Result<Option<Node>, (Pos, String)> {
+    enum Frame {
+        Seq(Pos, Vec<Node>, usize),
+        Map(Pos, Vec<(Node, Node)>, Option<Node>, usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0;
+
+    for item in Parser::new_from_str(src) {
+        let (event, span) = item.map_err(|e| {
+            let m = e.marker();
+            (
+                Pos {
+                    line: m.line(),
+                    col: m.col() + 1,
+                },
+                e.info().to_string(),
+            )
+        })?;
+        let pos = Pos::from_span(&span);
+        let (done, anchor) = match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err((
+                        pos,
+                        "expected a single YAML document, found a second one".into(),
+                    ));
+                }
+                continue;
+            }
+            Event::Scalar(text, style, anchor, _) => (
+                Node {
+                    value: Value::Scalar {
+                        text: text.into_owned(),
+                        quoted: style != ScalarStyle::Plain,
+                    },
+                    pos,
+                },
+                anchor,
+            ),
+            Event::Alias(id) => match anchors.get(&id) {
+                Some(node) => (node.clone(), 0),
+                None => return Err((pos, "alias refers to an unknown anchor".into())),
+            },
+            Event::SequenceStart(anchor, _) => {
+                stack.push(Frame::Seq(pos, Vec::new(), anchor));
+                continue;
+            }
+            Event::MappingStart(anchor, _) => {
+                stack.push(Frame::Map(pos, Vec::new(), None, anchor));
+                continue;
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq(p, items, anchor)) => (
+                    Node {
+                        value: Value::Seq(items),
+                        pos: p,
+                    },
+                    anchor,
+                ),
+                _ => return Err((pos, "unbalanced sequence end".into())),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map(p, entries, _, anchor)) => (
+                    Node {
+                        value: Value::Map(entries),
+                        pos: p,
+                    },
+                    anchor,
+                ),
+                _ => return Err((pos, "unbalanced mapping end".into())),
+            },
+            _ => continue,
+        };
+        if anchor != 0 {
+            anchors.insert(anchor, done.clone());
+        }
+        match stack.last_mut() {
+            Some(Frame::Seq(_, items, _)) => items.push(done),
+            Some(Frame::Map(_, entries, pending, _)) => match pending.take() {
+                None => *pending = Some(done),
+                Some(key) => entries.push((key, done)),
+            },
+            None => root = Some(done),
+        }
+    }
+    Ok(root.filter(|n| !n.is_null()))
+}
+
+/// One problem found in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col,
+            self.message
+        )
+    }
+}
+
+/// Collects every problem found while reading one or more files.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    file: PathBuf,
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn new(file: &Path) -> Self {
+        Diagnostics {
+            file: file.to_path_buf(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Records a problem in the file currently being read.
+    pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.items.push(Diagnostic {
+            file: self.file.clone(),
+            pos,
+            message: message.into(),
+        });
+    }
+
+    /// Reads another file with the same collector; returns the previous file to restore.
+    pub fn switch_file(&mut self, file: &Path) -> PathBuf {
+        std::mem::replace(&mut self.file, file.to_path_buf())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<Diagnostic> {
+        self.items
+    }
+}
+
+/// The entries of a mapping, checked against the keys the reader knows.
+///
+/// Unknown and repeated keys are reported when the reader is made; `get` marks nothing, so the
+/// reader can be consulted in any order.
+pub struct Fields<'a> {
+    entries: &'a [(Node, Node)],
+    pub pos: Pos,
+    path: String,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads `node` as a mapping whose keys must come from `allowed`. `path` names the node in
+    /// messages ("workload", "faults[2]").
+    pub fn new(node: &'a Node, allowed: &[&str], path: &str, d: &mut Diagnostics) -> Option<Self> {
+        let Value::Map(entries) = &node.value else {
+            d.error(
+                node.pos,
+                format!("{path}: expected a mapping, found {}", node.describe()),
+            );
+            return None;
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, _) in entries {
+            let Value::Scalar { text, .. } = &key.value else {
+                d.error(key.pos, format!("{path}: expected a plain key"));
+                continue;
+            };
+            if !allowed.contains(&text.as_str()) {
+                d.error(
+                    key.pos,
+                    format!(
+                        "{}: unknown key `{text}`: expected one of {}",
+                        path,
+                        allowed.join(", ")
+                    ),
+                );
+            } else if seen.contains(&text.as_str()) {
+                d.error(key.pos, format!("{path}: key `{text}` given twice"));
+            }
+            seen.push(text);
+        }
+        Some(Fields {
+            entries,
+            pos: node.pos,
+            path: path.to_string(),
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries.iter().find_map(|(k, v)| match &k.value {
+            Value::Scalar { text, .. } if text == key => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Like `get`, but reports a missing key.
+    pub fn require(&self, key: &str, what: &str, d: &mut Diagnostics) -> Option<&'a Node> {
+        let found = self.get(key);
+        if found.is_none() {
+            d.error(
+                self.pos,
+                format!("{}: missing key `{key}`: expected {what}", self.path),
+            );
+        }
+        found
+    }
+
+    /// The dotted path of a child key, for messages.
+    pub fn path_of(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+}
+
+/// A scalar's text, or an error naming what was expected.
+pub fn string<'a>(node: &'a Node, path: &str, d: &mut Diagnostics) -> Option<&'a str> {
+    match &node.value {
+        Value::Scalar { text, .. } if !node.is_null() => Some(text),
+        _ => {
+            d.error(
+                node.pos,
+                format!("{path}: expected a string, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+/// A plain (unquoted) scalar, for numbers and booleans.
+fn plain<'a>(node: &'a Node) -> Option<&'a str> {
+    match &node.value {
+        Value::Scalar {
+            text,
+            quoted: false,
+        } => Some(text),
+        _ => None,
+    }
+}
+
+/// A whole number within `min..=max`.
+pub fn integer(node: &Node, path: &str, min: u64, max: u64, d: &mut Diagnostics) -> Option<u64> {
+    match plain(node).and_then(|t| t.replace('_', "").parse::<u64>().ok()) {
+        Some(v) if (min..=max).contains(&v) => Some(v),
+        _ => {
+            d.error(
+                node.pos,
+                format!(
+                    "{path}: expected a whole number from {min} to {max}, found {}",
+                    node.describe()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A finite number greater than zero.
+pub fn positive_number(node: &Node, path: &str, d: &mut Diagnostics) -> Option<f64> {
+    match plain(node).and_then(|t| t.replace('_', "").parse::<f64>().ok()) {
+        Some(v) if v.is_finite() && v > 0.0 => Some(v),
+        _ => {
+            d.error(
+                node.pos,
+                format!(
+                    "{path}: expected a number greater than zero, found {}",
+                    node.describe()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// One of a fixed set of words.
+pub fn choice<'a>(
+    node: &Node,
+    path: &str,
+    options: &[&'a str],
+    d: &mut Diagnostics,
+) -> Option<&'a str> {
+    let text = string(node, path, d)?;
+    let found = options.iter().find(|o| **o == text).copied();
+    if found.is_none() {
+        d.error(
+            node.pos,
+            format!(
+                "{path}: expected one of {}, found {text:?}",
+                options.join(", ")
+            ),
+        );
+    }
+    found
+}
+
+/// A duration written as "30s", "250ms", "2m" or "1m30s".
+pub fn duration(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Duration> {
+    let parsed = match &node.value {
+        Value::Scalar { text, .. } => parse_duration(text),
+        _ => None,
+    };
+    if parsed.is_none() {
+        d.error(
+            node.pos,
+            format!(
+                "{path}: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found {}",
+                node.describe()
+            ),
+        );
+    }
+    parsed
+}
+
+/// Parses "1h", "2m", "30s", "250ms", "1m30s"; a bare number is not accepted because its unit
+/// would be a guess.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => number / 1000.0,
+            "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return None,
+        };
+        total += Duration::from_secs_f64(seconds);
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// A list, or an error.
+pub fn list<'a>(node: &'a Node, path: &str, d: &mut Diagnostics) -> Option<&'a [Node]> {
+    match &node.value {
+        Value::Seq(items) => Some(items),
+        _ => {
+            d.error(
+                node.pos,
+                format!("{path}: expected a list, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based() {
+        let root = parse("a: 1\nb:\n  c: x\n").unwrap().unwrap();
+        let Value::Map(entries) = &root.value else {
+            panic!("not a map")
+        };
+        assert_eq!(entries[0].0.pos, Pos { line: 1, col: 1 });
+        assert_eq!(entries[1].1.pos.line, 3);
+        let Value::Map(inner) = &entries[1].1.value else {
+            panic!("not a map")
+        };
+        assert_eq!(inner[0].1.pos, Pos { line: 3, col: 6 });
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let (pos, msg) = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(pos.line >= 1, "{pos:?} {msg}");
+    }
+
+    #[test]
+    fn unknown_and_repeated_keys_are_all_reported() {
+        let root = parse("x: 1\ny: 2\nx: 3\nz: 4\n").unwrap().unwrap();
+        let mut d = Diagnostics::new(Path::new("s.yaml"));
+        Fields::new(&root, &["x", "y"], "top", &mut d).unwrap();
+        let msgs: Vec<String> = d.into_vec().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "s.yaml:3:1: top: key `x` given twice",
+                "s.yaml:4:1: top: unknown key `z`: expected one of x, y",
+            ]
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("3 s"), None);
+        assert_eq!(parse_duration("10x"), None);
+    }
+
+    #[test]
+    fn quoted_numbers_are_not_numbers() {
+        let root = parse("n: \"10\"\n").unwrap().unwrap();
+        let mut d = Diagnostics::new(Path::new("s.yaml"));
+        let f = Fields::new(&root, &["n"], "", &mut d).unwrap();
+        assert_eq!(integer(f.get("n").unwrap(), "n", 0, 100, &mut d), None);
+        assert_eq!(d.into_vec().len(), 1);
+    }
+
+    #[test]
+    fn aliases_copy_their_anchor() {
+        let root = parse("a: &x [1, 2]\nb: *x\n").unwrap().unwrap();
+        let Value::Map(entries) = &root.value else {
+            panic!()
+        };
+        assert!(matches!(&entries[1].1.value, Value::Seq(items) if items.len() == 2));
+    }
+}
