@@ -1,6 +1,6 @@
 //! The `faultline` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -57,7 +57,7 @@ enum Command {
     },
 }
 
-fn load(path: &PathBuf) -> Result<scenario::Scenario, ExitCode> {
+fn load(path: &Path) -> Result<scenario::Scenario, ExitCode> {
     scenario::load(path).map_err(|errors| {
         for e in &errors {
             eprintln!("error: {e}");

@@ -167,6 +167,10 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: the problem is with the file as a whole (missing, unreadable, empty).
+        if self.pos.line == 0 {
+            return write!(f, "{}: {}", self.file.display(), self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",
@@ -308,7 +312,7 @@ pub fn string<'a>(node: &'a Node, path: &str, d: &mut Diagnostics) -> Option<&'a
 }
 
 /// A plain (unquoted) scalar, for numbers and booleans.
-fn plain<'a>(node: &'a Node) -> Option<&'a str> {
+fn plain(node: &Node) -> Option<&str> {
     match &node.value {
         Value::Scalar {
             text,

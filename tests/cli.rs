@@ -1,0 +1,117 @@
+//! The command line without Docker: validation, exit codes, help.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn faultline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn scenario_in_tmp(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let compose =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docker-compose/nats-jetstream-3.yml");
+    let text = text.replace("COMPOSE", compose.to_str().unwrap());
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+const BAD: &str = "name: bad
+cluster:
+  compose: COMPOSE
+workload:
+  rate: 100
+  duration: 20s
+  nats: { stream: S, replicas: 3, storage: file, retention: forever }
+faults:
+  - at: 5s
+    kind: kill
+    target: n7
+    for: 5
+checks:
+  max_lost: none
+";
+
+#[test]
+fn the_shipped_scenarios_are_valid() {
+    for s in [
+        "scenarios/nats/jetstream-leader-kill.yaml",
+        "scenarios/nats/jetstream-r1-memory-kill.yaml",
+    ] {
+        let (code, stdout, stderr) = faultline(&["validate", s]);
+        assert_eq!(code, 0, "{s}: {stderr}");
+        assert!(
+            stdout.contains("valid (nats cluster of 3 nodes"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_position_and_exits_2() {
+    let (_dir, path) = scenario_in_tmp(BAD);
+    let p = path.to_str().unwrap();
+    let (code, _, stderr) = faultline(&["validate", p]);
+    assert_eq!(code, 2);
+    let expected = [
+        format!("{p}:7:50: workload.nats: unknown key `retention`"),
+        format!("{p}:11:13: faults[0].target: no node or role named \"n7\""),
+        format!("{p}:12:10: faults[0].for: expected a duration"),
+        format!("{p}:14:13: checks.max_lost: expected a whole number"),
+    ];
+    for e in &expected {
+        assert!(stderr.contains(e.as_str()), "missing {e:?} in:\n{stderr}");
+    }
+    assert!(
+        stderr.contains("4 problem(s) found; nothing was started"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_an_invalid_scenario_before_touching_docker() {
+    let (_dir, path) = scenario_in_tmp(BAD);
+    let (code, stdout, stderr) = faultline(&["run", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(!stderr.contains("==> run"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_and_bad_usage_exit_2() {
+    let (code, _, stderr) = faultline(&["validate", "no/such/scenario.yaml"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no/such/scenario.yaml: cannot read scenario"),
+        "{stderr}"
+    );
+    let (code, _, _) = faultline(&["explode"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn help_documents_every_command_and_the_exit_codes() {
+    let (code, stdout, _) = faultline(&["--help"]);
+    assert_eq!(code, 0);
+    for word in [
+        "run",
+        "validate",
+        "clean",
+        "Exit codes",
+        "3 infrastructure error",
+    ] {
+        assert!(stdout.contains(word), "--help lacks {word:?}:\n{stdout}");
+    }
+    let (_, stdout, _) = faultline(&["run", "--help"]);
+    assert!(stdout.contains("--seed") && stdout.contains("--out"));
+}
