@@ -1,0 +1,92 @@
+//! How the checker scales: writes a synthetic history of N messages (publish invoke + ok +
+//! receive per message, with a planted loss every 100 000 messages), then analyses it and
+//! prints records per second and the process's peak memory.
+//!
+//! `cargo bench --bench checker` (N = 5 million); `FAULTLINE_BENCH_MESSAGES=20000000 cargo
+//! bench --bench checker` for a longer run. The file goes to the system's temp directory.
+
+use std::io::{BufWriter, Write};
+use std::time::Instant;
+
+use faultline::check;
+use faultline::history::{self, Kind, Op, Record};
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() {
+    let messages: u64 = std::env::var("FAULTLINE_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000_000);
+    let producers = 8u32;
+    let per_producer = messages / producers as u64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("history.jsonl");
+
+    let started = Instant::now();
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
+    let mut line = |r: &Record| {
+        serde_json::to_writer(&mut out, r).unwrap();
+        out.write_all(b"\n").unwrap();
+    };
+    let mut phase = Record::new(Op::Phase, Kind::Ok);
+    phase.phase = Some("baseline".into());
+    phase.t_done = Some(0);
+    line(&phase);
+    let mut planted = 0u64;
+    for seq in 0..per_producer {
+        for p in 0..producers {
+            let t = seq * 1000 + p as u64;
+            let mut r = Record::new(Op::Publish, Kind::Invoke);
+            r.producer = Some(p);
+            r.seq = Some(seq);
+            r.t_intended = Some(t);
+            r.t_sent = Some(t + 5);
+            r.node = Some("n1".into());
+            line(&r);
+            r.kind = Some(Kind::Ok);
+            r.t_done = Some(t + 900);
+            r.position = Some(seq * producers as u64 + p as u64);
+            line(&r);
+            if (seq * producers as u64 + p as u64) % 100_000 == 99_999 {
+                planted += 1;
+                continue;
+            }
+            let mut rx = Record::new(Op::Receive, Kind::Ok);
+            rx.producer = Some(p);
+            rx.seq = Some(seq);
+            rx.t_done = Some(t + 1000);
+            line(&rx);
+        }
+    }
+    drop(line);
+    out.flush().unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let total = per_producer * producers as u64;
+    println!(
+        "wrote {total} messages ({:.0} MiB of history) in {:.1} s",
+        size as f64 / (1 << 20) as f64,
+        started.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let analysis = check::analyze(|| history::read(&path)).expect("analysis");
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(analysis.messages.acked, total);
+    assert_eq!(analysis.messages.lost, planted, "every planted loss found");
+    let lines = 1 + total * 3 - planted;
+    println!(
+        "checked {total} messages ({lines} records, two passes) in {secs:.1} s: {:.2} M records/s per pass, lost {} (planted {planted})",
+        2.0 * lines as f64 / secs / 1e6,
+        analysis.messages.lost
+    );
+    match peak_rss_mib() {
+        Some(mib) => println!("peak resident memory of the process: {mib:.0} MiB"),
+        None => println!("peak resident memory: not available on this platform"),
+    }
+}
