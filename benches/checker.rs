@@ -64,7 +64,6 @@ fn main() {
             line(&rx);
         }
     }
-    drop(line);
     out.flush().unwrap();
     let size = std::fs::metadata(&path).unwrap().len();
     let total = per_producer * producers as u64;
