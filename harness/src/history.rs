@@ -89,9 +89,13 @@ pub struct Record {
     /// Broker position of an acknowledged or received message (stream sequence, offset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u64>,
-    /// Fault ops: index in the scenario's schedule, kind and resolved target node.
+    /// Fault ops: the occurrence's run-unique id, its kind and resolved target node(s),
+    /// comma-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<usize>,
+    /// Fault ops: the index of the fault in the scenario (one fault can occur several times).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod schedule;
 pub mod workload;
 pub mod yaml;
 

@@ -42,6 +42,10 @@ enum Command {
         /// Seed for random choices (e.g. `target: random`); printed and recorded when not given.
         #[arg(long)]
         seed: Option<u64>,
+        /// Leave the cluster running after the verdict, for inspection; `faultline clean`
+        /// removes it afterwards.
+        #[arg(long)]
+        keep: bool,
     },
     /// Check a scenario (and the topology it names) without starting anything; every problem is
     /// reported with file:line:column.
@@ -122,13 +126,14 @@ async fn async_main(cli: Cli) -> ExitCode {
             scenario,
             out,
             seed,
+            keep,
         } => {
             let s = match load(&scenario) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             let progress = Arc::new(Progress::new());
-            match run::run(s, RunOptions { out, seed }, progress).await {
+            match run::run(s, RunOptions { out, seed, keep }, progress).await {
                 Ok(outcome) => ExitCode::from(match outcome.verdict {
                     Verdict::Pass => exit::PASS,
                     Verdict::Fail | Verdict::Unknown => exit::FAIL,

@@ -3,25 +3,28 @@
 //! fail, error, panic, Ctrl-C, SIGTERM).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::check::verdict::{self, Validity, Verdict};
 use crate::check::{self, Analysis};
 use crate::cluster::docker::Backend;
-use crate::cluster::{images, Cluster, ClusterNode};
+use crate::cluster::{images, Cluster};
 use crate::families::{self, Broker, Observed};
-use crate::faults::{self, Fault};
-use crate::history::{self, Clock, HistorySink, Kind, Op, Record};
+use crate::faults::FaultCtx;
+use crate::history::{self, Clock, Kind, Op, Record};
 use crate::progress::Progress;
 use crate::report::{self, RunResult};
-use crate::scenario::{Scenario, Target};
+use crate::scenario::Scenario;
+use crate::schedule::Scheduler;
 use crate::workload::{self, Counters, LoadSpec};
 
 pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub seed: Option<u64>,
+    /// Skip teardown after a completed run (not after an interrupted or failed one).
+    pub keep: bool,
 }
 
 pub struct Outcome {
@@ -126,6 +129,12 @@ pub async fn run(
         _ = term.recv() => { work.abort(); Err(RunError::Interrupted("SIGTERM")) }
     };
 
+    if opts.keep && result.is_ok() {
+        progress.phase(&format!(
+            "--keep: the cluster of run {run_id} is left running; `faultline clean` removes it"
+        ));
+        return result.map(|verdict| Outcome { verdict, out_dir });
+    }
     progress.phase("teardown");
     match backend.remove_run(Some(&run_id)).await {
         Ok((c, n)) => progress.note(&format!("removed {c} container(s) and {n} network(s)")),
@@ -146,36 +155,10 @@ struct RunCtx {
     progress: Arc<Progress>,
 }
 
-/// A fault in effect, so the final heal can undo it.
-struct Active {
-    index: usize,
-    /// False when injection failed: heal still runs (it is idempotent) but ends no fault.
-    applied: bool,
-    node: ClusterNode,
-    kind: &'static str,
-    fault: Box<dyn Fault>,
-}
-
 fn phase_record(name: &str, t_us: u64) -> Record {
     let mut r = Record::new(Op::Phase, Kind::Ok);
     r.phase = Some(name.into());
     r.t_done = Some(t_us);
-    r
-}
-
-fn fault_record(
-    op: Op,
-    kind: Kind,
-    index: usize,
-    fault_kind: &str,
-    target: &str,
-    t: u64,
-) -> Record {
-    let mut r = Record::new(op, kind);
-    r.fault = Some(index);
-    r.fault_kind = Some(fault_kind.into());
-    r.target = Some(target.into());
-    r.t_done = Some(t);
     r
 }
 
@@ -205,6 +188,20 @@ impl RunCtx {
         )
         .await
         .map_err(infra)?;
+        let tools_image = if s.faults.iter().any(|f| f.kind.is_network()) {
+            Some(
+                images::ensure_tools(
+                    &self.backend,
+                    &s.topology,
+                    progress,
+                    &self.out_dir.join("image-build.log"),
+                )
+                .await
+                .map_err(infra)?,
+            )
+        } else {
+            None
+        };
 
         progress.phase(&format!(
             "starting cluster ({} nodes from {})",
@@ -285,120 +282,21 @@ impl RunCtx {
         ));
 
         // The fault schedule.
-        let mut unhealed: Vec<Active> = Vec::new();
-        let in_effect = Arc::new(AtomicUsize::new(0));
-        let mut rng = Rng::new(self.seed);
-        let mut heals = Vec::new();
-        let mut order: Vec<usize> = (0..s.faults.len()).collect();
-        order.sort_by_key(|&i| s.faults[i].at);
-        let mut fault_started = false;
-        for index in order {
-            let f = &s.faults[index];
-            tokio::time::sleep_until((load_start + f.at).into()).await;
-            let target = match &f.target {
-                Target::Node(n) => Ok(n.clone()),
-                Target::Random => Ok(cluster.nodes[rng.below(cluster.nodes.len())].name.clone()),
-                Target::Role(role) => broker.resolve_role(role).await.map_err(|e| e.to_string()),
-            };
-            let node = match target.and_then(|t| {
-                cluster.node(&t).cloned().ok_or(format!(
-                    "role resolved to {t:?}, which is not a node of this cluster"
-                ))
-            }) {
-                Ok(node) => node,
-                Err(e) => {
-                    progress.note(&format!(
-                        "fault {index} ({}): target not resolved: {e}",
-                        f.target
-                    ));
-                    let mut r = fault_record(
-                        Op::Fault,
-                        Kind::Fail,
-                        index,
-                        f.kind.name(),
-                        &f.target.to_string(),
-                        clock.now_us(),
-                    );
-                    r.detail = Some(e);
-                    sink.record(r);
-                    continue;
-                }
-            };
-            let fault = faults::build(f);
-            progress.phase(&format!(
-                "fault {index}: {} {} (target {})",
-                f.kind.name(),
-                node.name,
-                f.target
-            ));
-            sink.record(fault_record(
-                Op::Fault,
-                Kind::Invoke,
-                index,
-                f.kind.name(),
-                &node.name,
-                clock.now_us(),
-            ));
-            let applied = fault.inject(&self.backend, &node).await;
-            match &applied {
-                Ok(at) => {
-                    in_effect.fetch_add(1, Ordering::SeqCst);
-                    let t = clock.us(*at);
-                    if !fault_started {
-                        sink.record(phase_record("fault", t));
-                        fault_started = true;
-                    }
-                    sink.record(fault_record(
-                        Op::Fault,
-                        Kind::Ok,
-                        index,
-                        f.kind.name(),
-                        &node.name,
-                        t,
-                    ));
-                }
-                Err(e) => {
-                    progress.note(&format!("fault {index} not applied: {e}"));
-                    let mut r = fault_record(
-                        Op::Fault,
-                        Kind::Fail,
-                        index,
-                        f.kind.name(),
-                        &node.name,
-                        clock.now_us(),
-                    );
-                    r.detail = Some(e.to_string());
-                    sink.record(r);
-                }
-            }
-            let entry = Active {
-                index,
-                applied: applied.is_ok(),
-                node,
-                kind: f.kind.name(),
-                fault,
-            };
-            match f.heal_after {
-                Some(after) => {
-                    let due = Instant::now() + after;
-                    let ctx = HealCtx {
-                        backend: self.backend.clone(),
-                        sink: sink.clone(),
-                        clock,
-                        progress: progress.clone(),
-                        in_effect: in_effect.clone(),
-                    };
-                    heals.push(tokio::spawn(async move {
-                        tokio::time::sleep_until(due.into()).await;
-                        ctx.heal(entry).await;
-                    }));
-                }
-                None => unhealed.push(entry),
-            }
-        }
-        for h in heals {
-            let _ = h.await;
-        }
+        let fault_ctx = FaultCtx {
+            backend: self.backend.clone(),
+            run_id: self.run_id.clone(),
+            cluster: Arc::new(cluster.clone()),
+            tools_image,
+        };
+        let mut scheduler = Scheduler::new(
+            fault_ctx,
+            broker.clone(),
+            sink.clone(),
+            clock,
+            progress.clone(),
+            self.seed,
+        );
+        scheduler.run(&s.faults, load_start).await;
 
         load.await.map_err(infra)?;
         status.abort();
@@ -409,16 +307,8 @@ impl RunCtx {
         let load_end = load_start + s.workload.duration;
         sink.record(phase_record("drain", clock.us(load_end)));
         progress.phase("load finished; healing every fault still in effect");
-        let healer = HealCtx {
-            backend: self.backend.clone(),
-            sink: sink.clone(),
-            clock,
-            progress: progress.clone(),
-            in_effect,
-        };
-        for entry in unhealed {
-            healer.heal(entry).await;
-        }
+        scheduler.heal_all().await;
+        drop(scheduler);
 
         progress.phase(&format!(
             "draining: reading the stream to its end (timeout {:?})",
@@ -440,7 +330,6 @@ impl RunCtx {
         probe_task.abort();
         let _ = probe_task.await;
         drop(sink);
-        drop(healer);
         let lines = writer
             .finish()
             .await
@@ -488,53 +377,6 @@ impl RunCtx {
             .map_err(|e| infra(format!("write result.json: {e}")))?;
         print!("{}", report::terminal::render(&result, &self.out_dir));
         Ok(result.verdict)
-    }
-}
-
-struct HealCtx {
-    backend: Backend,
-    sink: HistorySink,
-    clock: Clock,
-    progress: Arc<Progress>,
-    /// Faults injected and not yet healed; the recovery phase starts when it drops to zero.
-    in_effect: Arc<AtomicUsize>,
-}
-
-impl HealCtx {
-    async fn heal(&self, entry: Active) {
-        self.progress.phase(&format!(
-            "heal fault {}: {} {}",
-            entry.index, entry.kind, entry.node.name
-        ));
-        match entry.fault.heal(&self.backend, &entry.node).await {
-            Ok(()) => {
-                let t = self.clock.now_us();
-                self.sink.record(fault_record(
-                    Op::Heal,
-                    Kind::Ok,
-                    entry.index,
-                    entry.kind,
-                    &entry.node.name,
-                    t,
-                ));
-                if entry.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    self.sink.record(phase_record("recovery", t));
-                }
-            }
-            Err(e) => {
-                self.progress.note(&format!("heal failed: {e}"));
-                let mut r = fault_record(
-                    Op::Heal,
-                    Kind::Fail,
-                    entry.index,
-                    entry.kind,
-                    &entry.node.name,
-                    self.clock.now_us(),
-                );
-                r.detail = Some(e.to_string());
-                self.sink.record(r);
-            }
-        }
     }
 }
 

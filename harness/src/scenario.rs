@@ -42,23 +42,77 @@ pub struct Workload {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
-    /// Send a signal to the node's main process (SIGKILL by default); heal starts it again.
+    /// Send a signal to the nodes' main process (SIGKILL by default); heal starts them again.
+    /// With several targets (`all`, `majority`) they are killed together: a coordinated crash.
     Kill,
-    /// Freeze every process of the node (cgroup freezer); heal thaws it.
+    /// Freeze every process of the nodes (cgroup freezer); heal thaws them.
     Pause,
-    /// Stop the node gracefully and start it again; it heals itself.
+    /// SIGSTOP to the main process; heal sends SIGCONT.
+    Stop,
+    /// Stop the nodes gracefully and start them again; it heals itself.
     Restart,
+    /// Restart every target node in turn, waiting for the cluster's health between nodes.
+    RollingRestart,
+    /// Cut links between nodes (iptables in each node's network namespace).
+    Partition,
+    /// Drop a share of the packets the target nodes send.
+    Loss,
+    /// Limit the target nodes' outgoing bandwidth (tc tbf).
+    Bandwidth,
 }
 
 impl FaultKind {
-    pub const NAMES: &'static [&'static str] = &["kill", "pause", "restart"];
+    pub const NAMES: &'static [&'static str] = &[
+        "kill",
+        "pause",
+        "stop",
+        "restart",
+        "rolling-restart",
+        "partition",
+        "loss",
+        "bandwidth",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
+            FaultKind::Stop => "stop",
             FaultKind::Restart => "restart",
+            FaultKind::RollingRestart => "rolling-restart",
+            FaultKind::Partition => "partition",
+            FaultKind::Loss => "loss",
+            FaultKind::Bandwidth => "bandwidth",
         }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| match i {
+                0 => FaultKind::Kill,
+                1 => FaultKind::Pause,
+                2 => FaultKind::Stop,
+                3 => FaultKind::Restart,
+                4 => FaultKind::RollingRestart,
+                5 => FaultKind::Partition,
+                6 => FaultKind::Loss,
+                _ => FaultKind::Bandwidth,
+            })
+    }
+
+    /// Faults that change the network from a sidecar (and need the tools image).
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition | FaultKind::Loss | FaultKind::Bandwidth
+        )
+    }
+
+    /// Faults whose `for` means something (the others heal themselves).
+    fn takes_duration(self) -> bool {
+        !matches!(self, FaultKind::Restart | FaultKind::RollingRestart)
     }
 }
 
@@ -66,8 +120,13 @@ impl FaultKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Node(String),
+    Nodes(Vec<String>),
     /// A node picked with the run's seed.
     Random,
+    /// floor((n-1)/2) nodes, or the rest, or every node, picked with the run's seed.
+    Minority,
+    Majority,
+    All,
     /// A role the family's probes resolve at fault time ("stream-leader").
     Role(String),
 }
@@ -76,21 +135,60 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Node(n) => write!(f, "{n}"),
+            Target::Nodes(n) => write!(f, "{}", n.join(",")),
             Target::Random => write!(f, "random"),
+            Target::Minority => write!(f, "minority"),
+            Target::Majority => write!(f, "majority"),
+            Target::All => write!(f, "all"),
             Target::Role(r) => write!(f, "{r}"),
         }
     }
+}
+
+/// A partition's shape as written; one-way sides are target expressions resolved at fault
+/// time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShapeSpec {
+    Isolate,
+    MajorityMinority,
+    Halves,
+    Bridge,
+    Ring,
+    OneWay { from: Target, to: Target },
+    Links(Vec<(String, String)>),
 }
 
 #[derive(Clone, Debug)]
 pub struct FaultSpec {
     pub at: Duration,
     pub kind: FaultKind,
-    pub target: Target,
+    /// `None` only for partition shapes that need no target (halves, ring, one-way, links).
+    pub target: Option<Target>,
     /// Heal this long after injection; `None` heals when the load ends.
     pub heal_after: Option<Duration>,
     /// Signal for `kill`.
     pub signal: String,
+    pub shape: Option<ShapeSpec>,
+    /// Loss: share of packets dropped, 0-1.
+    pub probability: Option<f64>,
+    /// Loss: only packets to these nodes (per link); empty means all.
+    pub peers: Vec<String>,
+    /// Bandwidth: a tc rate such as "1mbit".
+    pub rate: Option<String>,
+    /// Repeat every this long, `times` times in all.
+    pub every: Option<Duration>,
+    pub times: u32,
+    /// Where the fault is written, for messages about it.
+    pub pos: Pos,
+}
+
+impl FaultSpec {
+    /// Start times of every occurrence, from the start of the load.
+    pub fn occurrences(&self) -> Vec<Duration> {
+        (0..self.times)
+            .map(|k| self.at + self.every.unwrap_or_default() * k)
+            .collect()
+    }
 }
 
 const SIGNALS: &[&str] = &["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"];
@@ -204,7 +302,14 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
                     .iter()
                     .enumerate()
                     .filter_map(|(i, item)| {
-                        read_fault(item, &format!("faults[{i}]"), &nodes, roles, d)
+                        read_fault(
+                            item,
+                            &format!("faults[{i}]"),
+                            &nodes,
+                            roles,
+                            family.as_deref(),
+                            d,
+                        )
                     })
                     .collect()
             })
@@ -336,54 +441,289 @@ fn read_workload(node: &Node, family: Option<&str>, d: &mut Diagnostics) -> Opti
     })
 }
 
-fn read_fault(
+fn read_target(
     node: &Node,
     path: &str,
     nodes: &[String],
     roles: &[&str],
     d: &mut Diagnostics,
+) -> Option<Target> {
+    let known = |t: &str, pos, d: &mut Diagnostics| {
+        if nodes.iter().any(|n| n == t) || nodes.is_empty() {
+            return true;
+        }
+        d.error(
+            pos,
+            format!(
+                "{path}: no node or role named {t:?}: expected one of {}, random, minority, majority, all{}",
+                nodes.join(", "),
+                roles.iter().map(|r| format!(", {r}")).collect::<String>()
+            ),
+        );
+        false
+    };
+    if let yaml::Value::Seq(items) = &node.value {
+        let mut names = Vec::new();
+        for item in items {
+            let name = yaml::string(item, path, d)?;
+            if known(name, item.pos, d) {
+                names.push(name.to_string());
+            }
+        }
+        return (names.len() == items.len() && !names.is_empty()).then_some(Target::Nodes(names));
+    }
+    let t = yaml::string(node, path, d)?;
+    match t {
+        "random" => Some(Target::Random),
+        "minority" => Some(Target::Minority),
+        "majority" => Some(Target::Majority),
+        "all" => Some(Target::All),
+        _ if roles.contains(&t) => Some(Target::Role(t.to_string())),
+        _ => known(t, node.pos, d).then(|| Target::Node(t.to_string())),
+    }
+}
+
+/// True when the running kernel has (or can load) the netem queueing discipline.
+pub fn netem_available() -> bool {
+    if Path::new("/sys/module/sch_netem").exists() {
+        return true;
+    }
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let dir = PathBuf::from(format!("/lib/modules/{}/kernel/net/sched", release.trim()));
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("sch_netem"))
+        })
+        .unwrap_or(false)
+}
+
+/// Why a fault kind this machine or family cannot do is refused, with an alternative.
+fn unsupported(kind: &str, family: Option<&str>) -> Option<String> {
+    match kind {
+        "delay" | "jitter" | "duplicate" | "corrupt" => Some(if netem_available() {
+            format!("fault kind {kind} is not implemented yet; alternatives: loss (dropped packets) or bandwidth (tc tbf)")
+        } else {
+            format!(
+                "fault kind {kind} needs the kernel's netem queueing discipline (sch_netem), which this kernel does not have; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf), or run on a kernel with netem"
+            )
+        }),
+        "clock-skew" => Some(match family {
+            Some("nats") => "fault kind clock-skew shifts a broker's clock with libfaketime, which only works on dynamically linked programs; nats-server is a static Go binary that reads the clock without libc, so its clock cannot be skewed this way; alternative: pause or stop the node to make its timers fall behind".into(),
+            _ => "fault kind clock-skew is not implemented yet; alternative: pause or stop the node to make its timers fall behind".into(),
+        }),
+        _ => None,
+    }
+}
+
+const FAULT_KEYS: &[&str] = &[
+    "at", "kind", "target", "for", "signal", "shape", "from", "to", "links", "percent", "peers",
+    "rate", "every", "times",
+];
+
+fn read_fault(
+    node: &Node,
+    path: &str,
+    nodes: &[String],
+    roles: &[&str],
+    family: Option<&str>,
+    d: &mut Diagnostics,
 ) -> Option<FaultSpec> {
-    let f = Fields::new(node, &["at", "kind", "target", "for", "signal"], path, d)?;
+    let f = Fields::new(node, FAULT_KEYS, path, d)?;
     let at = f
         .require("at", "when the fault starts, from the start of the load", d)
         .and_then(|n| yaml::duration(n, &f.path_of("at"), d));
-    let kind = f
-        .require(
-            "kind",
-            &format!("one of {}", FaultKind::NAMES.join(", ")),
-            d,
-        )
-        .and_then(|n| yaml::choice(n, &f.path_of("kind"), FaultKind::NAMES, d))
-        .map(|k| match k {
-            "kill" => FaultKind::Kill,
-            "pause" => FaultKind::Pause,
-            _ => FaultKind::Restart,
-        });
-    let target = f
-        .require("target", "a node name, `random` or a role", d)
-        .and_then(|n| {
-            let t = yaml::string(n, &f.path_of("target"), d)?;
-            if t == "random" {
-                Some(Target::Random)
-            } else if roles.contains(&t) {
-                Some(Target::Role(t.to_string()))
-            } else if nodes.iter().any(|n| n == t) || nodes.is_empty() {
-                Some(Target::Node(t.to_string()))
-            } else {
+    let kind_node = f.require(
+        "kind",
+        &format!("one of {}", FaultKind::NAMES.join(", ")),
+        d,
+    );
+    let kind = kind_node.and_then(|n| {
+        let text = yaml::string(n, &f.path_of("kind"), d)?;
+        if let Some(reason) = unsupported(text, family) {
+            d.error(n.pos, format!("{}: {reason}", f.path_of("kind")));
+            return None;
+        }
+        yaml::choice(n, &f.path_of("kind"), FaultKind::NAMES, d).and_then(FaultKind::parse)
+    });
+    let target_expr = |key: &str, d: &mut Diagnostics| {
+        f.get(key)
+            .map(|n| read_target(n, &f.path_of(key), nodes, roles, d))
+    };
+    let target = target_expr("target", d);
+    let forbid = |key: &str, why: &str, d: &mut Diagnostics| {
+        if let Some(n) = f.get(key) {
+            d.error(n.pos, format!("{}: {why}", f.path_of(key)));
+        }
+    };
+
+    let mut shape = None;
+    let mut probability = None;
+    let mut rate = None;
+    let mut peers = Vec::new();
+    match kind {
+        Some(FaultKind::Partition) => {
+            let name = f
+                .require(
+                    "shape",
+                    &format!("one of {}", crate::faults::shapes::Shape::NAMES.join(", ")),
+                    d,
+                )
+                .and_then(|n| {
+                    yaml::choice(
+                        n,
+                        &f.path_of("shape"),
+                        crate::faults::shapes::Shape::NAMES,
+                        d,
+                    )
+                });
+            shape = match name {
+                Some("isolate") => Some(ShapeSpec::Isolate),
+                Some("majority-minority") => Some(ShapeSpec::MajorityMinority),
+                Some("halves") => Some(ShapeSpec::Halves),
+                Some("bridge") => Some(ShapeSpec::Bridge),
+                Some("ring") => Some(ShapeSpec::Ring),
+                Some("one-way") => {
+                    let from = target_expr("from", d);
+                    let to = target_expr("to", d);
+                    if from.is_none() || to.is_none() {
+                        d.error(f.pos, format!("{path}: a one-way partition needs `from` and `to` (nodes or roles)"));
+                    }
+                    match (from, to) {
+                        (Some(Some(from)), Some(Some(to))) => Some(ShapeSpec::OneWay { from, to }),
+                        _ => None,
+                    }
+                }
+                Some("links") => f
+                    .require("links", "a list of node pairs such as [[n1, n2]]", d)
+                    .and_then(|n| yaml::list(n, &f.path_of("links"), d))
+                    .and_then(|items| {
+                        let mut links = Vec::new();
+                        for item in items {
+                            let pair = yaml::list(item, &f.path_of("links"), d)?;
+                            let names: Vec<String> = pair
+                                .iter()
+                                .filter_map(|p| read_target(p, &f.path_of("links"), nodes, &[], d))
+                                .filter_map(|t| match t {
+                                    Target::Node(n) => Some(n),
+                                    _ => None,
+                                })
+                                .collect();
+                            if names.len() != 2 || names[0] == names[1] {
+                                d.error(
+                                    item.pos,
+                                    format!(
+                                        "{}: expected a pair of two different nodes",
+                                        f.path_of("links")
+                                    ),
+                                );
+                                return None;
+                            }
+                            links.push((names[0].clone(), names[1].clone()));
+                        }
+                        Some(ShapeSpec::Links(links))
+                    }),
+                _ => None,
+            };
+            let needs_target = matches!(
+                shape,
+                Some(ShapeSpec::Isolate | ShapeSpec::MajorityMinority | ShapeSpec::Bridge)
+            );
+            if needs_target && target.is_none() {
+                d.error(
+                    f.pos,
+                    format!("{path}: this partition shape needs a `target` (the side to cut off)"),
+                );
+            }
+            if matches!(
+                shape,
+                Some(ShapeSpec::Ring | ShapeSpec::OneWay { .. } | ShapeSpec::Links(_))
+            ) {
+                forbid("target", "this partition shape takes no target", d);
+            }
+        }
+        Some(FaultKind::Loss) => {
+            probability = f
+                .require("percent", "the share of packets dropped, in percent", d)
+                .and_then(|n| yaml::positive_number(n, &f.path_of("percent"), d))
+                .and_then(|p| {
+                    if p > 100.0 {
+                        d.error(
+                            f.get("percent")?.pos,
+                            format!("{}: expected at most 100", f.path_of("percent")),
+                        );
+                        return None;
+                    }
+                    Some(p / 100.0)
+                });
+            if let Some(n) = f.get("peers") {
+                if let Some(Target::Nodes(list)) =
+                    read_target(n, &f.path_of("peers"), nodes, &[], d)
+                {
+                    peers = list;
+                } else {
+                    d.error(
+                        n.pos,
+                        format!("{}: expected a list of node names", f.path_of("peers")),
+                    );
+                }
+            }
+        }
+        Some(FaultKind::Bandwidth) => {
+            rate = f
+                .require("rate", "a rate such as \"1mbit\" or \"512kbit\"", d)
+                .and_then(|n| {
+                    let text = yaml::string(n, &f.path_of("rate"), d)?;
+                    let ok = crate::faults::bandwidth::rate_bytes(text).is_some();
+                    if !ok {
+                        d.error(n.pos, format!("{}: expected a rate such as \"1mbit\", \"512kbit\" or \"10mbit\", found {text:?}", f.path_of("rate")));
+                    }
+                    ok.then(|| text.to_string())
+                });
+        }
+        _ => {}
+    }
+    for (key, kinds) in [
+        ("shape", "partition"),
+        ("links", "partition"),
+        ("from", "partition"),
+        ("to", "partition"),
+        ("percent", "loss"),
+        ("peers", "loss"),
+        ("rate", "bandwidth"),
+    ] {
+        if kind.is_some_and(|k| k.name() != kinds) {
+            forbid(key, &format!("only a {kinds} fault takes `{key}`"), d);
+        }
+    }
+    let target = match (kind, target) {
+        (Some(FaultKind::RollingRestart), None) => Some(Some(Target::All)),
+        (Some(FaultKind::Partition), None) => Some(None),
+        (Some(_), None) => {
+            d.error(f.pos, format!("{path}: missing key `target`: expected a node name, a list of nodes, random, minority, majority, all or a role"));
+            None
+        }
+        (_, Some(Some(t))) => Some(Some(t)),
+        (_, Some(None)) | (None, None) => None,
+    };
+
+    let heal_after = match f.get("for") {
+        Some(n) => {
+            if kind.is_some_and(|k| !k.takes_duration()) {
                 d.error(
                     n.pos,
                     format!(
-                        "{}: no node or role named {t:?}: expected one of {}, random{}",
-                        f.path_of("target"),
-                        nodes.join(", "),
-                        roles.iter().map(|r| format!(", {r}")).collect::<String>()
+                        "{}: a {} heals itself; `for` does not apply",
+                        f.path_of("for"),
+                        kind.map(FaultKind::name).unwrap_or_default()
                     ),
                 );
-                None
             }
-        });
-    let heal_after = match f.get("for") {
-        Some(n) => yaml::duration(n, &f.path_of("for"), d).map(Some),
+            yaml::duration(n, &f.path_of("for"), d).map(Some)
+        }
         None => Some(None),
     };
     let signal = match f.get("signal") {
@@ -398,14 +738,21 @@ fn read_fault(
         }
         None => Some("SIGKILL".to_string()),
     };
-    if let (Some(FaultKind::Restart), Some(n)) = (kind, f.get("for")) {
-        d.error(
-            n.pos,
-            format!(
-                "{}: a restart heals itself; `for` applies to kill and pause",
-                f.path_of("for")
-            ),
-        );
+    let every = match f.get("every") {
+        Some(n) => yaml::duration(n, &f.path_of("every"), d).map(Some),
+        None => Some(None),
+    };
+    let times = match f.get("times") {
+        Some(n) => yaml::integer(n, &f.path_of("times"), 1, 10_000, d).map(|t| t as u32),
+        None => Some(1),
+    };
+    if let (Some(None), Some(t), Some(n)) = (&every, times, f.get("times")) {
+        if t > 1 {
+            d.error(
+                n.pos,
+                format!("{}: repeating needs `every`", f.path_of("times")),
+            );
+        }
     }
     Some(FaultSpec {
         at: at?,
@@ -413,6 +760,13 @@ fn read_fault(
         target: target?,
         heal_after: heal_after?,
         signal: signal?,
+        shape,
+        probability,
+        peers,
+        rate,
+        every: every?,
+        times: times?,
+        pos: node.pos,
     })
 }
 
@@ -461,31 +815,33 @@ fn read_checks(node: &Node, d: &mut Diagnostics) -> Option<Checks> {
 
 /// Checks that need several sections at once.
 fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
-    let Some(faults_node) = top.get("faults") else {
-        return;
-    };
-    let items = match &faults_node.value {
-        yaml::Value::Seq(items) => items,
-        _ => return,
-    };
-    for (fault, node) in s.faults.iter().zip(items) {
-        let end = fault.at + fault.heal_after.unwrap_or_default();
-        if fault.at >= s.workload.duration {
+    for fault in &s.faults {
+        let last = fault.occurrences().last().copied().unwrap_or(fault.at);
+        let end = last + fault.heal_after.unwrap_or_default();
+        if last >= s.workload.duration {
             d.error(
-                node.pos,
+                fault.pos,
                 format!(
                     "fault at {:?} starts after the load ends (workload.duration {:?})",
-                    fault.at, s.workload.duration
+                    last, s.workload.duration
                 ),
             );
         } else if end >= s.workload.duration {
             d.error(
-                node.pos,
+                fault.pos,
                 format!(
                     "fault at {:?} heals at {:?}, after the load ends ({:?}): nothing would measure the recovery",
-                    fault.at, end, s.workload.duration
+                    last, end, s.workload.duration
                 ),
             );
+        }
+        if let (Some(every), Some(for_)) = (fault.every, fault.heal_after) {
+            if fault.times > 1 && for_ >= every {
+                d.error(
+                    fault.pos,
+                    format!("fault repeats every {every:?} but lasts {for_:?}: each occurrence must heal before the next"),
+                );
+            }
         }
     }
     let replicas = match &s.workload.settings {
@@ -543,7 +899,10 @@ checks:
     fn a_good_scenario_loads() {
         let s = load_str(GOOD).unwrap();
         assert_eq!(s.name, "ok");
-        assert_eq!(s.faults[0].target, Target::Role("stream-leader".into()));
+        assert_eq!(
+            s.faults[0].target,
+            Some(Target::Role("stream-leader".into()))
+        );
         assert_eq!(s.faults[0].heal_after, Some(Duration::from_secs(5)));
         assert_eq!(s.checks.max_failover, Some(Duration::from_secs(15)));
         assert_eq!(s.probe_interval, Duration::from_millis(100));
@@ -577,8 +936,8 @@ faults:
                 "s.yaml:5:9: workload.rate: expected a number greater than zero, found \"fast\"",
                 "s.yaml:6:13: workload.duration: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found \"30\"",
                 "s.yaml:8:44: workload.nats.storage: expected one of file, memory, found \"tape\"",
-                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, restart, found \"explode\"",
-                "s.yaml:12:13: faults[0].target: no node or role named \"n9\": expected one of n1, n2, n3, random, stream-leader, meta-leader",
+                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, found \"explode\"",
+                "s.yaml:12:13: faults[0].target: no node or role named \"n9\": expected one of n1, n2, n3, random, minority, majority, all, stream-leader, meta-leader",
             ]
         );
     }
@@ -594,6 +953,87 @@ faults:
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].starts_with("s.yaml:9:5: fault at 10s heals at 35s"));
         assert!(errs[1].contains("4 replicas asked for, but the cluster has 3 node(s)"));
+    }
+
+    fn with_faults(faults: &str) -> Result<Scenario, Vec<String>> {
+        let head = GOOD.split("faults:").next().unwrap();
+        load_str(&format!("{head}faults:\n{faults}"))
+    }
+
+    #[test]
+    fn network_faults_and_repeats() {
+        let s = with_faults(
+            "  - { at: 5s, kind: partition, shape: isolate, target: stream-leader, for: 5s }
+  - { at: 5s, kind: partition, shape: one-way, from: n1, to: [n2, n3], for: 2s }
+  - { at: 2s, kind: loss, target: n2, percent: 20, peers: [n1], for: 3s }
+  - { at: 1s, kind: bandwidth, target: all, rate: 1mbit, for: 2s, every: 5s, times: 4 }
+  - { at: 3s, kind: rolling-restart }
+",
+        )
+        .unwrap();
+        assert_eq!(s.faults[0].shape, Some(ShapeSpec::Isolate));
+        assert_eq!(
+            s.faults[1].shape,
+            Some(ShapeSpec::OneWay {
+                from: Target::Node("n1".into()),
+                to: Target::Nodes(vec!["n2".into(), "n3".into()])
+            })
+        );
+        assert_eq!(s.faults[2].probability, Some(0.2));
+        assert_eq!(s.faults[2].peers, vec!["n1"]);
+        let starts: Vec<u64> = s.faults[3]
+            .occurrences()
+            .iter()
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(starts, vec![1, 6, 11, 16]);
+        assert_eq!(s.faults[4].target, Some(Target::All));
+    }
+
+    #[test]
+    fn faults_this_machine_cannot_do_are_refused_with_a_reason_and_an_alternative() {
+        let errs = with_faults("  - { at: 5s, kind: clock-skew, target: n1 }\n").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("s.yaml:"), "{errs:?}");
+        assert!(
+            errs[0].contains("clock-skew")
+                && errs[0].contains("static Go binary")
+                && errs[0].contains("alternative")
+        );
+        let errs = with_faults("  - { at: 5s, kind: delay, target: n1 }\n").unwrap_err();
+        assert!(
+            errs[0].contains("fault kind delay") && errs[0].contains("alternative"),
+            "{errs:?}"
+        );
+        if !netem_available() {
+            assert!(errs[0].contains("netem"), "{errs:?}");
+        }
+    }
+
+    #[test]
+    fn fault_settings_that_do_not_fit_the_kind() {
+        let errs = with_faults(
+            "  - { at: 5s, kind: partition, shape: ring, target: n1 }
+  - { at: 5s, kind: kill, target: n1, rate: 1mbit }
+  - { at: 5s, kind: loss, target: n1, percent: 120 }
+  - { at: 5s, kind: partition, shape: isolate }
+  - { at: 1s, kind: pause, target: n1, for: 6s, every: 5s, times: 2 }
+",
+        )
+        .unwrap_err();
+        let joined = errs.join("\n");
+        for expected in [
+            "faults[0].target: this partition shape takes no target",
+            "faults[1].rate: only a bandwidth fault takes `rate`",
+            "faults[2].percent: expected at most 100",
+            "faults[3]: this partition shape needs a `target`",
+            "each occurrence must heal before the next",
+        ] {
+            assert!(
+                joined.contains(expected),
+                "missing {expected:?} in\n{joined}"
+            );
+        }
     }
 
     #[test]

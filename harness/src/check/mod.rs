@@ -65,9 +65,15 @@ pub struct LatencySummary {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FaultTiming {
+    /// The occurrence's run-unique id.
     pub index: usize,
+    /// The fault's index in the scenario.
+    pub spec: Option<usize>,
     pub kind: String,
+    /// The node(s) hit, comma-separated (for a partition: the side cut off, if any).
     pub target: String,
+    /// What exactly was done, when the target alone does not say it (the partition's sides).
+    pub description: Option<String>,
     pub t_fault_ms: Option<f64>,
     pub t_heal_ms: Option<f64>,
     pub detection_ms: Option<f64>,
@@ -80,6 +86,15 @@ pub struct FaultTiming {
     pub recovery_ms: Option<f64>,
     pub max_ack_gap_ms: Option<f64>,
     pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DetectionSummary {
+    pub faults: usize,
+    /// Faults whose detection was observed.
+    pub detected: usize,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// Counts for one second of the run (by completion time), for plots of the failover window.
@@ -106,6 +121,9 @@ pub struct Analysis {
     pub service_ms: LatencySummary,
     pub send_delay_ms: LatencySummary,
     pub baseline_acks_per_s: Option<f64>,
+    /// Detection times grouped by fault kind: a killed process and a partitioned one are
+    /// noticed by very different means.
+    pub detection_ms_by_kind: BTreeMap<String, DetectionSummary>,
     pub timeline: Vec<Second>,
     pub notes: Vec<String>,
 }
@@ -124,6 +142,8 @@ struct ProbeEvent {
 struct FaultEvent {
     kind: String,
     target: String,
+    spec: Option<usize>,
+    description: Option<String>,
     /// When the harness issued the call that applies the fault.
     t_invoke: Option<u64>,
     t_fault: Option<u64>,
@@ -229,6 +249,12 @@ where
                 }
                 if let Some(target) = &r.target {
                     f.target = target.clone();
+                }
+                if r.spec.is_some() {
+                    f.spec = r.spec;
+                }
+                if r.op() == Op::Fault && r.kind() == Kind::Ok {
+                    f.description = r.detail.clone();
                 }
                 match (r.op(), r.kind()) {
                     (Op::Fault, Kind::Invoke) => f.t_invoke = r.t_done,
@@ -434,8 +460,10 @@ where
     for (k, (index, f)) in fault_list.into_iter().enumerate() {
         let mut t = FaultTiming {
             index,
+            spec: f.spec,
             kind: f.kind.clone(),
             target: f.target.clone(),
+            description: f.description.clone(),
             t_fault_ms: f.t_fault.map(ms),
             t_heal_ms: f.t_heal.map(ms),
             notes: f.notes.clone(),
@@ -475,6 +503,15 @@ where
         recovery(&mut t, &f, &acks, a.baseline_acks_per_s, phases.load_end);
         a.faults.push(t);
     }
+    for f in &a.faults {
+        let d = a.detection_ms_by_kind.entry(f.kind.clone()).or_default();
+        d.faults += 1;
+        if let Some(ms) = f.detection_ms {
+            d.detected += 1;
+            d.min = Some(d.min.map_or(ms, |m: f64| m.min(ms)));
+            d.max = Some(d.max.map_or(ms, |m: f64| m.max(ms)));
+        }
+    }
     Ok(a)
 }
 
@@ -487,6 +524,8 @@ where
 /// reported as 0 ms with a note saying by how much it came early.
 fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[ProbeEvent]) {
     let start = f.t_invoke.unwrap_or(tf).min(tf);
+    let targets: Vec<&str> = f.target.split(',').filter(|x| !x.is_empty()).collect();
+    let is_target = |n: Option<&str>| n.is_some_and(|n| targets.contains(&n));
     let mut held: Vec<String> = Vec::new();
     let mut latest: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
     for p in probes.iter().filter(|p| p.t < start && p.event == "leader") {
@@ -494,26 +533,31 @@ fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[ProbeEvent]
             latest.insert((role, &p.observer), p.subject.as_deref());
         }
     }
-    for ((role, _), leader) in latest {
-        if leader == Some(f.target.as_str()) && !held.iter().any(|h| h == role) {
+    for ((role, _), leader) in &latest {
+        // Without targets (a partition of no particular side), any leader change counts.
+        if (targets.is_empty() || is_target(*leader)) && !held.iter().any(|h| h == role) {
             held.push(role.to_string());
         }
     }
     let end = f.t_heal.unwrap_or(u64::MAX);
     let window = probes
         .iter()
-        .filter(|p| p.t >= start && p.t <= end && p.observer != f.target);
+        .filter(|p| p.t >= start && p.t <= end && !is_target(Some(&p.observer)));
     for p in window {
         let subject = p.subject.as_deref();
         let held_role = p.role.as_ref().is_some_and(|r| held.contains(r));
+        let previous = p
+            .role
+            .as_deref()
+            .and_then(|r| latest.get(&(r, p.observer.as_str())).copied().flatten());
         let signal = match p.event.as_str() {
-            "peer-down" if subject == Some(f.target.as_str()) => Some(format!(
+            "peer-down" if targets.is_empty() || is_target(subject) => Some(format!(
                 "{} reports {} down ({})",
                 p.observer,
-                f.target,
+                subject.unwrap_or("?"),
                 p.detail.as_deref().unwrap_or("probe")
             )),
-            "leader" if held_role && subject != Some(f.target.as_str()) => Some(format!(
+            "leader" if held_role && !is_target(subject) && subject != previous => Some(format!(
                 "{} reports {} leader {}",
                 p.observer,
                 p.role.as_deref().unwrap_or("?"),
@@ -547,7 +591,7 @@ fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[ProbeEvent]
             "detection: no probe observation showed the cluster noticing".into()
         });
     }
-    if !held.is_empty() && t.new_leader.is_none() {
+    if !held.is_empty() && t.new_leader.is_none() && !targets.is_empty() {
         t.notes.push(format!(
             "new leader: {} held {} and no other leader was observed before the heal",
             f.target,

@@ -20,6 +20,7 @@ use bollard::Docker;
 pub const RUN_LABEL: &str = "faultline.run";
 pub const PID_LABEL: &str = "faultline.pid";
 pub const NODE_LABEL: &str = "faultline.node";
+pub const SIDECAR_LABEL: &str = "faultline.sidecar";
 
 /// A Docker call that failed, with what the harness was doing.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +209,105 @@ impl Backend {
             self.docker.unpause_container(id).await,
             format!("unpause node {node}"),
         )
+    }
+
+    /// Starts a sidecar in `target`'s network namespace with NET_ADMIN only, so iptables and tc
+    /// can change the target's network whatever image the target runs. It sleeps until
+    /// removed; returns its id.
+    pub async fn start_sidecar(
+        &self,
+        run_id: &str,
+        target_container: &str,
+        node: &str,
+        purpose: &str,
+        image: &str,
+    ) -> Result<String, DockerError> {
+        let name = format!("{run_id}-{node}-{purpose}");
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            labels: Some(Self::labels(
+                run_id,
+                &[(NODE_LABEL, node), (SIDECAR_LABEL, purpose)],
+            )),
+            host_config: Some(HostConfig {
+                network_mode: Some(format!("container:{target_container}")),
+                cap_add: Some(vec!["NET_ADMIN".into()]),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = ctx(
+            self.docker.create_container(Some(options), body).await,
+            format!("create network sidecar for node {node}"),
+        )?;
+        self.start(&created.id, &format!("{node}'s sidecar"))
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Runs a command in a container; returns its exit code and combined output.
+    pub async fn exec(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        what: &str,
+    ) -> Result<(i64, String), DockerError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use futures::StreamExt;
+        let exec = ctx(
+            self.docker
+                .create_exec(
+                    container,
+                    CreateExecOptions {
+                        cmd: Some(cmd.to_vec()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await,
+            format!("prepare {what}"),
+        )?;
+        let started = ctx(
+            self.docker.start_exec(&exec.id, None).await,
+            format!("run {what}"),
+        )?;
+        let mut text = String::new();
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(c) => text.push_str(&c.to_string()),
+                    Err(e) => return ctx(Err(e), format!("read output of {what}")),
+                }
+            }
+        }
+        let inspect = ctx(
+            self.docker.inspect_exec(&exec.id).await,
+            format!("inspect {what}"),
+        )?;
+        Ok((inspect.exit_code.unwrap_or(-1), text))
+    }
+
+    /// The `ps` state (R, S, T...) of each process of the container, main process first.
+    pub async fn process_states(&self, id: &str, node: &str) -> Result<Vec<String>, DockerError> {
+        let options = bollard::query_parameters::TopOptionsBuilder::new()
+            .ps_args("-o pid,stat")
+            .build();
+        let top = ctx(
+            self.docker.top_processes(id, Some(options)).await,
+            format!("list the processes of node {node}"),
+        )?;
+        let mut rows: Vec<(u64, String)> = top
+            .processes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| Some((row.first()?.parse().ok()?, row.get(1)?.clone())))
+            .collect();
+        rows.sort();
+        Ok(rows.into_iter().map(|(_, stat)| stat).collect())
     }
 
     /// The container's state as Docker reports it: (running, paused).

@@ -144,6 +144,31 @@ pub async fn ensure(
     Ok(resolved)
 }
 
+/// The image network faults run their sidecars from (iptables, tc): the Debian base, built
+/// by the `images/debian-base` recipe beside the topology when absent.
+pub const TOOLS_IMAGE: &str = "faultline/debian-base:bookworm";
+
+pub async fn ensure_tools(
+    backend: &Backend,
+    topology: &Topology,
+    progress: &Progress,
+    log: &Path,
+) -> Result<String, ImageError> {
+    if !present(backend, TOOLS_IMAGE).await {
+        let recipe = topology
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("images/debian-base");
+        progress.phase(&format!(
+            "building image {TOOLS_IMAGE} for network-fault sidecars"
+        ));
+        build(backend, TOOLS_IMAGE, &recipe, progress, log).await?;
+    }
+    progress.note(&format!("network faults use sidecars from {TOOLS_IMAGE}"));
+    Ok(TOOLS_IMAGE.to_string())
+}
+
 /// Runs a recipe, showing its progress lines and keeping everything else in the log.
 async fn build(
     backend: &Backend,

@@ -150,6 +150,10 @@ pub trait Broker: Send + Sync {
     /// needs (stream, topic) and waits until that is replicated.
     async fn prepare(&self, timeout: Duration, progress: &Progress) -> Result<(), BrokerError>;
 
+    /// Waits until the cluster reports itself healthy again (between the steps of a rolling
+    /// restart).
+    async fn wait_healthy(&self, timeout: Duration) -> Result<(), BrokerError>;
+
     /// Opens producer `index`.
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError>;
 

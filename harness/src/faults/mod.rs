@@ -1,16 +1,27 @@
 //! Faults: each one a small unit that injects, verifies it took effect, and heals
 //! idempotently (heal runs again at teardown, whatever state the run stopped in).
+//!
+//! Process faults (kill, pause, stop, restart) act through Docker; network faults (partition,
+//! loss, bandwidth) through iptables and tc run from a sidecar in the target's network
+//! namespace, so they work with any broker image, official ones included.
 
+pub mod bandwidth;
 mod kill;
+mod loss;
+mod network;
+mod partition;
 mod pause;
 mod restart;
+pub mod shapes;
+mod stop;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::cluster::docker::{Backend, DockerError};
-use crate::cluster::ClusterNode;
+use crate::cluster::{Cluster, ClusterNode};
 use crate::scenario::{FaultKind, FaultSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,24 +32,78 @@ pub enum FaultError {
     NotApplied(String),
 }
 
-#[async_trait]
-pub trait Fault: Send + Sync {
-    /// Applies the fault to `node`, verifies that Docker reports it in effect, and returns
-    /// when the call that applied it returned: that instant is `t_fault` (MEASUREMENT.md), not
-    /// the end of the verification.
-    async fn inject(&self, backend: &Backend, node: &ClusterNode) -> Result<Instant, FaultError>;
-    /// Undoes the fault; does nothing if it is not in effect.
-    async fn heal(&self, backend: &Backend, node: &ClusterNode) -> Result<(), FaultError>;
+/// What a fault may use: Docker, the cluster's nodes, and the image its sidecars run.
+#[derive(Clone)]
+pub struct FaultCtx {
+    pub backend: Backend,
+    pub run_id: String,
+    pub cluster: Arc<Cluster>,
+    /// An image with iptables and tc (the Debian base), for network faults.
+    pub tools_image: Option<String>,
 }
 
-pub fn build(spec: &FaultSpec) -> Box<dyn Fault> {
+#[async_trait]
+pub trait Fault: Send + Sync {
+    /// Applies the fault, verifies that it is in effect, and returns when the call that
+    /// applied it returned: that instant is `t_fault` (MEASUREMENT.md), not the end of the
+    /// verification.
+    async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError>;
+    /// Undoes the fault and verifies it is gone; does nothing if it is not in effect.
+    async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError>;
+    /// What exactly was done, in words, when the target alone does not say it.
+    fn describe(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A fault for one occurrence of `spec`, on already resolved nodes. `id` is unique in the run
+/// (it names the fault's iptables chains).
+pub fn build(
+    spec: &FaultSpec,
+    id: usize,
+    targets: Vec<ClusterNode>,
+    partition: Option<(shapes::Blocked, String)>,
+) -> Box<dyn Fault> {
     match spec.kind {
         FaultKind::Kill => Box::new(kill::Kill {
             signal: spec.signal.clone(),
+            nodes: targets,
         }),
-        FaultKind::Pause => Box::new(pause::Pause),
-        FaultKind::Restart => Box::new(restart::Restart),
+        FaultKind::Pause => Box::new(pause::Pause { nodes: targets }),
+        FaultKind::Stop => Box::new(stop::Stop { nodes: targets }),
+        FaultKind::Restart | FaultKind::RollingRestart => {
+            Box::new(restart::Restart { nodes: targets })
+        }
+        FaultKind::Partition => {
+            let (blocked, description) = partition.unwrap_or_default();
+            Box::new(partition::Partition::new(id, blocked, description))
+        }
+        FaultKind::Loss => Box::new(loss::Loss::new(
+            id,
+            targets,
+            spec.probability.unwrap_or(0.0),
+            spec.peers.clone(),
+        )),
+        FaultKind::Bandwidth => Box::new(bandwidth::Bandwidth::new(
+            targets,
+            spec.rate.clone().unwrap_or_default(),
+        )),
     }
+}
+
+/// Runs `f` on every node at once; returns the latest instant any call returned.
+async fn on_all<'a, F, Fut>(nodes: &'a [ClusterNode], f: F) -> Result<Instant, FaultError>
+where
+    F: Fn(&'a ClusterNode) -> Fut,
+    Fut: std::future::Future<Output = Result<Instant, FaultError>>,
+{
+    let results = futures::future::join_all(nodes.iter().map(f)).await;
+    let mut latest = None;
+    for r in results {
+        let t = r?;
+        latest = Some(latest.map_or(t, |l: Instant| l.max(t)));
+    }
+    latest.ok_or_else(|| FaultError::NotApplied("no target node".into()))
 }
 
 /// Polls the container's state until `want(running, paused)` holds or `within` passes.

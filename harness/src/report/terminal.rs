@@ -47,6 +47,9 @@ pub fn render(r: &RunResult, out_dir: &Path) -> String {
             ms(f.max_ack_gap_ms),
             ms(f.recovery_ms),
         );
+        if let Some(description) = &f.description {
+            let _ = writeln!(s, "           {description}");
+        }
         if let Some(signal) = &f.detection_signal {
             let _ = writeln!(s, "           detected: {signal}");
         }

@@ -183,6 +183,62 @@ fn classify(e: &PublishError) -> Completion {
     }
 }
 
+/// Records one message read from the stream.
+fn receive(
+    history: &HistorySink,
+    clock: &Clock,
+    position: u64,
+    payload: &[u8],
+    report: &mut DrainReport,
+) {
+    let mut r = Record::new(Op::Receive, Kind::Ok);
+    r.t_done = Some(clock.now_us());
+    r.position = Some(position);
+    match decode_payload(payload) {
+        Some((p, s)) => {
+            r.producer = Some(p);
+            r.seq = Some(s);
+            report.received += 1;
+        }
+        None => report.foreign += 1,
+    }
+    history.record(r);
+}
+
+/// Reads sequences `from..=to` one by one with STREAM.MSG.GET, which the stream leader
+/// answers (the stream is created without direct gets, so replicas do not). Returns whether
+/// every sequence was read or found deleted before the deadline.
+async fn read_from_leader(
+    stream: &stream::Stream,
+    from: u64,
+    to: u64,
+    history: &HistorySink,
+    clock: &Clock,
+    deadline: Instant,
+    report: &mut DrainReport,
+) -> bool {
+    let mut seq = from;
+    while seq <= to {
+        if Instant::now() >= deadline {
+            report.notes.push(format!(
+                "drain timed out reading from the stream leader at sequence {seq} of {to}"
+            ));
+            return false;
+        }
+        let get = tokio::time::timeout(Duration::from_secs(2), stream.get_raw_message(seq)).await;
+        match get {
+            Ok(Ok(message)) => {
+                receive(history, clock, seq, &message.payload, report);
+                seq += 1;
+            }
+            // A sequence that no longer exists (deleted, or never stored) has nothing to read.
+            Ok(Err(e)) if e.to_string().contains("not found") => seq += 1,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    true
+}
+
 /// Reads the stream from its first message to the last one present when the drain starts,
 /// recording a `receive` per message. Consumers are recreated from the next sequence if one
 /// breaks, and sequences already read are skipped, so a broken consumer cannot invent
@@ -234,6 +290,19 @@ pub async fn drain(
                 }
             };
         let info = stream.cached_info();
+        if last_seq.is_none() {
+            report.notes.push(format!(
+                "drain: stream {} holds {} message(s), sequences {}..{}, leader {}",
+                w.stream,
+                info.state.messages,
+                info.state.first_sequence,
+                info.state.last_sequence,
+                info.cluster
+                    .as_ref()
+                    .and_then(|c| c.leader.clone())
+                    .unwrap_or_else(|| "unknown".into())
+            ));
+        }
         let last = *last_seq.get_or_insert(info.state.last_sequence);
         if next_seq == 0 {
             next_seq = info.state.first_sequence.max(1);
@@ -292,18 +361,7 @@ pub async fn drain(
                 }
                 next_seq = seq + 1;
                 got += 1;
-                let mut r = Record::new(Op::Receive, Kind::Ok);
-                r.t_done = Some(clock.now_us());
-                r.position = Some(seq);
-                match decode_payload(&message.payload) {
-                    Some((p, s)) => {
-                        r.producer = Some(p);
-                        r.seq = Some(s);
-                        report.received += 1;
-                    }
-                    None => report.foreign += 1,
-                }
-                history.record(r);
+                receive(history, clock, seq, &message.payload, &mut report);
                 if seq >= last {
                     report.complete = true;
                     return Ok(report);
@@ -314,6 +372,27 @@ pub async fn drain(
                 // `last` were deleted. The consumer's own count of pending messages tells.
                 let mut consumer = consumer.clone();
                 if let Ok(info) = consumer.info().await {
+                    if info.num_pending == 0 && next_seq <= last {
+                        // The consumer believes it reached the end, but the stream leader
+                        // said it goes further: the consumer is served from a replica that
+                        // has not caught up. Read the rest from the leader itself.
+                        report.notes.push(format!(
+                            "drain: the consumer reported the end of stream {} at sequence {} although the stream leader's last sequence is {last}: it was served by a replica that had not caught up; sequences {next_seq}..{last} were read from the stream leader (STREAM.MSG.GET)",
+                            w.stream,
+                            next_seq - 1
+                        ));
+                        report.complete = read_from_leader(
+                            &stream,
+                            next_seq,
+                            last,
+                            history,
+                            clock,
+                            deadline,
+                            &mut report,
+                        )
+                        .await;
+                        return Ok(report);
+                    }
                     if info.num_pending == 0 {
                         report.complete = true;
                         return Ok(report);

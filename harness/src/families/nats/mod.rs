@@ -164,6 +164,29 @@ impl Broker for Nats {
         Ok(())
     }
 
+    async fn wait_healthy(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + timeout;
+        // /healthz also checks that JetStream is current with the meta leader and every stream
+        // replica has caught up, so a restarted node counts only once it has.
+        self.wait_for("every node's /healthz answers ok", deadline, || async {
+            for node in &self.nodes {
+                let (status, body) =
+                    crate::http::get(self.monitor(node), "/healthz", MONITOR_TIMEOUT)
+                        .await
+                        .map_err(|e| format!("{}: {e}", node.name))?;
+                if status != 200 {
+                    return Err(format!(
+                        "{}: /healthz {status} {}",
+                        node.name,
+                        String::from_utf8_lossy(&body).trim()
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
         let urls = self.urls(index as usize % self.nodes.len().max(1));
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,0 +1,116 @@
+//! The machinery shared by network faults: a sidecar in a node's network namespace (NET_ADMIN
+//! only, from the tools image), and iptables chains of the fault's own, so a heal removes
+//! exactly the rules that fault added and can check they are gone.
+
+use super::{FaultCtx, FaultError};
+use crate::cluster::ClusterNode;
+
+/// A sidecar sharing one node's network namespace.
+pub struct Sidecar {
+    pub node: ClusterNode,
+    pub container: String,
+}
+
+impl Sidecar {
+    pub async fn start(
+        ctx: &FaultCtx,
+        node: &ClusterNode,
+        purpose: &str,
+    ) -> Result<Sidecar, FaultError> {
+        let image = ctx.tools_image.as_deref().ok_or_else(|| {
+            FaultError::NotApplied(
+                "network faults need the tools image, which was not prepared".into(),
+            )
+        })?;
+        let container = ctx
+            .backend
+            .start_sidecar(&ctx.run_id, &node.container, &node.name, purpose, image)
+            .await?;
+        Ok(Sidecar {
+            node: node.clone(),
+            container,
+        })
+    }
+
+    /// Runs a shell script in the sidecar; a non-zero exit is an error carrying the output.
+    pub async fn sh(&self, ctx: &FaultCtx, script: &str, what: &str) -> Result<String, FaultError> {
+        let what = format!("{what} on {}", self.node.name);
+        let (code, output) = ctx
+            .backend
+            .exec(&self.container, &["sh", "-c", script], &what)
+            .await?;
+        if code != 0 {
+            return Err(FaultError::NotApplied(format!(
+                "{what} failed (exit {code}): {}",
+                output.trim()
+            )));
+        }
+        Ok(output)
+    }
+
+    pub async fn remove(&self, ctx: &FaultCtx) -> Result<(), FaultError> {
+        ctx.backend.remove_container(&self.container).await?;
+        Ok(())
+    }
+}
+
+/// Chain names of fault `id`: one hooked from INPUT, one from OUTPUT.
+pub fn chains(id: usize) -> (String, String) {
+    (format!("FL{id}-IN"), format!("FL{id}-OUT"))
+}
+
+/// A script that creates the fault's chains, hooks them first in INPUT and OUTPUT, adds the
+/// rules, and checks the chains hold exactly that many rules.
+pub fn install_script(id: usize, input: &[String], output: &[String]) -> String {
+    let (cin, cout) = chains(id);
+    let mut s = String::from("set -e\n");
+    for (chain, hook, rules) in [(&cin, "INPUT", input), (&cout, "OUTPUT", output)] {
+        if rules.is_empty() {
+            continue;
+        }
+        s += &format!("iptables -w -N {chain}\niptables -w -I {hook} 1 -j {chain}\n");
+        for rule in rules {
+            s += &format!("iptables -w -A {chain} {rule}\n");
+        }
+        s += &format!(
+            "test \"$(iptables -w -S {chain} | grep -c -- '^-A {chain} ')\" = {}\n",
+            rules.len()
+        );
+    }
+    s
+}
+
+/// A script that removes the fault's chains (whatever is left of them) and fails if any rule
+/// or chain of the fault remains.
+pub fn remove_script(id: usize) -> String {
+    let (cin, cout) = chains(id);
+    let mut s = String::new();
+    for (chain, hook) in [(&cin, "INPUT"), (&cout, "OUTPUT")] {
+        s += &format!(
+            "while iptables -w -D {hook} -j {chain} 2>/dev/null; do :; done\niptables -w -F {chain} 2>/dev/null\niptables -w -X {chain} 2>/dev/null\n"
+        );
+    }
+    s += &format!("! iptables -w -S | grep -q -- 'FL{id}-'\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_hooks_and_counts_only_the_chains_it_uses() {
+        let s = install_script(3, &["-s 10.0.0.11 -j DROP".into()], &[]);
+        assert!(s.contains("iptables -w -N FL3-IN\niptables -w -I INPUT 1 -j FL3-IN\n"));
+        assert!(s.contains("iptables -w -A FL3-IN -s 10.0.0.11 -j DROP\n"));
+        assert!(s.contains("grep -c -- '^-A FL3-IN ')\" = 1"));
+        assert!(!s.contains("FL3-OUT"));
+    }
+
+    #[test]
+    fn remove_is_idempotent_and_verifies() {
+        let s = remove_script(12);
+        assert!(s.contains("iptables -w -F FL12-IN 2>/dev/null"));
+        assert!(s.ends_with("! iptables -w -S | grep -q -- 'FL12-'\n"));
+    }
+}

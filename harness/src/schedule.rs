@@ -1,0 +1,402 @@
+//! The fault schedule of a run: every occurrence of every fault at its time, targets resolved
+//! when the fault starts (a role names whoever holds it then), heals at `for`, and the final
+//! heal of whatever is still in effect when the load ends.
+//!
+//! Each occurrence gets a run-unique id; the history's fault and heal records carry it, the
+//! scenario's fault index (`spec`), the resolved targets and what exactly was done.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::families::Broker;
+use crate::faults::{self, shapes, Fault, FaultCtx};
+use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::progress::Progress;
+use crate::run::Rng;
+use crate::scenario::{FaultKind, FaultSpec, ShapeSpec, Target};
+
+/// How long a rolling restart waits for the cluster's health after each node.
+const ROLLING_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Active {
+    id: usize,
+    kind: &'static str,
+    targets: String,
+    /// False when injection failed: heal still runs (it is idempotent) but ends no fault.
+    applied: bool,
+    fault: Box<dyn Fault>,
+}
+
+pub struct Scheduler {
+    ctx: FaultCtx,
+    broker: Arc<dyn Broker>,
+    sink: HistorySink,
+    clock: Clock,
+    progress: Arc<Progress>,
+    rng: Rng,
+    next_id: usize,
+    /// Faults injected and not yet healed; the recovery phase starts when it drops to zero.
+    in_effect: Arc<AtomicUsize>,
+    fault_phase_started: bool,
+    timed_heals: Vec<tokio::task::JoinHandle<()>>,
+    unhealed: Vec<Active>,
+}
+
+fn record(
+    op: Op,
+    kind: Kind,
+    id: usize,
+    spec: usize,
+    fault_kind: &str,
+    targets: &str,
+    t: u64,
+) -> Record {
+    let mut r = Record::new(op, kind);
+    r.fault = Some(id);
+    r.spec = Some(spec);
+    r.fault_kind = Some(fault_kind.into());
+    r.target = Some(targets.into());
+    r.t_done = Some(t);
+    r
+}
+
+fn phase(name: &str, t: u64) -> Record {
+    let mut r = Record::new(Op::Phase, Kind::Ok);
+    r.phase = Some(name.into());
+    r.t_done = Some(t);
+    r
+}
+
+impl Scheduler {
+    pub fn new(
+        ctx: FaultCtx,
+        broker: Arc<dyn Broker>,
+        sink: HistorySink,
+        clock: Clock,
+        progress: Arc<Progress>,
+        seed: u64,
+    ) -> Self {
+        Scheduler {
+            ctx,
+            broker,
+            sink,
+            clock,
+            progress,
+            rng: Rng::new(seed),
+            next_id: 0,
+            in_effect: Arc::new(AtomicUsize::new(0)),
+            fault_phase_started: false,
+            timed_heals: Vec::new(),
+            unhealed: Vec::new(),
+        }
+    }
+
+    /// Runs every occurrence of every fault at its time from `load_start`, then waits for the
+    /// timed heals.
+    pub async fn run(&mut self, faults: &[FaultSpec], load_start: Instant) {
+        let mut occurrences: Vec<(Duration, usize)> = faults
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| f.occurrences().into_iter().map(move |at| (at, i)))
+            .collect();
+        occurrences.sort();
+        for (at, spec_index) in occurrences {
+            tokio::time::sleep_until((load_start + at).into()).await;
+            let spec = &faults[spec_index];
+            if spec.kind == FaultKind::RollingRestart {
+                self.rolling_restart(spec, spec_index).await;
+            } else {
+                self.occurrence(spec, spec_index).await;
+            }
+        }
+        for h in std::mem::take(&mut self.timed_heals) {
+            let _ = h.await;
+        }
+    }
+
+    /// Resolves a target expression to node names.
+    async fn resolve(&mut self, target: &Target) -> Result<Vec<String>, String> {
+        let names: Vec<String> = self
+            .ctx
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        let n = names.len();
+        let pick = |count: usize, rng: &mut Rng| {
+            let mut pool = names.clone();
+            let mut out = Vec::new();
+            for _ in 0..count.min(n) {
+                out.push(pool.remove(rng.below(pool.len())));
+            }
+            out.sort();
+            out
+        };
+        let nodes = match target {
+            Target::Node(name) => vec![name.clone()],
+            Target::Nodes(list) => list.clone(),
+            Target::Random => pick(1, &mut self.rng),
+            Target::Minority => pick(((n - 1) / 2).max(1), &mut self.rng),
+            Target::Majority => pick(n / 2 + 1, &mut self.rng),
+            Target::All => names.clone(),
+            Target::Role(role) => vec![self
+                .broker
+                .resolve_role(role)
+                .await
+                .map_err(|e| e.to_string())?],
+        };
+        match nodes.iter().find(|x| !names.contains(x)) {
+            Some(bad) => Err(format!(
+                "{target} resolved to {bad:?}, which is not a node of this cluster"
+            )),
+            None => Ok(nodes),
+        }
+    }
+
+    /// The blocked links of a partition occurrence, and its description.
+    async fn partition(
+        &mut self,
+        shape: &ShapeSpec,
+        targets: &[String],
+    ) -> Result<(shapes::Blocked, String), String> {
+        let names: Vec<String> = self
+            .ctx
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        let shape = match shape {
+            ShapeSpec::Isolate => shapes::Shape::Isolate,
+            ShapeSpec::MajorityMinority => shapes::Shape::MajorityMinority,
+            ShapeSpec::Halves => shapes::Shape::Halves,
+            ShapeSpec::Bridge => shapes::Shape::Bridge,
+            ShapeSpec::Ring => shapes::Shape::Ring,
+            ShapeSpec::Links(links) => shapes::Shape::Links(links.clone()),
+            ShapeSpec::OneWay { from, to } => shapes::Shape::OneWay {
+                from: self.resolve(from).await?,
+                to: self.resolve(to).await?,
+            },
+        };
+        shapes::blocked(&shape, &names, targets, &mut self.rng)
+    }
+
+    async fn occurrence(&mut self, spec: &FaultSpec, spec_index: usize) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let kind = spec.kind.name();
+        let targets = match &spec.target {
+            Some(t) => self.resolve(t).await,
+            None => Ok(Vec::new()),
+        };
+        let plan = match (targets, &spec.shape) {
+            (Ok(targets), Some(shape)) => self
+                .partition(shape, &targets)
+                .await
+                .map(|p| (targets, Some(p))),
+            (Ok(targets), None) => Ok((targets, None)),
+            (Err(e), _) => Err(e),
+        };
+        let (targets, partition) = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                self.progress
+                    .note(&format!("fault {id} ({kind}): not applied: {e}"));
+                let shown = spec
+                    .target
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                let mut r = record(
+                    Op::Fault,
+                    Kind::Fail,
+                    id,
+                    spec_index,
+                    kind,
+                    &shown,
+                    self.clock.now_us(),
+                );
+                r.detail = Some(e);
+                self.sink.record(r);
+                return;
+            }
+        };
+        let nodes: Vec<_> = targets
+            .iter()
+            .filter_map(|t| self.ctx.cluster.node(t).cloned())
+            .collect();
+        let shown = targets.join(",");
+        let fault = faults::build(spec, id, nodes, partition);
+        let active = self.inject(id, spec_index, kind, shown, fault).await;
+        match spec.heal_after {
+            Some(after) => {
+                let due = Instant::now() + after;
+                let healer = self.healer();
+                self.timed_heals.push(tokio::spawn(async move {
+                    tokio::time::sleep_until(due.into()).await;
+                    healer.heal(active).await;
+                }));
+            }
+            None => self.unhealed.push(active),
+        }
+    }
+
+    async fn inject(
+        &mut self,
+        id: usize,
+        spec_index: usize,
+        kind: &'static str,
+        targets: String,
+        mut fault: Box<dyn Fault>,
+    ) -> Active {
+        self.progress
+            .phase(&format!("fault {id}: {kind} {targets}"));
+        self.sink.record(record(
+            Op::Fault,
+            Kind::Invoke,
+            id,
+            spec_index,
+            kind,
+            &targets,
+            self.clock.now_us(),
+        ));
+        let applied = fault.inject(&self.ctx).await;
+        match &applied {
+            Ok(at) => {
+                self.in_effect.fetch_add(1, Ordering::SeqCst);
+                let t = self.clock.us(*at);
+                if !self.fault_phase_started {
+                    self.sink.record(phase("fault", t));
+                    self.fault_phase_started = true;
+                }
+                let mut r = record(Op::Fault, Kind::Ok, id, spec_index, kind, &targets, t);
+                r.detail = fault.describe();
+                if let Some(d) = &r.detail {
+                    self.progress.note(d);
+                }
+                self.sink.record(r);
+            }
+            Err(e) => {
+                self.progress.note(&format!("fault {id} not applied: {e}"));
+                let mut r = record(
+                    Op::Fault,
+                    Kind::Fail,
+                    id,
+                    spec_index,
+                    kind,
+                    &targets,
+                    self.clock.now_us(),
+                );
+                r.detail = Some(e.to_string());
+                self.sink.record(r);
+            }
+        }
+        Active {
+            id,
+            kind,
+            targets,
+            applied: applied.is_ok(),
+            fault,
+        }
+    }
+
+    /// Restarts each target node in turn; each step is its own fault, healed when the cluster
+    /// reports itself healthy again, so every step has its own timings.
+    async fn rolling_restart(&mut self, spec: &FaultSpec, spec_index: usize) {
+        let targets = match &spec.target {
+            Some(t) => self.resolve(t).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        for name in targets {
+            let Some(node) = self.ctx.cluster.node(&name).cloned() else {
+                continue;
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            let fault = faults::build(spec, id, vec![node], None);
+            let active = self
+                .inject(id, spec_index, "restart", name.clone(), fault)
+                .await;
+            self.progress.note(&format!(
+                "waiting for the cluster's health after restarting {name}"
+            ));
+            if let Err(e) = self.broker.wait_healthy(ROLLING_HEALTH_TIMEOUT).await {
+                self.progress
+                    .note(&format!("cluster not healthy after restarting {name}: {e}"));
+            }
+            self.healer().heal(active).await;
+        }
+    }
+
+    fn healer(&self) -> Healer {
+        Healer {
+            ctx: self.ctx.clone(),
+            sink: self.sink.clone(),
+            clock: self.clock,
+            progress: self.progress.clone(),
+            in_effect: self.in_effect.clone(),
+        }
+    }
+
+    /// Heals every fault still in effect (those without `for`): runs when the load ends.
+    pub async fn heal_all(&mut self) {
+        let healer = self.healer();
+        for active in std::mem::take(&mut self.unhealed) {
+            healer.heal(active).await;
+        }
+    }
+}
+
+struct Healer {
+    ctx: FaultCtx,
+    sink: HistorySink,
+    clock: Clock,
+    progress: Arc<Progress>,
+    in_effect: Arc<AtomicUsize>,
+}
+
+impl Healer {
+    async fn heal(&self, mut active: Active) {
+        self.progress.phase(&format!(
+            "heal fault {}: {} {}",
+            active.id, active.kind, active.targets
+        ));
+        let result = active.fault.heal(&self.ctx).await;
+        let t = self.clock.now_us();
+        match result {
+            Ok(()) => {
+                let mut r = record(
+                    Op::Heal,
+                    Kind::Ok,
+                    active.id,
+                    0,
+                    active.kind,
+                    &active.targets,
+                    t,
+                );
+                r.spec = None;
+                self.sink.record(r);
+                if active.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    self.sink.record(phase("recovery", t));
+                }
+            }
+            Err(e) => {
+                self.progress.note(&format!("heal failed: {e}"));
+                let mut r = record(
+                    Op::Heal,
+                    Kind::Fail,
+                    active.id,
+                    0,
+                    active.kind,
+                    &active.targets,
+                    t,
+                );
+                r.spec = None;
+                r.detail = Some(e.to_string());
+                self.sink.record(r);
+            }
+        }
+    }
+}
