@@ -43,18 +43,44 @@ checks:
 ";
 
 #[test]
-fn the_shipped_scenarios_are_valid() {
-    for s in [
-        "scenarios/nats/jetstream-leader-kill.yaml",
-        "scenarios/nats/jetstream-r1-memory-kill.yaml",
-    ] {
-        let (code, stdout, stderr) = faultline(&["validate", s]);
-        assert_eq!(code, 0, "{s}: {stderr}");
-        assert!(
-            stdout.contains("valid (nats cluster of 3 nodes"),
-            "{stdout}"
-        );
+fn every_shipped_scenario_is_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut checked = 0;
+    for family in std::fs::read_dir(&dir).unwrap() {
+        for entry in std::fs::read_dir(family.unwrap().path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let (code, stdout, stderr) = faultline(&["validate", path.to_str().unwrap()]);
+                assert_eq!(code, 0, "{}: {stderr}", path.display());
+                assert!(stdout.contains(": valid ("), "{stdout}");
+                checked += 1;
+            }
+        }
     }
+    assert!(checked >= 6, "only {checked} scenarios found");
+}
+
+#[test]
+fn a_fault_this_machine_cannot_do_fails_validation_with_reason_and_alternative() {
+    let (_dir, path) = scenario_in_tmp(
+        "name: skew
+cluster:
+  compose: COMPOSE
+workload:
+  rate: 100
+  duration: 20s
+  nats: { stream: S }
+faults:
+  - { at: 5s, kind: clock-skew, target: n1 }
+",
+    );
+    let (code, _, stderr) = faultline(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(":9:21: faults[0].kind: fault kind clock-skew"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("alternative"), "{stderr}");
 }
 
 #[test]

@@ -134,13 +134,29 @@ fn r1_memory_stream_kill_is_caught_as_loss() {
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
 }
 
+/// Containers of this run that are network-fault sidecars.
+fn sidecars(run_id: &str) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=faultline.run={run_id}"),
+        ])
+        .args(["--filter", "label=faultline.sidecar"])
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
 #[test]
-fn ctrl_c_in_the_middle_of_a_fault_leaves_nothing_behind() {
+fn ctrl_c_in_the_middle_of_a_partition_leaves_nothing_behind() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let mut child = faultline(&[
         "run",
-        "scenarios/nats/jetstream-r1-memory-kill.yaml",
+        "scenarios/nats/jetstream-partition-leader-minority.yaml",
         "--out",
         out.path().to_str().unwrap(),
     ])
@@ -159,15 +175,17 @@ fn ctrl_c_in_the_middle_of_a_fault_leaves_nothing_behind() {
             let _ = tx.send(line);
         }
     });
-    // Wait until the fault is in effect (the node is down), then interrupt.
+    // Wait until the partition is in effect (its sidecars hold the iptables rules), then
+    // interrupt.
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut seen = Vec::new();
     let run_id = loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no fault started:\n{}", seen.join("\n")));
+            .unwrap_or_else(|_| panic!("the partition never started:\n{}", seen.join("\n")));
         seen.push(line.clone());
-        if line.contains("==> fault 0:") {
+        // The line after the fault heading describes the partition once it is applied.
+        if line.contains(" | ") && seen.iter().any(|l| l.contains("==> fault 0: partition")) {
             let first = seen.iter().find(|l| l.contains("==> run ")).unwrap();
             break first
                 .split("run ")
@@ -179,13 +197,184 @@ fn ctrl_c_in_the_middle_of_a_fault_leaves_nothing_behind() {
                 .to_string();
         }
     };
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(leftovers(&run_id) > 0, "the run's containers exist mid-run");
+    assert!(
+        sidecars(&run_id) > 0,
+        "the partition's sidecars exist mid-run"
+    );
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "interrupted runs exit 3");
-    assert_eq!(leftovers(&run_id), 0, "teardown removed everything");
+    assert_eq!(
+        leftovers(&run_id),
+        0,
+        "teardown removed nodes, sidecars and network"
+    );
+}
+
+fn passing(scenario: &str, out: &Path) -> Value {
+    let run = run_scenario(scenario, out);
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["messages"]["lost"], 0);
+    assert_eq!(r["messages"]["unexpected"], 0);
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+    r
+}
+
+#[test]
+fn isolating_the_stream_leader_loses_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing(
+        "scenarios/nats/jetstream-partition-leader-minority.yaml",
+        out.path(),
+    );
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "partition");
+    let target = f["target"].as_str().unwrap();
+    assert_eq!(
+        f["description"].as_str().unwrap().split(" | ").next(),
+        Some(target),
+        "{f}"
+    );
+    // The majority elected a leader of its own; the isolated side's publishes failed.
+    let new_leader = f["new_leader"].as_str().expect("a new leader was observed");
+    assert_ne!(new_leader, target);
+    assert!(f64_at(f, "/detection_ms").is_some(), "{f}");
+    assert!(f64_at(f, "/failover_ms").is_some(), "{f}");
+    assert!(f64_at(f, "/client_error_ms").is_some(), "{f}");
+    // The heal ran, removed the rules and checked they were gone.
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+    assert_eq!(r["detection_ms_by_kind"]["partition"]["detected"], 1);
+}
+
+#[test]
+fn a_majority_minority_split_of_five_loses_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing(
+        "scenarios/nats/jetstream-partition-majority-minority.yaml",
+        out.path(),
+    );
+    let f = &r["faults"][0];
+    let description = f["description"].as_str().unwrap();
+    let minority: Vec<&str> = description
+        .split(" | ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert_eq!(minority.len(), 2, "{description}");
+    assert!(minority.contains(&f["target"].as_str().unwrap()));
+    let new_leader = f["new_leader"]
+        .as_str()
+        .expect("the majority elected a leader");
+    assert!(
+        !minority.contains(&new_leader),
+        "{new_leader} is in the minority {minority:?}"
+    );
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+}
+
+#[test]
+fn packet_loss_on_the_leader_slows_acks_but_loses_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-loss-20.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "loss");
+    assert_eq!(f["description"], "20 % of packets sent dropped");
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+    // The broker really lost packets: retransmissions show in the tail latency.
+    let base = f64_at(&r, "/latency_ms/baseline/p99").unwrap();
+    let during = f64_at(&r, "/latency_ms/fault/p99").unwrap();
+    assert!(
+        during > 2.0 * base,
+        "p99 {during} ms under loss vs {base} ms before"
+    );
+}
+
+#[test]
+fn a_rolling_restart_restarts_every_node_in_turn_and_loses_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-rolling-restart.yaml", out.path());
+    let faults = r["faults"].as_array().unwrap();
+    let targets: Vec<&str> = faults
+        .iter()
+        .map(|f| f["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, vec!["n1", "n2", "n3"]);
+    let mut previous_heal = 0.0;
+    for f in faults {
+        assert_eq!(f["kind"], "restart");
+        assert_eq!(f["spec"], 0);
+        let start = f64_at(f, "/t_fault_ms").unwrap();
+        let heal = f64_at(f, "/t_heal_ms").expect("each step waits for the cluster's health");
+        assert!(start >= previous_heal, "steps overlap: {faults:?}");
+        previous_heal = heal;
+    }
+}
+
+#[test]
+fn every_fault_kind_applies_and_heals_on_a_real_cluster() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-fault-tour.yaml", out.path());
+    let faults = r["faults"].as_array().unwrap();
+    let kinds: Vec<&str> = faults.iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "stop",
+            "bandwidth",
+            "partition",
+            "pause",
+            "kill",
+            "loss",
+            "loss"
+        ]
+    );
+    for f in faults {
+        // Applied (t_fault), healed and checked gone (t_heal), with no failed heal noted.
+        assert!(f64_at(f, "/t_fault_ms").is_some(), "{f}");
+        assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+        let notes = f["notes"].to_string();
+        assert!(!notes.contains("did not complete"), "{f}");
+    }
+    assert_eq!(
+        faults[4]["target"], "n1,n2,n3",
+        "a coordinated crash of every node"
+    );
+    assert_eq!(faults[5]["spec"], 5);
+    assert_eq!(faults[6]["spec"], 5, "the loss fault repeats");
+    assert_eq!(
+        faults[1]["description"],
+        "outgoing bandwidth limited to 256kbit"
+    );
+    assert!(faults[2]["description"]
+        .as_str()
+        .unwrap()
+        .contains("dropped (the reverse flows)"));
+    assert_ne!(
+        faults[2]["target"], "",
+        "a one-way partition names its dropped side"
+    );
+    // The crash stopped every acknowledgement for a while, and the cluster came back.
+    assert!(
+        f64_at(&faults[4], "/max_ack_gap_ms").unwrap() > 1_000.0,
+        "{}",
+        faults[4]
+    );
+    assert!(
+        f64_at(&faults[4], "/failover_ms").is_some(),
+        "{}",
+        faults[4]
+    );
 }

@@ -187,7 +187,13 @@ impl Scheduler {
         let id = self.next_id;
         self.next_id += 1;
         let kind = spec.kind.name();
-        let targets = match &spec.target {
+        // A one-way partition's targets are the side whose packets are dropped.
+        let expression = match (&spec.target, &spec.shape) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(ShapeSpec::OneWay { from, .. })) => Some(from.clone()),
+            (None, _) => None,
+        };
+        let targets = match &expression {
             Some(t) => self.resolve(t).await,
             None => Ok(Vec::new()),
         };

@@ -10,7 +10,7 @@
 mod bitset;
 pub mod verdict;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -372,6 +372,7 @@ where
     let mut client_error: Vec<Option<u64>> = vec![None; fault_list.len()];
     let mut failover_end: Vec<Option<u64>> = vec![None; fault_list.len()];
     let mut saw_failure: Vec<bool> = vec![false; fault_list.len()];
+    let mut tail_failure: Vec<bool> = vec![false; fault_list.len()];
 
     // Pass 2: latencies and client-side fault timings.
     let mut by_phase: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
@@ -414,14 +415,23 @@ where
             if r.kind() != Kind::Ok {
                 if t_done >= tf && t_done < end {
                     client_error[k] = Some(client_error[k].map_or(t_done, |c| c.min(t_done)));
-                    saw_failure[k] = true;
+                    // Only a failure followed by another send can show whether the client
+                    // recovered; a producer's last message cannot.
+                    if producers[p as usize].invoked.get(seq + 1) {
+                        saw_failure[k] = true;
+                    } else {
+                        tail_failure[k] = true;
+                    }
                 }
                 continue;
             }
             // Failover ends at the first acknowledgement of a message sent after the fault
             // whose predecessor (same producer, previous sequence) was not acknowledged.
+            // "After the fault" counts from when the harness issued it: a graceful stop
+            // returns only once the node is gone, and clients may have failed over by then.
             let sent = r.t_sent.unwrap_or(0);
-            if sent >= tf && sent < end && seq > 0 && !producers[p as usize].ok.get(seq - 1) {
+            let issued = f.t_invoke.unwrap_or(tf).min(tf);
+            if sent >= issued && sent < end && seq > 0 && !producers[p as usize].ok.get(seq - 1) {
                 failover_end[k] = Some(failover_end[k].map_or(t_done, |e| e.min(t_done)));
             }
         }
@@ -483,9 +493,21 @@ where
                 .push("client_error: no publish failed or timed out after the fault".into()),
         }
         match (failover_end[k], saw_failure[k]) {
-            (Some(e), _) => t.failover_ms = Some(ms(e - tf)),
-            (None, true) => t.notes.push(
-                "failover: publishes failed after the fault and none was acknowledged afterwards: the workload never recovered"
+            (Some(e), _) => {
+                t.failover_ms = Some(ms(e.saturating_sub(tf)));
+                if e < tf {
+                    t.notes.push(format!(
+                        "failover: the client was acknowledged again {:.1} ms before the Docker call that applied the fault returned; reported as 0",
+                        ms(tf - e)
+                    ));
+                }
+            }
+            (None, true) => t.notes.push(match window_end(k) {
+                Some(_) => "failover: publishes failed after the fault and none was acknowledged before the next fault started".into(),
+                None => "failover: publishes failed after the fault and none was acknowledged afterwards: the workload never recovered".into(),
+            }),
+            (None, false) if tail_failure[k] => t.notes.push(
+                "failover: only the producers' last messages failed, and nothing sent after them could show a recovery"
                     .into(),
             ),
             (None, false) => t.notes.push(
@@ -584,7 +606,14 @@ fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[ProbeEvent]
             }
         }
     }
-    if t.detection_ms.is_none() {
+    let observers: BTreeSet<&str> = probes.iter().map(|p| p.observer.as_str()).collect();
+    if t.detection_ms.is_none()
+        && !observers.is_empty()
+        && observers.iter().all(|o| is_target(Some(o)))
+    {
+        t.notes
+            .push("detection: every node was a target, so none was left to notice".into());
+    } else if t.detection_ms.is_none() {
         t.notes.push(if f.t_heal.is_some() {
             "detection: no probe observation showed the cluster noticing before the heal".into()
         } else {

@@ -261,6 +261,45 @@ fn a_peer_noticing_before_the_docker_call_returned_counts_as_zero() {
 }
 
 #[test]
+fn a_client_that_failed_over_before_the_docker_call_returned_has_failover_zero() {
+    // A graceful stop issued at 1000 ms returns at 1300 ms, once the node has exited. The
+    // message sent at 1000 ms was lost with the node (timed out); the client reconnected and
+    // the one sent at 1010 ms was acknowledged at 1011 ms.
+    let mut h = vec![phase("baseline", 0)];
+    let mut invoke = Record::new(Op::Fault, Kind::Invoke);
+    invoke.fault = Some(0);
+    invoke.fault_kind = Some("restart".into());
+    invoke.target = Some("n1".into());
+    invoke.t_done = Some(1000 * MS);
+    h.push(invoke.clone());
+    let mut done = invoke;
+    done.kind = Some(Kind::Ok);
+    done.t_done = Some(1300 * MS);
+    h.push(done);
+    for seq in 0..300u64 {
+        let t = seq * 10;
+        h.push(publish(Kind::Invoke, 0, seq, t, 0));
+        h.push(if t == 1000 {
+            publish(Kind::Info, 0, seq, t, 3000 * MS)
+        } else {
+            publish(Kind::Ok, 0, seq, t, (t + 1) * MS)
+        });
+    }
+    h.push(phase("drain", 3000));
+    let a = run(&h);
+    let f = &a.faults[0];
+    assert_eq!(f.failover_ms, Some(0.0), "{:?}", f.notes);
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("289.0 ms before the Docker call")),
+        "{:?}",
+        f.notes
+    );
+    assert!(!f.notes.iter().any(|n| n.contains("never recovered")));
+}
+
+#[test]
 fn a_fault_the_client_never_felt_has_no_failover_and_says_why() {
     let mut h = acked(1, 600);
     let mut f = Record::new(Op::Fault, Kind::Ok);

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::network::Sidecar;
+use super::network::{undo_and_remove, Sidecar};
 use super::{on_all, Fault, FaultCtx, FaultError};
 use crate::cluster::ClusterNode;
 
@@ -69,18 +69,13 @@ impl Fault for Bandwidth {
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
-        for sidecar in &self.sidecars {
-            sidecar
-                .sh(
-                    ctx,
-                    "tc qdisc del dev eth0 root 2>/dev/null; ! tc qdisc show dev eth0 | grep -q tbf",
-                    "remove the bandwidth limit",
-                )
-                .await?;
-            sidecar.remove(ctx).await?;
-        }
-        self.sidecars.clear();
-        Ok(())
+        undo_and_remove(
+            &mut self.sidecars,
+            ctx,
+            "tc qdisc del dev eth0 root 2>/dev/null; ! tc qdisc show dev eth0 | grep -q tbf",
+            "remove the bandwidth limit",
+        )
+        .await
     }
 
     fn describe(&self) -> Option<String> {

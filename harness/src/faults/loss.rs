@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::network::{install_script, remove_script, Sidecar};
+use super::network::{install_script, remove_script, undo_and_remove, Sidecar};
 use super::{on_all, Fault, FaultCtx, FaultError};
 use crate::cluster::ClusterNode;
 
@@ -65,14 +65,13 @@ impl Fault for Loss {
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
-        for sidecar in &self.sidecars {
-            sidecar
-                .sh(ctx, &remove_script(self.id), "remove loss rules")
-                .await?;
-            sidecar.remove(ctx).await?;
-        }
-        self.sidecars.clear();
-        Ok(())
+        undo_and_remove(
+            &mut self.sidecars,
+            ctx,
+            &remove_script(self.id),
+            "remove loss rules",
+        )
+        .await
     }
 
     fn describe(&self) -> Option<String> {

@@ -130,7 +130,17 @@ async fn wait_state(
     }
 }
 
-/// Starts a node that is not running (the heal of kill and restart).
+/// The heal of faults that stop nodes (kill, restart): start every target not running.
+async fn start_all(ctx: &FaultCtx, nodes: &[ClusterNode]) -> Result<(), FaultError> {
+    on_all(nodes, |node| async move {
+        ensure_running(&ctx.backend, node).await?;
+        Ok(Instant::now())
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Starts a node that is not running.
 async fn ensure_running(backend: &Backend, node: &ClusterNode) -> Result<(), FaultError> {
     let (running, paused) = backend.state(&node.container, &node.name).await?;
     if paused {

@@ -54,6 +54,22 @@ impl Sidecar {
     }
 }
 
+/// Runs `script` (which undoes the fault and checks it is gone) in every sidecar, then
+/// removes the sidecars. Stops at the first failure, keeping the sidecars left for a retry.
+pub async fn undo_and_remove(
+    sidecars: &mut Vec<Sidecar>,
+    ctx: &FaultCtx,
+    script: &str,
+    what: &str,
+) -> Result<(), FaultError> {
+    while let Some(sidecar) = sidecars.last() {
+        sidecar.sh(ctx, script, what).await?;
+        sidecar.remove(ctx).await?;
+        sidecars.pop();
+    }
+    Ok(())
+}
+
 /// Chain names of fault `id`: one hooked from INPUT, one from OUTPUT.
 pub fn chains(id: usize) -> (String, String) {
     (format!("FL{id}-IN"), format!("FL{id}-OUT"))

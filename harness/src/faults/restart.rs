@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{ensure_running, on_all, wait_state, Fault, FaultCtx, FaultError};
+use super::{ensure_running, on_all, start_all, wait_state, Fault, FaultCtx, FaultError};
 use crate::cluster::ClusterNode;
 
 const GRACE_S: i32 = 10;
@@ -37,11 +37,6 @@ impl Fault for Restart {
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
-        on_all(&self.nodes, |node| async move {
-            ensure_running(&ctx.backend, node).await?;
-            Ok(Instant::now())
-        })
-        .await
-        .map(|_| ())
+        start_all(ctx, &self.nodes).await
     }
 }
