@@ -338,7 +338,8 @@ fn every_fault_kind_applies_and_heals_on_a_real_cluster() {
             "pause",
             "kill",
             "loss",
-            "loss"
+            "loss",
+            "partition"
         ]
     );
     for f in faults {
@@ -366,6 +367,11 @@ fn every_fault_kind_applies_and_heals_on_a_real_cluster() {
         faults[2]["target"], "",
         "a one-way partition names its dropped side"
     );
+    let cut = format!(
+        "clients cut off from {}",
+        faults[7]["target"].as_str().unwrap()
+    );
+    assert_eq!(faults[7]["description"], cut.as_str());
     // The crash stopped every acknowledgement for a while, and the cluster came back.
     assert!(
         f64_at(&faults[4], "/max_ack_gap_ms").unwrap() > 1_000.0,

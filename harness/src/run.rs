@@ -287,6 +287,7 @@ impl RunCtx {
             run_id: self.run_id.clone(),
             cluster: Arc::new(cluster.clone()),
             tools_image,
+            client_port: broker.client_port(),
         };
         let mut scheduler = Scheduler::new(
             fault_ctx,

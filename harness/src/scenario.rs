@@ -154,8 +154,13 @@ pub enum ShapeSpec {
     Halves,
     Bridge,
     Ring,
-    OneWay { from: Target, to: Target },
+    OneWay {
+        from: Target,
+        to: Target,
+    },
     Links(Vec<(String, String)>),
+    /// The harness's clients lose the targets (client port only; monitoring still answers).
+    Client,
 }
 
 #[derive(Clone, Debug)]
@@ -586,6 +591,7 @@ fn read_fault(
                 Some("halves") => Some(ShapeSpec::Halves),
                 Some("bridge") => Some(ShapeSpec::Bridge),
                 Some("ring") => Some(ShapeSpec::Ring),
+                Some("client") => Some(ShapeSpec::Client),
                 Some("one-way") => {
                     let from = target_expr("from", d);
                     let to = target_expr("to", d);
@@ -630,7 +636,12 @@ fn read_fault(
             };
             let needs_target = matches!(
                 shape,
-                Some(ShapeSpec::Isolate | ShapeSpec::MajorityMinority | ShapeSpec::Bridge)
+                Some(
+                    ShapeSpec::Isolate
+                        | ShapeSpec::MajorityMinority
+                        | ShapeSpec::Bridge
+                        | ShapeSpec::Client
+                )
             );
             if needs_target && target.is_none() {
                 d.error(

@@ -175,6 +175,7 @@ impl Scheduler {
             ShapeSpec::Bridge => shapes::Shape::Bridge,
             ShapeSpec::Ring => shapes::Shape::Ring,
             ShapeSpec::Links(links) => shapes::Shape::Links(links.clone()),
+            ShapeSpec::Client => return Err("a client partition cuts no link between nodes".into()),
             ShapeSpec::OneWay { from, to } => shapes::Shape::OneWay {
                 from: self.resolve(from).await?,
                 to: self.resolve(to).await?,
@@ -198,6 +199,7 @@ impl Scheduler {
             None => Ok(Vec::new()),
         };
         let plan = match (targets, &spec.shape) {
+            (Ok(targets), Some(ShapeSpec::Client)) => Ok((targets, None)),
             (Ok(targets), Some(shape)) => self
                 .partition(shape, &targets)
                 .await

@@ -154,6 +154,9 @@ pub trait Broker: Send + Sync {
     /// restart).
     async fn wait_healthy(&self, timeout: Duration) -> Result<(), BrokerError>;
 
+    /// The port clients connect to (what a `client` partition cuts).
+    fn client_port(&self) -> u16;
+
     /// Opens producer `index`.
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError>;
 

@@ -40,6 +40,8 @@ pub struct FaultCtx {
     pub cluster: Arc<Cluster>,
     /// An image with iptables and tc (the Debian base), for network faults.
     pub tools_image: Option<String>,
+    /// The broker's client port: what a client partition cuts.
+    pub client_port: u16,
 }
 
 #[async_trait]
@@ -73,6 +75,9 @@ pub fn build(
         FaultKind::Stop => Box::new(stop::Stop { nodes: targets }),
         FaultKind::Restart | FaultKind::RollingRestart => {
             Box::new(restart::Restart { nodes: targets })
+        }
+        FaultKind::Partition if spec.shape == Some(crate::scenario::ShapeSpec::Client) => {
+            Box::new(partition::Partition::client(id, targets))
         }
         FaultKind::Partition => {
             let (blocked, description) = partition.unwrap_or_default();

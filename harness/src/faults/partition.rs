@@ -2,7 +2,12 @@
 //! `a`'s address in `b`'s INPUT, in a chain of this fault's own, set from a sidecar in `b`'s
 //! network namespace. The harness's own host keeps reaching every node, so clients and probes
 //! see the cluster from outside the partition.
+//!
+//! The `client` shape cuts the other path instead: the harness host (the run network's
+//! gateway) to the targets' client port, both ways, so the workload loses those nodes while
+//! the cluster stays whole and the probes (on the monitoring port) still see them.
 
+use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -10,10 +15,13 @@ use async_trait::async_trait;
 use super::network::{install_script, remove_script, undo_and_remove, Sidecar};
 use super::shapes::Blocked;
 use super::{Fault, FaultCtx, FaultError};
+use crate::cluster::ClusterNode;
 
 pub struct Partition {
     id: usize,
     blocked: Blocked,
+    /// Nodes whose client port is cut from the harness host (the `client` shape).
+    client_cut: Vec<ClusterNode>,
     description: String,
     sidecars: Vec<Sidecar>,
 }
@@ -23,15 +31,40 @@ impl Partition {
         Partition {
             id,
             blocked,
+            client_cut: Vec::new(),
             description,
             sidecars: Vec::new(),
         }
     }
-}
 
-#[async_trait]
-impl Fault for Partition {
-    async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
+    pub fn client(id: usize, nodes: Vec<ClusterNode>) -> Self {
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        Partition {
+            id,
+            blocked: Blocked::new(),
+            description: format!("clients cut off from {}", names.join(" ")),
+            client_cut: nodes,
+            sidecars: Vec::new(),
+        }
+    }
+
+    /// (node, INPUT rules, OUTPUT rules) for every node that gets rules.
+    fn plan(&self, ctx: &FaultCtx) -> Vec<(ClusterNode, Vec<String>, Vec<String>)> {
+        if !self.client_cut.is_empty() {
+            let gateway = gateway(&ctx.cluster.subnet);
+            let port = ctx.client_port;
+            return self
+                .client_cut
+                .iter()
+                .map(|node| {
+                    (
+                        node.clone(),
+                        vec![format!("-s {gateway} -p tcp --dport {port} -j DROP")],
+                        vec![format!("-d {gateway} -p tcp --sport {port} -j DROP")],
+                    )
+                })
+                .collect();
+        }
         let mut plan = Vec::new();
         for node in &ctx.cluster.nodes {
             let rules: Vec<String> = self
@@ -42,21 +75,40 @@ impl Fault for Partition {
                 .map(|from| format!("-s {} -j DROP", from.ip))
                 .collect();
             if !rules.is_empty() {
-                plan.push((node.clone(), rules));
+                plan.push((node.clone(), rules, Vec::new()));
             }
         }
+        plan
+    }
+}
+
+/// The run network's gateway (the harness host as the containers see it): the subnet's
+/// first address.
+fn gateway(subnet: &str) -> Ipv4Addr {
+    let base: Ipv4Addr = subnet
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    Ipv4Addr::from(u32::from(base) + 1)
+}
+
+#[async_trait]
+impl Fault for Partition {
+    async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
+        let plan = self.plan(ctx);
         // Sidecars first, so the rules themselves go in as close together as possible.
-        for (node, _) in &plan {
+        for (node, _, _) in &plan {
             let sidecar = Sidecar::start(ctx, node, &format!("partition{}", self.id)).await?;
             self.sidecars.push(sidecar);
         }
         let id = self.id;
         let applied = futures::future::join_all(self.sidecars.iter().zip(&plan).map(
-            |(sidecar, (_, rules))| async move {
+            |(sidecar, (_, input, output))| async move {
                 sidecar
                     .sh(
                         ctx,
-                        &install_script(id, rules, &[]),
+                        &install_script(id, input, output),
                         "install partition rules",
                     )
                     .await?;
@@ -84,5 +136,13 @@ impl Fault for Partition {
 
     fn describe(&self) -> Option<String> {
         Some(self.description.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_gateway_is_the_subnets_first_address() {
+        assert_eq!(super::gateway("10.213.7.0/24").to_string(), "10.213.7.1");
     }
 }

@@ -26,6 +26,10 @@ pub enum Shape {
     Links(Vec<(String, String)>),
 }
 
+/// The partition shape that cuts the workload's own path (the harness host to the targets'
+/// client port) rather than links between nodes; see `partition.rs`.
+pub const CLIENT: &str = "client";
+
 impl Shape {
     pub const NAMES: &'static [&'static str] = &[
         "isolate",
@@ -35,6 +39,7 @@ impl Shape {
         "ring",
         "one-way",
         "links",
+        CLIENT,
     ];
 }
 

@@ -187,6 +187,10 @@ impl Broker for Nats {
         .await
     }
 
+    fn client_port(&self) -> u16 {
+        CLIENT_PORT
+    }
+
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
         let urls = self.urls(index as usize % self.nodes.len().max(1));
         let deadline = Instant::now() + Duration::from_secs(10);
