@@ -117,13 +117,7 @@ impl Scheduler {
 
     /// Resolves a target expression to node names.
     async fn resolve(&mut self, target: &Target) -> Result<Vec<String>, String> {
-        let names: Vec<String> = self
-            .ctx
-            .cluster
-            .nodes
-            .iter()
-            .map(|n| n.name.clone())
-            .collect();
+        let names = self.ctx.cluster.names();
         let n = names.len();
         let pick = |count: usize, rng: &mut Rng| {
             let mut pool = names.clone();
@@ -161,13 +155,7 @@ impl Scheduler {
         shape: &ShapeSpec,
         targets: &[String],
     ) -> Result<(shapes::Blocked, String), String> {
-        let names: Vec<String> = self
-            .ctx
-            .cluster
-            .nodes
-            .iter()
-            .map(|n| n.name.clone())
-            .collect();
+        let names = self.ctx.cluster.names();
         let shape = match shape {
             ShapeSpec::Isolate => shapes::Shape::Isolate,
             ShapeSpec::MajorityMinority => shapes::Shape::MajorityMinority,

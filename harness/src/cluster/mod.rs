@@ -104,6 +104,10 @@ impl Cluster {
         Ok(Cluster { subnet, nodes })
     }
 
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
     pub fn node(&self, name: &str) -> Option<&ClusterNode> {
         self.nodes.iter().find(|n| n.name == name)
     }

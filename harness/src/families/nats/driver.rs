@@ -239,10 +239,8 @@ async fn read_from_leader(
     true
 }
 
-/// Reads the stream from its first message to the last one present when the drain starts,
-/// recording a `receive` per message. Consumers are recreated from the next sequence if one
-/// breaks, and sequences already read are skipped, so a broken consumer cannot invent
-/// duplicates.
+/// Reads the stream to its end (see `read_stream`), then confirms that end with the stream
+/// leader (see `confirm_end`).
 pub async fn drain(
     urls: &[String],
     w: &NatsWorkload,
@@ -253,6 +251,81 @@ pub async fn drain(
     let deadline = Instant::now() + timeout;
     let client = connect(urls, "faultline-drain", deadline).await?;
     let js = jetstream::new(client);
+    let (mut report, read_to) = read_stream(&js, w, history, clock, deadline, timeout).await?;
+    if let (true, Some(read_to)) = (report.complete, read_to) {
+        confirm_end(&js, w, history, clock, deadline, read_to, &mut report).await;
+    }
+    Ok(report)
+}
+
+/// Asks for the stream's end again until the leader agrees twice with what was read,
+/// reading anything beyond it from the leader. Right after a partition heals, an answer can
+/// come from a node whose view is stale; the leader's own answer wins.
+async fn confirm_end(
+    js: &jetstream::Context,
+    w: &NatsWorkload,
+    history: &HistorySink,
+    clock: &Clock,
+    deadline: Instant,
+    mut read_to: u64,
+    report: &mut DrainReport,
+) {
+    let mut agreed = 0;
+    while agreed < 2 {
+        if Instant::now() >= deadline {
+            report.complete = false;
+            report.notes.push(format!(
+                "drain timed out confirming the end of stream {} with its leader",
+                w.stream
+            ));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_secs(5), js.get_stream(&w.stream)).await
+        else {
+            continue;
+        };
+        let info = stream.cached_info();
+        // A stream on a server outside any cluster has no cluster block: that server is it.
+        let leader = match &info.cluster {
+            Some(cluster) => match &cluster.leader {
+                Some(leader) => leader.clone(),
+                None => continue,
+            },
+            None => "(single server)".to_string(),
+        };
+        let last = info.state.last_sequence;
+        if last <= read_to {
+            agreed += 1;
+            continue;
+        }
+        agreed = 0;
+        report.notes.push(format!(
+            "drain: stream {} goes on to sequence {last} by its leader {leader}, beyond the {read_to} reported first: sequences {}..{last} were read from the stream leader (STREAM.MSG.GET)",
+            w.stream,
+            read_to + 1
+        ));
+        if !read_from_leader(&stream, read_to + 1, last, history, clock, deadline, report).await {
+            report.complete = false;
+            return;
+        }
+        read_to = last;
+    }
+}
+
+/// Reads the stream from its first message to the last one present when the drain starts,
+/// recording a `receive` per message. Consumers are recreated from the next sequence if one
+/// breaks, and sequences already read are skipped, so a broken consumer cannot invent
+/// duplicates.
+async fn read_stream(
+    js: &jetstream::Context,
+    w: &NatsWorkload,
+    history: &HistorySink,
+    clock: &Clock,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(DrainReport, Option<u64>), BrokerError> {
     let mut report = DrainReport::default();
     let mut next_seq = 0u64; // 0: not started
     let mut last_seq = None;
@@ -277,7 +350,7 @@ pub async fn drain(
                                 "stream {} no longer exists: nothing to read",
                                 w.stream
                             ));
-                            return Ok(report);
+                            return Ok((report, None));
                         }
                     }
                     last_error = format!("get stream: {text}");
@@ -290,6 +363,13 @@ pub async fn drain(
                 }
             };
         let info = stream.cached_info();
+        // Only the stream leader's view is authoritative: a replica that has not caught up
+        // answers with fewer messages.
+        if info.cluster.as_ref().is_some_and(|c| c.leader.is_none()) {
+            last_error = "stream info names no leader".into();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
         if last_seq.is_none() {
             report.notes.push(format!(
                 "drain: stream {} holds {} message(s), sequences {}..{}, leader {}",
@@ -309,7 +389,7 @@ pub async fn drain(
         }
         if info.state.messages == 0 || next_seq > last {
             report.complete = true;
-            return Ok(report);
+            return Ok((report, Some(last)));
         }
         let consumer = stream
             .create_consumer(pull::Config {
@@ -364,7 +444,7 @@ pub async fn drain(
                 receive(history, clock, seq, &message.payload, &mut report);
                 if seq >= last {
                     report.complete = true;
-                    return Ok(report);
+                    return Ok((report, Some(last)));
                 }
             }
             if got == 0 {
@@ -391,11 +471,11 @@ pub async fn drain(
                             &mut report,
                         )
                         .await;
-                        return Ok(report);
+                        return Ok((report, Some(last)));
                     }
                     if info.num_pending == 0 {
                         report.complete = true;
-                        return Ok(report);
+                        return Ok((report, Some(last.max(next_seq - 1))));
                     }
                 }
             }
@@ -405,5 +485,5 @@ pub async fn drain(
         "drain timed out after {timeout:?} at stream sequence {next_seq} of {}: {last_error}",
         last_seq.unwrap_or(0)
     ));
-    Ok(report)
+    Ok((report, None))
 }

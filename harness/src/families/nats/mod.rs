@@ -55,6 +55,23 @@ impl Nats {
             .collect()
     }
 
+    /// Every node's /healthz answers 200 (which includes JetStream being current).
+    async fn all_healthy(&self) -> Result<(), String> {
+        for node in &self.nodes {
+            let (status, body) = crate::http::get(self.monitor(node), "/healthz", MONITOR_TIMEOUT)
+                .await
+                .map_err(|e| format!("{}: {e}", node.name))?;
+            if status != 200 {
+                return Err(format!(
+                    "{}: /healthz {status} {}",
+                    node.name,
+                    String::from_utf8_lossy(&body).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn wait_for<T, F, Fut>(
         &self,
         what: &str,
@@ -86,17 +103,8 @@ impl Broker for Nats {
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
 
         self.wait_for("every node's /healthz answers ok", deadline, || async {
+            self.all_healthy().await?;
             for node in &self.nodes {
-                let (status, body) = crate::http::get(self.monitor(node), "/healthz", MONITOR_TIMEOUT)
-                    .await
-                    .map_err(|e| format!("{}: {e}", node.name))?;
-                if status != 200 {
-                    return Err(format!(
-                        "{}: /healthz {status} {}",
-                        node.name,
-                        String::from_utf8_lossy(&body).trim()
-                    ));
-                }
                 let varz = crate::http::get_json(self.monitor(node), "/varz", MONITOR_TIMEOUT).await?;
                 let server = varz["server_name"].as_str().unwrap_or_default();
                 if server != node.name {
@@ -168,21 +176,8 @@ impl Broker for Nats {
         let deadline = Instant::now() + timeout;
         // /healthz also checks that JetStream is current with the meta leader and every stream
         // replica has caught up, so a restarted node counts only once it has.
-        self.wait_for("every node's /healthz answers ok", deadline, || async {
-            for node in &self.nodes {
-                let (status, body) =
-                    crate::http::get(self.monitor(node), "/healthz", MONITOR_TIMEOUT)
-                        .await
-                        .map_err(|e| format!("{}: {e}", node.name))?;
-                if status != 200 {
-                    return Err(format!(
-                        "{}: /healthz {status} {}",
-                        node.name,
-                        String::from_utf8_lossy(&body).trim()
-                    ));
-                }
-            }
-            Ok(())
+        self.wait_for("every node's /healthz answers ok", deadline, || {
+            self.all_healthy()
         })
         .await
     }
