@@ -376,6 +376,7 @@ impl Healer {
                 self.sink.record(r);
                 if active.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1 {
                     self.sink.record(phase("recovery", t));
+                    self.progress.phase("recovery: no fault in effect");
                 }
             }
             Err(e) => {
