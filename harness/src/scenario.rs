@@ -182,17 +182,36 @@ pub struct FaultSpec {
     pub rate: Option<String>,
     /// Repeat every this long, `times` times in all.
     pub every: Option<Duration>,
+    /// Each interval is drawn uniformly from `every ± jitter` with the run's seed.
+    pub jitter: Option<Duration>,
     pub times: u32,
     /// Where the fault is written, for messages about it.
     pub pos: Pos,
 }
 
 impl FaultSpec {
-    /// Start times of every occurrence, from the start of the load.
-    pub fn occurrences(&self) -> Vec<Duration> {
-        (0..self.times)
-            .map(|k| self.at + self.every.unwrap_or_default() * k)
-            .collect()
+    /// Start times of every occurrence, from the start of the load. With `jitter`, each
+    /// interval is drawn from `rng`; without an rng, the latest possible times (for
+    /// validation).
+    pub fn occurrences(&self, mut rng: Option<&mut crate::run::Rng>) -> Vec<Duration> {
+        let every = self.every.unwrap_or_default();
+        let jitter = self.jitter.unwrap_or_default().min(every);
+        let mut at = self.at;
+        let mut out = Vec::new();
+        for k in 0..self.times {
+            if k > 0 {
+                at += match rng.as_deref_mut() {
+                    Some(rng) if !jitter.is_zero() => {
+                        let span = (2 * jitter).as_micros() as u64;
+                        every - jitter + Duration::from_micros(rng.next_u64() % (span + 1))
+                    }
+                    Some(_) => every,
+                    None => every + jitter,
+                };
+            }
+            out.push(at);
+        }
+        out
     }
 }
 
@@ -526,7 +545,7 @@ fn unsupported(kind: &str, family: Option<&str>) -> Option<String> {
 
 const FAULT_KEYS: &[&str] = &[
     "at", "kind", "target", "for", "signal", "shape", "from", "to", "links", "percent", "peers",
-    "rate", "every", "times",
+    "rate", "every", "jitter", "times",
 ];
 
 fn read_fault(
@@ -753,6 +772,21 @@ fn read_fault(
         Some(n) => yaml::duration(n, &f.path_of("every"), d).map(Some),
         None => Some(None),
     };
+    let jitter = match f.get("jitter") {
+        Some(n) => {
+            if f.get("every").is_none() {
+                d.error(
+                    n.pos,
+                    format!(
+                        "{}: jitter varies `every`, which is missing",
+                        f.path_of("jitter")
+                    ),
+                );
+            }
+            yaml::duration(n, &f.path_of("jitter"), d).map(Some)
+        }
+        None => Some(None),
+    };
     let times = match f.get("times") {
         Some(n) => yaml::integer(n, &f.path_of("times"), 1, 10_000, d).map(|t| t as u32),
         None => Some(1),
@@ -776,6 +810,7 @@ fn read_fault(
         peers,
         rate,
         every: every?,
+        jitter: jitter?,
         times: times?,
         pos: node.pos,
     })
@@ -827,7 +862,7 @@ fn read_checks(node: &Node, d: &mut Diagnostics) -> Option<Checks> {
 /// Checks that need several sections at once.
 fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
     for fault in &s.faults {
-        let last = fault.occurrences().last().copied().unwrap_or(fault.at);
+        let last = fault.occurrences(None).last().copied().unwrap_or(fault.at);
         let end = last + fault.heal_after.unwrap_or_default();
         if last >= s.workload.duration {
             d.error(
@@ -847,7 +882,8 @@ fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
             );
         }
         if let (Some(every), Some(for_)) = (fault.every, fault.heal_after) {
-            if fault.times > 1 && for_ >= every {
+            let shortest = every.saturating_sub(fault.jitter.unwrap_or_default());
+            if fault.times > 1 && for_ >= shortest {
                 d.error(
                     fault.pos,
                     format!("fault repeats every {every:?} but lasts {for_:?}: each occurrence must heal before the next"),
@@ -993,12 +1029,43 @@ faults:
         assert_eq!(s.faults[2].probability, Some(0.2));
         assert_eq!(s.faults[2].peers, vec!["n1"]);
         let starts: Vec<u64> = s.faults[3]
-            .occurrences()
+            .occurrences(None)
             .iter()
             .map(|d| d.as_secs())
             .collect();
         assert_eq!(starts, vec![1, 6, 11, 16]);
         assert_eq!(s.faults[4].target, Some(Target::All));
+    }
+
+    #[test]
+    fn random_intervals_come_from_the_seed() {
+        let s = with_faults(
+            "  - { at: 1s, kind: pause, target: n1, for: 1s, every: 5s, jitter: 2s, times: 4 }\n",
+        )
+        .unwrap();
+        let f = &s.faults[0];
+        let a = f.occurrences(Some(&mut crate::run::Rng::new(9)));
+        let b = f.occurrences(Some(&mut crate::run::Rng::new(9)));
+        let c = f.occurrences(Some(&mut crate::run::Rng::new(10)));
+        assert_eq!(a, b, "the same seed gives the same schedule");
+        assert_ne!(a, c);
+        for pair in a.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap >= Duration::from_secs(3) && gap <= Duration::from_secs(7),
+                "{gap:?}"
+            );
+        }
+        // Validation bounds the latest possible schedule: 1 + 3 x 7 = 22 s.
+        assert_eq!(f.occurrences(None).last(), Some(&Duration::from_secs(22)));
+        let errs = with_faults(
+            "  - { at: 1s, kind: pause, target: n1, for: 3s, every: 5s, jitter: 2s, times: 4 }\n",
+        )
+        .unwrap_err();
+        assert!(
+            errs[0].contains("each occurrence must heal before the next"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub struct Scheduler {
     clock: Clock,
     progress: Arc<Progress>,
     rng: Rng,
+    seed: u64,
     next_id: usize,
     /// Faults injected and not yet healed; the recovery phase starts when it drops to zero.
     in_effect: Arc<AtomicUsize>,
@@ -84,6 +85,7 @@ impl Scheduler {
             clock,
             progress,
             rng: Rng::new(seed),
+            seed,
             next_id: 0,
             in_effect: Arc::new(AtomicUsize::new(0)),
             fault_phase_started: false,
@@ -95,10 +97,17 @@ impl Scheduler {
     /// Runs every occurrence of every fault at its time from `load_start`, then waits for the
     /// timed heals.
     pub async fn run(&mut self, faults: &[FaultSpec], load_start: Instant) {
+        // Each fault draws its random intervals from a generator of its own, so adding a
+        // fault to a scenario does not move the others.
         let mut occurrences: Vec<(Duration, usize)> = faults
             .iter()
             .enumerate()
-            .flat_map(|(i, f)| f.occurrences().into_iter().map(move |at| (at, i)))
+            .flat_map(|(i, f)| {
+                let mut rng = Rng::new(self.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
+                f.occurrences(Some(&mut rng))
+                    .into_iter()
+                    .map(move |at| (at, i))
+            })
             .collect();
         occurrences.sort();
         for (at, spec_index) in occurrences {
