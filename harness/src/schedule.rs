@@ -181,6 +181,24 @@ impl Scheduler {
         shapes::blocked(&shape, &names, targets, &mut self.rng)
     }
 
+    /// Records a fault occurrence that could not be applied, and says why.
+    fn not_applied(&self, id: usize, spec_index: usize, kind: &str, targets: &str, why: String) {
+        self.progress.note(&format!(
+            "fault {id} ({kind} {targets}): not applied: {why}"
+        ));
+        let mut r = record(
+            Op::Fault,
+            Kind::Fail,
+            id,
+            spec_index,
+            kind,
+            targets,
+            self.clock.now_us(),
+        );
+        r.detail = Some(why);
+        self.sink.record(r);
+    }
+
     async fn occurrence(&mut self, spec: &FaultSpec, spec_index: usize) {
         let id = self.next_id;
         self.next_id += 1;
@@ -207,24 +225,12 @@ impl Scheduler {
         let (targets, partition) = match plan {
             Ok(p) => p,
             Err(e) => {
-                self.progress
-                    .note(&format!("fault {id} ({kind}): not applied: {e}"));
                 let shown = spec
                     .target
                     .as_ref()
                     .map(|t| t.to_string())
                     .unwrap_or_default();
-                let mut r = record(
-                    Op::Fault,
-                    Kind::Fail,
-                    id,
-                    spec_index,
-                    kind,
-                    &shown,
-                    self.clock.now_us(),
-                );
-                r.detail = Some(e);
-                self.sink.record(r);
+                self.not_applied(id, spec_index, kind, &shown, e);
                 return;
             }
         };
@@ -283,20 +289,7 @@ impl Scheduler {
                 }
                 self.sink.record(r);
             }
-            Err(e) => {
-                self.progress.note(&format!("fault {id} not applied: {e}"));
-                let mut r = record(
-                    Op::Fault,
-                    Kind::Fail,
-                    id,
-                    spec_index,
-                    kind,
-                    &targets,
-                    self.clock.now_us(),
-                );
-                r.detail = Some(e.to_string());
-                self.sink.record(r);
-            }
+            Err(e) => self.not_applied(id, spec_index, kind, &targets, e.to_string()),
         }
         Active {
             id,

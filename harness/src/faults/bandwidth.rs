@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::network::{undo_and_remove, Sidecar};
-use super::{on_all, Fault, FaultCtx, FaultError};
+use super::network::{apply_on_each, undo_and_remove, Sidecar};
+use super::{Fault, FaultCtx, FaultError};
 use crate::cluster::ClusterNode;
 
 /// Bytes per second of a tc rate ("1mbit", "512kbit", "2gbit", "100kbps"), or `None`.
@@ -52,19 +52,14 @@ impl Fault for Bandwidth {
             "set -e\ntc qdisc add dev eth0 root tbf rate {} burst {burst} latency 400ms\ntc qdisc show dev eth0 | grep -q tbf\n",
             self.rate
         );
-        for node in &self.nodes {
-            self.sidecars
-                .push(Sidecar::start(ctx, node, "bandwidth").await?);
-        }
-        let (sidecars, script) = (&self.sidecars, &script);
-        on_all(&self.nodes, |node| async move {
-            let sidecar = sidecars
-                .iter()
-                .find(|s| s.node.name == node.name)
-                .expect("sidecar per node");
-            sidecar.sh(ctx, script, "limit bandwidth").await?;
-            Ok(Instant::now())
-        })
+        apply_on_each(
+            ctx,
+            &self.nodes,
+            "bandwidth",
+            &script,
+            "limit bandwidth",
+            &mut self.sidecars,
+        )
         .await
     }
 

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::network::{install_script, remove_script, undo_and_remove, Sidecar};
-use super::{on_all, Fault, FaultCtx, FaultError};
+use super::network::{apply_on_each, install_script, remove_script, undo_and_remove, Sidecar};
+use super::{Fault, FaultCtx, FaultError};
 use crate::cluster::ClusterNode;
 
 pub struct Loss {
@@ -45,22 +45,14 @@ impl Fault for Loss {
                 .map(|p| format!("-d {} {drop}", p.ip))
                 .collect()
         };
-        for node in &self.nodes {
-            let sidecar = Sidecar::start(ctx, node, &format!("loss{}", self.id)).await?;
-            self.sidecars.push(sidecar);
-        }
-        let (id, rules) = (self.id, &rules);
-        let sidecars = &self.sidecars;
-        on_all(&self.nodes, |node| async move {
-            let sidecar = sidecars
-                .iter()
-                .find(|s| s.node.name == node.name)
-                .expect("sidecar per node");
-            sidecar
-                .sh(ctx, &install_script(id, &[], rules), "install loss rules")
-                .await?;
-            Ok(Instant::now())
-        })
+        apply_on_each(
+            ctx,
+            &self.nodes,
+            &format!("loss{}", self.id),
+            &install_script(self.id, &[], &rules),
+            "install loss rules",
+            &mut self.sidecars,
+        )
         .await
     }
 

@@ -54,6 +54,31 @@ impl Sidecar {
     }
 }
 
+/// Starts a sidecar on each of `nodes` (kept in `sidecars` for the heal), then runs the same
+/// `script` in all of them at once; returns when the last one returned.
+pub async fn apply_on_each(
+    ctx: &FaultCtx,
+    nodes: &[ClusterNode],
+    purpose: &str,
+    script: &str,
+    what: &str,
+    sidecars: &mut Vec<Sidecar>,
+) -> Result<std::time::Instant, FaultError> {
+    for node in nodes {
+        sidecars.push(Sidecar::start(ctx, node, purpose).await?);
+    }
+    let sidecars = &*sidecars;
+    super::on_all(nodes, |node| async move {
+        let sidecar = sidecars
+            .iter()
+            .find(|s| s.node.name == node.name)
+            .expect("a sidecar was started for every node");
+        sidecar.sh(ctx, script, what).await?;
+        Ok(std::time::Instant::now())
+    })
+    .await
+}
+
 /// Runs `script` (which undoes the fault and checks it is gone) in every sidecar, then
 /// removes the sidecars. Stops at the first failure, keeping the sidecars left for a retry.
 pub async fn undo_and_remove(
