@@ -8,6 +8,12 @@
 //! faultline's own settings live in the `x-faultline` extension block, which Compose ignores:
 //! the broker family and, per official image, the local recipe that builds an equivalent image
 //! when the official one cannot be pulled.
+//!
+//! Besides the node keys, a service may have `profiles` (a service with a profile is a spare:
+//! created with its address but not started, for `scale-out`, as `docker compose up` leaves it
+//! out unless asked), `tmpfs` (a size-limited data directory, which `disk-full` fills) and
+//! `configs` (files written into the container before it starts, from the top-level `configs`
+//! block's `content` or `file`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +39,40 @@ pub struct Service {
     pub hostname: String,
     pub command: Vec<String>,
     pub environment: Vec<String>,
+    /// Compose profiles; a service with any is a spare, started only by `scale-out`.
+    pub profiles: Vec<String>,
+    pub tmpfs: Vec<Tmpfs>,
+    pub files: Vec<ConfigFile>,
+}
+
+impl Service {
+    pub fn is_spare(&self) -> bool {
+        !self.profiles.is_empty()
+    }
+
+    /// The size-limited tmpfs holding `path`, if any.
+    pub fn tmpfs_holding(&self, path: &str) -> Option<&Tmpfs> {
+        self.tmpfs
+            .iter()
+            .filter(|t| path == t.path || path.starts_with(&format!("{}/", t.path)))
+            .max_by_key(|t| t.path.len())
+    }
+}
+
+/// A tmpfs mount: `path[:options]`, options as `docker run --tmpfs` takes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tmpfs {
+    pub path: String,
+    pub options: String,
+    /// The `size=` option in bytes, when given.
+    pub size_bytes: Option<u64>,
+}
+
+/// A file written into a node's container before it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigFile {
+    pub target: String,
+    pub content: String,
 }
 
 #[derive(Clone, Debug)]
@@ -48,7 +88,15 @@ impl Topology {
     }
 }
 
-const SERVICE_KEYS: &[&str] = &["image", "hostname", "command", "environment"];
+const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "hostname",
+    "command",
+    "environment",
+    "profiles",
+    "tmpfs",
+    "configs",
+];
 
 /// Reads a compose file; problems go to `d` under the compose file's name.
 pub fn load(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology> {
@@ -79,18 +127,22 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
     };
     let top = Fields::new(
         &root,
-        &["version", "name", "services", "x-faultline"],
+        &["version", "name", "services", "configs", "x-faultline"],
         "",
         d,
     )?;
     let dir = path.parent().unwrap_or(Path::new("."));
+    let configs = match top.get("configs") {
+        Some(node) => read_configs(node, dir, d),
+        None => BTreeMap::new(),
+    };
 
     let mut services = Vec::new();
     if let Some(node) = top.require("services", "a mapping of node names to services", d) {
         if let Value::Map(entries) = &node.value {
             for (key, value) in entries {
                 if let Some(name) = yaml::string(key, "services", d) {
-                    if let Some(service) = read_service(name, value, d) {
+                    if let Some(service) = read_service(name, value, &configs, d) {
                         services.push(service);
                     }
                 }
@@ -131,7 +183,12 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
     })
 }
 
-fn read_service(name: &str, node: &Node, d: &mut Diagnostics) -> Option<Service> {
+fn read_service(
+    name: &str,
+    node: &Node,
+    configs: &BTreeMap<String, String>,
+    d: &mut Diagnostics,
+) -> Option<Service> {
     let path = format!("services.{name}");
     let f = Fields::new(node, SERVICE_KEYS, &path, d)?;
     let image = f
@@ -188,13 +245,200 @@ fn read_service(name: &str, node: &Node, d: &mut Diagnostics) -> Option<Service>
             }
         },
     };
+    let profiles = match f.get("profiles") {
+        None => Some(Vec::new()),
+        Some(n) => yaml::list(n, &f.path_of("profiles"), d).and_then(|items| {
+            items
+                .iter()
+                .map(|i| yaml::string(i, &f.path_of("profiles"), d).map(String::from))
+                .collect()
+        }),
+    };
+    let tmpfs = match f.get("tmpfs") {
+        None => Some(Vec::new()),
+        Some(n) => {
+            let items = match &n.value {
+                Value::Seq(items) => items.iter().collect(),
+                _ => vec![n],
+            };
+            // Every entry is checked, so every bad one is reported.
+            let parsed: Vec<Option<Tmpfs>> = items
+                .into_iter()
+                .map(|i| parse_tmpfs(i, &f.path_of("tmpfs"), d))
+                .collect();
+            parsed.into_iter().collect()
+        }
+    };
+    let files = match f.get("configs") {
+        None => Some(Vec::new()),
+        Some(n) => yaml::list(n, &f.path_of("configs"), d).and_then(|items| {
+            items
+                .iter()
+                .map(|i| config_ref(i, &f.path_of("configs"), configs, d))
+                .collect()
+        }),
+    };
     Some(Service {
         name: name.to_string(),
         image: image?.to_string(),
         hostname: hostname?,
         command: command?,
         environment: environment?,
+        profiles: profiles?,
+        tmpfs: tmpfs?,
+        files: files?,
     })
+}
+
+/// `/data` or `/data:size=64m,mode=755`.
+fn parse_tmpfs(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Tmpfs> {
+    let text = yaml::string(node, path, d)?;
+    let (mount, options) = text.split_once(':').unwrap_or((text, ""));
+    if !mount.starts_with('/') {
+        d.error(
+            node.pos,
+            format!("{path}: expected an absolute path such as /data:size=64m, found {text:?}"),
+        );
+        return None;
+    }
+    let mut size_bytes = None;
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        if let Some(size) = option.strip_prefix("size=") {
+            match parse_size(size) {
+                Some(b) => size_bytes = Some(b),
+                None => {
+                    d.error(
+                        node.pos,
+                        format!("{path}: size {size:?}: expected bytes with an optional k, m or g suffix, such as 64m"),
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+    Some(Tmpfs {
+        path: mount.trim_end_matches('/').to_string(),
+        options: options.to_string(),
+        size_bytes,
+    })
+}
+
+/// `64m` -> 67108864 (k, m, g are powers of 1024, as tmpfs reads them).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => lower.split_at(i),
+        None => (lower.as_str(), ""),
+    };
+    let n: u64 = digits.parse().ok().filter(|n| *n > 0)?;
+    let factor = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+/// A service's `configs` entry: `name` (mounted at `/name`) or `{source, target}`.
+fn config_ref(
+    node: &Node,
+    path: &str,
+    configs: &BTreeMap<String, String>,
+    d: &mut Diagnostics,
+) -> Option<ConfigFile> {
+    let (source, target) = match &node.value {
+        Value::Map(_) => {
+            let f = Fields::new(node, &["source", "target"], path, d)?;
+            let source = f
+                .require("source", "the name of a top-level config", d)
+                .and_then(|n| yaml::string(n, &f.path_of("source"), d))?;
+            let target = match f.get("target") {
+                Some(n) => yaml::string(n, &f.path_of("target"), d)?.to_string(),
+                None => format!("/{source}"),
+            };
+            (source, target)
+        }
+        _ => {
+            let source = yaml::string(node, path, d)?;
+            (source, format!("/{source}"))
+        }
+    };
+    if !target.starts_with('/') {
+        d.error(
+            node.pos,
+            format!("{path}: target {target:?}: expected an absolute path"),
+        );
+        return None;
+    }
+    match configs.get(source) {
+        Some(content) => Some(ConfigFile {
+            target,
+            content: content.clone(),
+        }),
+        None => {
+            let known: Vec<&str> = configs.keys().map(String::as_str).collect();
+            d.error(
+                node.pos,
+                format!(
+                    "{path}: no top-level config named {source:?} (defined: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The top-level `configs` block: name -> `{content}` or `{file}` (relative to the compose file).
+fn read_configs(node: &Node, dir: &Path, d: &mut Diagnostics) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Value::Map(entries) = &node.value else {
+        d.error(
+            node.pos,
+            "configs: expected a mapping of config names to {content} or {file}",
+        );
+        return out;
+    };
+    for (key, value) in entries {
+        let Some(name) = yaml::string(key, "configs", d) else {
+            continue;
+        };
+        let path = format!("configs.{name}");
+        let Some(f) = Fields::new(value, &["content", "file"], &path, d) else {
+            continue;
+        };
+        let content = match (f.get("content"), f.get("file")) {
+            (Some(n), None) => yaml::string(n, &f.path_of("content"), d).map(String::from),
+            (None, Some(n)) => yaml::string(n, &f.path_of("file"), d).and_then(|rel| {
+                let file = dir.join(rel);
+                std::fs::read_to_string(&file)
+                    .map_err(|e| {
+                        d.error(
+                            n.pos,
+                            format!("{}: cannot read {}: {e}", f.path_of("file"), file.display()),
+                        )
+                    })
+                    .ok()
+            }),
+            _ => {
+                d.error(
+                    value.pos,
+                    format!("{path}: expected exactly one of content, file"),
+                );
+                None
+            }
+        };
+        if let Some(content) = content {
+            out.insert(name.to_string(), content);
+        }
+    }
+    out
 }
 
 fn read_local_images(
@@ -283,6 +527,44 @@ mod tests {
     }
 
     #[test]
+    fn reads_spares_tmpfs_and_configs() {
+        let (t, errs) = load_str(
+            "configs:\n  acc:\n    content: |\n      a: 1\nservices:\n  n1:\n    image: x\n    tmpfs: [\"/data:size=64m,mode=755\"]\n    configs: [{ source: acc, target: /etc/a.conf }]\n  n2:\n    image: x\n    profiles: [spare]\n    configs: [acc]\nx-faultline:\n  family: nats\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let t = t.unwrap();
+        let (n1, n2) = (&t.services[0], &t.services[1]);
+        assert!(!n1.is_spare() && n2.is_spare());
+        let tmpfs = n1.tmpfs_holding("/data/jetstream").unwrap();
+        assert_eq!(tmpfs.size_bytes, Some(64 << 20));
+        assert_eq!(tmpfs.options, "size=64m,mode=755");
+        assert!(n1.tmpfs_holding("/database").is_none());
+        assert_eq!(
+            n1.files,
+            vec![ConfigFile {
+                target: "/etc/a.conf".into(),
+                content: "a: 1\n".into()
+            }]
+        );
+        assert_eq!(n2.files[0].target, "/acc");
+    }
+
+    #[test]
+    fn rejects_unknown_configs_and_bad_tmpfs() {
+        let (_, errs) = load_str(
+            "services:\n  n1:\n    image: x\n    tmpfs: [\"data:size=64m\", \"/d:size=lots\"]\n    configs: [nope]\nx-faultline:\n  family: nats\n",
+        );
+        assert_eq!(
+            errs,
+            vec![
+                "4:13: services.n1.tmpfs: expected an absolute path such as /data:size=64m, found \"data:size=64m\"",
+                "4:30: services.n1.tmpfs: size \"lots\": expected bytes with an optional k, m or g suffix, such as 64m",
+                "5:15: services.n1.configs: no top-level config named \"nope\" (defined: none)",
+            ]
+        );
+    }
+
+    #[test]
     fn rejects_unsupported_service_keys_and_unknown_family() {
         let (_, errs) = load_str(
             "services:\n  n1:\n    image: x\n    ports: [\"4222:4222\"]\nx-faultline:\n  family: redis\n",
@@ -290,7 +572,7 @@ mod tests {
         assert_eq!(
             errs,
             vec![
-                "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment",
+                "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment, profiles, tmpfs, configs",
                 "6:11: x-faultline.family: expected one of nats, found \"redis\"",
             ]
         );

@@ -14,6 +14,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 
@@ -56,6 +57,17 @@ pub struct NodeSpec<'a> {
     pub environment: &'a [String],
     pub network: &'a str,
     pub ip: Ipv4Addr,
+    /// tmpfs mounts: path -> options.
+    pub tmpfs: HashMap<String, String>,
+    /// Files written into the container before it starts: absolute path -> content.
+    pub files: &'a [(String, String)],
+}
+
+/// Which of the target's namespaces a sidecar joins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Share {
+    Network,
+    Pid,
 }
 
 /// Objects left by runs, grouped by run id.
@@ -133,8 +145,9 @@ impl Backend {
         Ok(created.id)
     }
 
-    /// Creates and starts a node's container at its fixed address; returns the container id.
-    pub async fn start_node(&self, spec: &NodeSpec<'_>) -> Result<String, DockerError> {
+    /// Creates a node's container at its fixed address, with its files in place, without
+    /// starting it; returns the container id.
+    pub async fn create_node(&self, spec: &NodeSpec<'_>) -> Result<String, DockerError> {
         let name = format!("{}-{}", spec.run_id, spec.node);
         let endpoint = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
@@ -152,6 +165,7 @@ impl Backend {
             labels: Some(Self::labels(spec.run_id, &[(NODE_LABEL, spec.node)])),
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.to_string()),
+                tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone()),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -167,7 +181,23 @@ impl Backend {
                 spec.node, spec.image
             ),
         )?;
-        self.start(&created.id, spec.node).await?;
+        if !spec.files.is_empty() {
+            let archive = tar_of(spec.files).map_err(|e| DockerError {
+                action: format!("pack the configs of node {}", spec.node),
+                source: bollard::errors::Error::IOError { err: e },
+            })?;
+            let options = UploadToContainerOptionsBuilder::default().path("/").build();
+            ctx(
+                self.docker
+                    .upload_to_container(
+                        &created.id,
+                        Some(options),
+                        bollard::body_full(archive.into()),
+                    )
+                    .await,
+                format!("write the configs of node {} into its container", spec.node),
+            )?;
+        }
         Ok(created.id)
     }
 
@@ -214,6 +244,9 @@ impl Backend {
     /// Starts a sidecar in `target`'s network namespace with NET_ADMIN only, so iptables and tc
     /// can change the target's network whatever image the target runs. It sleeps until
     /// removed; returns its id.
+    /// Starts a sidecar joined to the target's namespaces: its network namespace with
+    /// NET_ADMIN (`Share::Network`: iptables, tc), or its process namespace with no added
+    /// capability and no network (`Share::Pid`: the node's files through /proc/1/root).
     pub async fn start_sidecar(
         &self,
         run_id: &str,
@@ -221,8 +254,23 @@ impl Backend {
         node: &str,
         purpose: &str,
         image: &str,
+        share: Share,
     ) -> Result<String, DockerError> {
         let name = format!("{run_id}-{node}-{purpose}");
+        let host_config = match share {
+            Share::Network => HostConfig {
+                network_mode: Some(format!("container:{target_container}")),
+                cap_add: Some(vec!["NET_ADMIN".into()]),
+                init: Some(true),
+                ..Default::default()
+            },
+            Share::Pid => HostConfig {
+                network_mode: Some("none".into()),
+                pid_mode: Some(format!("container:{target_container}")),
+                init: Some(true),
+                ..Default::default()
+            },
+        };
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(vec!["sleep".into(), "infinity".into()]),
@@ -230,18 +278,13 @@ impl Backend {
                 run_id,
                 &[(NODE_LABEL, node), (SIDECAR_LABEL, purpose)],
             )),
-            host_config: Some(HostConfig {
-                network_mode: Some(format!("container:{target_container}")),
-                cap_add: Some(vec!["NET_ADMIN".into()]),
-                init: Some(true),
-                ..Default::default()
-            }),
+            host_config: Some(host_config),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = ctx(
             self.docker.create_container(Some(options), body).await,
-            format!("create network sidecar for node {node}"),
+            format!("create {purpose} sidecar for node {node}"),
         )?;
         self.start(&created.id, &format!("{node}'s sidecar"))
             .await?;
@@ -441,6 +484,24 @@ pub fn pick_subnet(used: &[String], salt: u32) -> Option<(String, Ipv4Addr)> {
         let net = u32::from(Ipv4Addr::new(10, 213, third as u8, 0));
         (!overlaps(net, 24)).then(|| (format!("{}/24", Ipv4Addr::from(net)), Ipv4Addr::from(net)))
     })
+}
+
+/// A tar archive of `files` (absolute path -> content), rooted at `/`, mode 0644.
+fn tar_of(files: &[(String, String)]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(
+            &mut header,
+            path.trim_start_matches('/'),
+            content.as_bytes(),
+        )?;
+    }
+    builder.into_inner()
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ pub mod compose;
 pub mod docker;
 pub mod images;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::{Arc, RwLock};
 
 use crate::families::NodeEndpoint;
 use crate::progress::Progress;
@@ -29,10 +30,22 @@ pub struct ClusterNode {
     pub ip: Ipv4Addr,
 }
 
+impl ClusterNode {
+    pub fn endpoint(&self) -> NodeEndpoint {
+        NodeEndpoint {
+            name: self.name.clone(),
+            ip: self.ip,
+        }
+    }
+}
+
+/// Every node the topology defines (spares included, created but not started), and which of
+/// them are members of the cluster now: `scale-out` adds a spare, `scale-in` removes a member.
 #[derive(Clone, Debug)]
 pub struct Cluster {
     pub subnet: String,
     pub nodes: Vec<ClusterNode>,
+    members: Arc<RwLock<BTreeSet<String>>>,
 }
 
 /// First host address given to a node (`.10`, `.11`, ...): low addresses stay free for the
@@ -72,14 +85,20 @@ impl Cluster {
         progress.note(&format!("network {run_id} ({subnet})"));
         let octets = base.octets();
         let mut nodes = Vec::new();
+        let mut members = BTreeSet::new();
         for (i, service) in topology.services.iter().enumerate() {
             let ip = Ipv4Addr::new(octets[0], octets[1], octets[2], FIRST_NODE_HOST + i as u8);
             let image = images
                 .get(&service.image)
                 .map(|r| r.used.as_str())
                 .unwrap_or(&service.image);
+            let files: Vec<(String, String)> = service
+                .files
+                .iter()
+                .map(|f| (f.target.clone(), f.content.clone()))
+                .collect();
             let container = backend
-                .start_node(&NodeSpec {
+                .create_node(&NodeSpec {
                     run_id,
                     node: &service.name,
                     hostname: &service.hostname,
@@ -88,37 +107,100 @@ impl Cluster {
                     environment: &service.environment,
                     network: run_id,
                     ip,
+                    tmpfs: service
+                        .tmpfs
+                        .iter()
+                        .map(|t| (t.path.clone(), t.options.clone()))
+                        .collect(),
+                    files: &files,
                 })
                 .await?;
-            progress.note(&format!(
-                "node {} at {ip} (container {})",
-                service.name,
-                docker::short(&container)
-            ));
+            if service.is_spare() {
+                progress.note(&format!(
+                    "spare node {} at {ip} (container {}, created, not started)",
+                    service.name,
+                    docker::short(&container)
+                ));
+            } else {
+                backend.start(&container, &service.name).await?;
+                members.insert(service.name.clone());
+                progress.note(&format!(
+                    "node {} at {ip} (container {})",
+                    service.name,
+                    docker::short(&container)
+                ));
+            }
             nodes.push(ClusterNode {
                 name: service.name.clone(),
                 container,
                 ip,
             });
         }
-        Ok(Cluster { subnet, nodes })
+        Ok(Cluster {
+            subnet,
+            nodes,
+            members: Arc::new(RwLock::new(members)),
+        })
     }
 
+    /// A cluster of already started nodes, all members (for tests of the fault logic).
+    pub fn of(subnet: &str, nodes: Vec<ClusterNode>) -> Cluster {
+        let members = nodes.iter().map(|n| n.name.clone()).collect();
+        Cluster {
+            subnet: subnet.to_string(),
+            nodes,
+            members: Arc::new(RwLock::new(members)),
+        }
+    }
+
+    fn members_now(&self) -> BTreeSet<String> {
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Names of the cluster's members now, in topology order.
     pub fn names(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
+        self.members().into_iter().map(|n| n.name).collect()
     }
 
+    /// The cluster's members now, in topology order.
+    pub fn members(&self) -> Vec<ClusterNode> {
+        let members = self.members_now();
+        self.nodes
+            .iter()
+            .filter(|n| members.contains(&n.name))
+            .cloned()
+            .collect()
+    }
+
+    /// Spares not (or no longer) members.
+    pub fn outside(&self) -> Vec<String> {
+        let members = self.members_now();
+        self.nodes
+            .iter()
+            .filter(|n| !members.contains(&n.name))
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    pub fn set_member(&self, name: &str, member: bool) {
+        let mut m = self.members.write().unwrap_or_else(|e| e.into_inner());
+        if member {
+            m.insert(name.to_string());
+        } else {
+            m.remove(name);
+        }
+    }
+
+    /// Any node of the topology, member or not.
     pub fn node(&self, name: &str) -> Option<&ClusterNode> {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The members as the driver and probes reach them.
     pub fn endpoints(&self) -> Vec<NodeEndpoint> {
-        self.nodes
-            .iter()
-            .map(|n| NodeEndpoint {
-                name: n.name.clone(),
-                ip: n.ip,
-            })
-            .collect()
+        self.members().iter().map(ClusterNode::endpoint).collect()
     }
 }
