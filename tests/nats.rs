@@ -384,3 +384,84 @@ fn every_fault_kind_applies_and_heals_on_a_real_cluster() {
         faults[4]
     );
 }
+
+#[test]
+fn scaling_out_to_four_then_retiring_the_leader_moves_the_stream_to_the_new_node() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-scale-out.yaml", out.path());
+    let faults = r["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let (grow, shrink) = (&faults[0], &faults[1]);
+    let notes = |f: &Value| f["notes"].to_string();
+
+    assert_eq!(grow["kind"], "scale-out");
+    assert_eq!(grow["target"], "n4");
+    // The cluster's own monitoring saw n4 join, and the harness waited for it.
+    assert!(f64_at(grow, "/settled_ms").is_some(), "{grow}");
+    assert!(
+        grow["detection_signal"]
+            .as_str()
+            .is_some_and(|s| s.contains("n4 up")),
+        "{grow}"
+    );
+    assert!(notes(grow).contains("n4 joined"), "{grow}");
+    // A join under load costs no throughput: the step's rate stays near the baseline.
+    let base = f64_at(&r, "/baseline_acks_per_s").unwrap();
+    let during = f64_at(grow, "/window_acks_per_s").expect("the step's throughput");
+    assert!(
+        during > 0.8 * base,
+        "{during} acks/s while n4 joined vs {base}"
+    );
+    assert!(f64_at(grow, "/window_latency_ms/p99").is_some(), "{grow}");
+
+    assert_eq!(shrink["kind"], "scale-in");
+    let retired = shrink["target"].as_str().unwrap();
+    assert_ne!(
+        retired, "n4",
+        "the stream leader cannot be the node that just joined"
+    );
+    assert!(f64_at(shrink, "/settled_ms").is_some(), "{shrink}");
+    // The meta group dropped the node and the stream's third replica moved to n4.
+    let settled = notes(shrink);
+    assert!(settled.contains(&format!("{retired} removed")), "{shrink}");
+    assert!(settled.contains("n4"), "{shrink}");
+    assert_eq!(r["health_after"]["healthy"], true, "{}", r["health_after"]);
+}
+
+#[test]
+fn a_full_disk_on_the_stream_leader_is_survived_and_reported() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-disk-full.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "disk-full");
+    let target = f["target"].as_str().unwrap();
+    assert!(
+        f["description"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("/data on {target} filled"))),
+        "{f}"
+    );
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+    // The leader could not write: publishes were refused until another node led the stream.
+    assert!(
+        r["messages"]["failed"].as_u64().unwrap() > 0,
+        "{}",
+        r["messages"]
+    );
+    let new_leader = f["new_leader"]
+        .as_str()
+        .expect("another node took the stream");
+    assert_ne!(new_leader, target);
+    // NATS 2.15.1 disables JetStream on a server whose disk filled up, and freeing the space
+    // does not bring it back: the run must say the cluster is not whole again.
+    assert_eq!(r["health_after"]["healthy"], false, "{}", r["health_after"]);
+    assert!(
+        r["health_after"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(target) && d.contains("JetStream not enabled")),
+        "{}",
+        r["health_after"]
+    );
+}

@@ -20,6 +20,9 @@ use crate::scenario::Scenario;
 use crate::schedule::Scheduler;
 use crate::workload::{self, Counters, LoadSpec};
 
+/// How long the cluster's own health is awaited after the run.
+const HEALTH_AFTER_TIMEOUT: Duration = Duration::from_secs(15);
+
 pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub seed: Option<u64>,
@@ -188,7 +191,7 @@ impl RunCtx {
         )
         .await
         .map_err(infra)?;
-        let tools_image = if s.faults.iter().any(|f| f.kind.is_network()) {
+        let tools_image = if s.faults.iter().any(|f| f.kind.needs_tools()) {
             Some(
                 images::ensure_tools(
                     &self.backend,
@@ -328,6 +331,27 @@ impl RunCtx {
                 " before the drain timeout"
             }
         ));
+        // Whether the cluster came back whole is a finding of its own (a node can heal from
+        // the fault and stay degraded), so it is asked, bounded, and reported.
+        progress.phase(&format!(
+            "asking the cluster's own health after the run (up to {HEALTH_AFTER_TIMEOUT:?})"
+        ));
+        let health_after = match broker.wait_healthy(HEALTH_AFTER_TIMEOUT).await {
+            Ok(()) => {
+                progress.note("cluster healthy");
+                report::HealthAfter {
+                    healthy: true,
+                    detail: None,
+                }
+            }
+            Err(e) => {
+                progress.note(&format!("cluster NOT healthy: {e}"));
+                report::HealthAfter {
+                    healthy: false,
+                    detail: Some(e.to_string()),
+                }
+            }
+        };
         probe_task.abort();
         let _ = probe_task.await;
         drop(sink);
@@ -371,6 +395,7 @@ impl RunCtx {
             analysis,
             judgement,
             drain,
+            health_after,
             stall_us,
             harness_cpu_s: cpu_used,
         });

@@ -59,6 +59,13 @@ pub enum FaultKind {
     Loss,
     /// Limit the target nodes' outgoing bandwidth (tc tbf).
     Bandwidth,
+    /// Fill the size-limited filesystem holding the target's data directory; heal frees it.
+    DiskFull,
+    /// Start spare nodes and wait until the cluster reports them joined.
+    ScaleOut,
+    /// Stop member nodes and remove them from the cluster's membership, waiting until the
+    /// cluster reports them gone (and their data re-placed).
+    ScaleIn,
 }
 
 impl FaultKind {
@@ -71,6 +78,9 @@ impl FaultKind {
         "partition",
         "loss",
         "bandwidth",
+        "disk-full",
+        "scale-out",
+        "scale-in",
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,23 +93,38 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Loss => "loss",
             FaultKind::Bandwidth => "bandwidth",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::ScaleOut => "scale-out",
+            FaultKind::ScaleIn => "scale-in",
         }
     }
 
+    const ALL: &'static [FaultKind] = &[
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Stop,
+        FaultKind::Restart,
+        FaultKind::RollingRestart,
+        FaultKind::Partition,
+        FaultKind::Loss,
+        FaultKind::Bandwidth,
+        FaultKind::DiskFull,
+        FaultKind::ScaleOut,
+        FaultKind::ScaleIn,
+    ];
+
     fn parse(name: &str) -> Option<Self> {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| match i {
-                0 => FaultKind::Kill,
-                1 => FaultKind::Pause,
-                2 => FaultKind::Stop,
-                3 => FaultKind::Restart,
-                4 => FaultKind::RollingRestart,
-                5 => FaultKind::Partition,
-                6 => FaultKind::Loss,
-                _ => FaultKind::Bandwidth,
-            })
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// Topology changes: they settle by themselves once the cluster reports the change.
+    pub fn is_topology_change(self) -> bool {
+        matches!(self, FaultKind::ScaleOut | FaultKind::ScaleIn)
+    }
+
+    /// Faults that act from a sidecar and need the tools image.
+    pub fn needs_tools(self) -> bool {
+        self.is_network() || self == FaultKind::DiskFull
     }
 
     /// Faults that change the network from a sidecar (and need the tools image).
@@ -112,7 +137,13 @@ impl FaultKind {
 
     /// Faults whose `for` means something (the others heal themselves).
     fn takes_duration(self) -> bool {
-        !matches!(self, FaultKind::Restart | FaultKind::RollingRestart)
+        !matches!(
+            self,
+            FaultKind::Restart
+                | FaultKind::RollingRestart
+                | FaultKind::ScaleOut
+                | FaultKind::ScaleIn
+        )
     }
 }
 
@@ -180,6 +211,8 @@ pub struct FaultSpec {
     pub peers: Vec<String>,
     /// Bandwidth: a tc rate such as "1mbit".
     pub rate: Option<String>,
+    /// Disk-full: the data directory in the container whose filesystem is filled.
+    pub path: Option<String>,
     /// Repeat every this long, `times` times in all.
     pub every: Option<Duration>,
     /// Each interval is drawn uniformly from `every ± jitter` with the run's seed.
@@ -535,6 +568,7 @@ fn unsupported(kind: &str, family: Option<&str>) -> Option<String> {
                 "fault kind {kind} needs the kernel's netem queueing discipline (sch_netem), which this kernel does not have; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf), or run on a kernel with netem"
             )
         }),
+        "slow-disk" => Some("fault kind slow-disk is not implemented: a cgroup I/O limit throttles a block device, but a node's data here is on the container's overlay storage (written through the host's page cache, by a fuse-overlayfs process outside the container's cgroup on this machine) or on tmpfs, so the limit would not reliably slow the broker's writes; alternatives: disk-full (a size-limited tmpfs filled up), pause or stop".into()),
         "clock-skew" => Some(match family {
             Some("nats") => "fault kind clock-skew shifts a broker's clock with libfaketime, which only works on dynamically linked programs; nats-server is a static Go binary that reads the clock without libc, so its clock cannot be skewed this way; alternative: pause or stop the node to make its timers fall behind".into(),
             _ => "fault kind clock-skew is not implemented yet; alternative: pause or stop the node to make its timers fall behind".into(),
@@ -545,7 +579,7 @@ fn unsupported(kind: &str, family: Option<&str>) -> Option<String> {
 
 const FAULT_KEYS: &[&str] = &[
     "at", "kind", "target", "for", "signal", "shape", "from", "to", "links", "percent", "peers",
-    "rate", "every", "jitter", "times",
+    "rate", "path", "every", "jitter", "times",
 ];
 
 fn read_fault(
@@ -588,6 +622,7 @@ fn read_fault(
     let mut probability = None;
     let mut rate = None;
     let mut peers = Vec::new();
+    let mut data_path = None;
     match kind {
         Some(FaultKind::Partition) => {
             let name = f
@@ -714,6 +749,24 @@ fn read_fault(
                     ok.then(|| text.to_string())
                 });
         }
+        Some(FaultKind::DiskFull) => {
+            data_path = match f.get("path") {
+                Some(n) => yaml::string(n, &f.path_of("path"), d).and_then(|p| {
+                    if !p.starts_with('/') {
+                        d.error(
+                            n.pos,
+                            format!(
+                                "{}: expected the data directory's absolute path in the container, found {p:?}",
+                                f.path_of("path")
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(p.trim_end_matches('/').to_string())
+                }),
+                None => Some("/data".to_string()),
+            };
+        }
         _ => {}
     }
     for (key, kinds) in [
@@ -724,6 +777,7 @@ fn read_fault(
         ("percent", "loss"),
         ("peers", "loss"),
         ("rate", "bandwidth"),
+        ("path", "disk-full"),
     ] {
         if kind.is_some_and(|k| k.name() != kinds) {
             forbid(key, &format!("only a {kinds} fault takes `{key}`"), d);
@@ -809,6 +863,7 @@ fn read_fault(
         probability,
         peers,
         rate,
+        path: data_path,
         every: every?,
         jitter: jitter?,
         times: times?,
@@ -894,16 +949,109 @@ fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
     let replicas = match &s.workload.settings {
         WorkloadSettings::Nats(n) => n.replicas as usize,
     };
-    if replicas > s.topology.services.len() {
+    let started = s.topology.services.iter().filter(|x| !x.is_spare()).count();
+    if replicas > started {
         d.error(
             top.get("workload").map(|n| n.pos).unwrap_or_default(),
             format!(
-                "workload: {replicas} replicas asked for, but the cluster has {} node(s)",
-                s.topology.services.len()
+                "workload: {replicas} replicas asked for, but the cluster starts with {started} node(s)"
             ),
         );
     }
+    for fault in &s.faults {
+        check_fault_topology(s, fault, d);
+    }
 }
+
+/// Checks a fault against the topology: scale-out starts spares, scale-in stops members, and
+/// disk-full fills only a size-limited tmpfs (never the host's disk).
+fn check_fault_topology(s: &Scenario, fault: &FaultSpec, d: &mut Diagnostics) {
+    let services = &s.topology.services;
+    let spares: Vec<&str> = services
+        .iter()
+        .filter(|x| x.is_spare())
+        .map(|x| x.name.as_str())
+        .collect();
+    let named: Option<Vec<&str>> = match &fault.target {
+        Some(Target::Node(n)) => Some(vec![n.as_str()]),
+        Some(Target::Nodes(list)) => Some(list.iter().map(String::as_str).collect()),
+        _ => None,
+    };
+    if let Some(reason) = crate::families::refuse_fault(&s.workload.settings, fault.kind) {
+        d.error(fault.pos, reason);
+    }
+    match fault.kind {
+        FaultKind::ScaleOut => {
+            let hint = if spares.is_empty() {
+                "this topology has none: give a service `profiles: [spare]` so it is created but not started".to_string()
+            } else {
+                format!("spares here: {}", spares.join(", "))
+            };
+            match &named {
+                None => d.error(
+                    fault.pos,
+                    format!("scale-out: expected the spare node(s) to start by name ({hint})"),
+                ),
+                Some(names) => {
+                    for n in names.iter().filter(|n| !spares.contains(n)) {
+                        d.error(
+                            fault.pos,
+                            format!(
+                                "scale-out: {n} is started with the cluster, not a spare ({hint})"
+                            ),
+                        );
+                    }
+                }
+            }
+            if fault.times > 1 {
+                d.error(
+                    fault.pos,
+                    "scale-out: a spare can join only once; `times` must be 1",
+                );
+            }
+        }
+        FaultKind::ScaleIn if fault.times > 1 => {
+            d.error(
+                fault.pos,
+                "scale-in: a node can leave only once; `times` must be 1",
+            );
+        }
+        FaultKind::DiskFull => {
+            let path = fault.path.as_deref().unwrap_or("/data");
+            let checked: Vec<&crate::cluster::compose::Service> = services
+                .iter()
+                .filter(|x| match &named {
+                    Some(names) => names.contains(&x.name.as_str()),
+                    None => !x.is_spare(),
+                })
+                .collect();
+            for service in checked {
+                match service.tmpfs_holding(path).map(|t| t.size_bytes) {
+                    Some(Some(size)) if size <= MAX_DISK_FULL_BYTES => {}
+                    Some(Some(size)) => d.error(
+                        fault.pos,
+                        format!(
+                            "disk-full: the tmpfs holding {path} on {} is {size} bytes; filling it would take that much memory: give it at most {} MiB (size=64m)",
+                            service.name,
+                            MAX_DISK_FULL_BYTES >> 20
+                        ),
+                    ),
+                    _ => d.error(
+                        fault.pos,
+                        format!(
+                            "disk-full fills the filesystem holding {path} on the target, and on {} that is not a size-limited tmpfs, so faultline would fill the host's disk; give services.{}.tmpfs an entry such as \"{path}:size=64m\" (its contents then live in memory and do not survive a restart of the container)",
+                            service.name, service.name
+                        ),
+                    ),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The largest tmpfs disk-full will fill (it takes that much memory).
+const MAX_DISK_FULL_BYTES: u64 = 1 << 30;
 
 #[cfg(test)]
 mod tests {
@@ -983,7 +1131,7 @@ faults:
                 "s.yaml:5:9: workload.rate: expected a number greater than zero, found \"fast\"",
                 "s.yaml:6:13: workload.duration: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found \"30\"",
                 "s.yaml:8:44: workload.nats.storage: expected one of file, memory, found \"tape\"",
-                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, found \"explode\"",
+                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, disk-full, scale-out, scale-in, found \"explode\"",
                 "s.yaml:12:13: faults[0].target: no node or role named \"n9\": expected one of n1, n2, n3, random, minority, majority, all, stream-leader, meta-leader",
             ]
         );
@@ -999,12 +1147,77 @@ faults:
         .unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].starts_with("s.yaml:9:5: fault at 10s heals at 35s"));
-        assert!(errs[1].contains("4 replicas asked for, but the cluster has 3 node(s)"));
+        assert!(errs[1].contains("4 replicas asked for, but the cluster starts with 3 node(s)"));
     }
 
     fn with_faults(faults: &str) -> Result<Scenario, Vec<String>> {
         let head = GOOD.split("faults:").next().unwrap();
         load_str(&format!("{head}faults:\n{faults}"))
+    }
+
+    #[test]
+    fn topology_and_disk_faults_are_checked_against_the_compose_file() {
+        // The default compose file has no spare, no tmpfs and the scenario no system account.
+        let errs = with_faults(
+            "  - { at: 5s, kind: scale-out, target: n3 }
+  - { at: 6s, kind: scale-in, target: n1 }
+  - { at: 7s, kind: disk-full, target: n2, for: 2s }
+  - { at: 8s, kind: slow-disk, target: n2 }
+",
+        )
+        .unwrap_err();
+        assert!(
+            errs.iter().any(
+                |e| e.contains("n3 is started with the cluster, not a spare")
+                    && e.contains("profiles: [spare]")
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("scale-in on NATS") && e.contains("system_account")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("disk-full")
+                && e.contains("not a size-limited tmpfs")
+                && e.contains("/data:size=64m")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("slow-disk is not implemented") && e.contains("alternatives")),
+            "{errs:?}"
+        );
+        assert_eq!(errs.len(), 4, "{errs:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("c.yml"),
+            "configs:\n  acc: { content: \"x\" }\nservices:\n  n1: { image: nats:2.15.1, tmpfs: [\"/data:size=64m\"], configs: [acc] }\n  n2: { image: nats:2.15.1, tmpfs: /data:size=2g }\n  n3: { image: nats:2.15.1, profiles: [spare] }\nx-faultline:\n  family: nats\n",
+        )
+        .unwrap();
+        let file = dir.path().join("s.yaml");
+        let head = GOOD
+            .split("faults:")
+            .next()
+            .unwrap()
+            .replace("replicas: 3", "replicas: 2");
+        std::fs::write(
+            &file,
+            format!("{head}faults:\n  - {{ at: 5s, kind: scale-out, target: n3 }}\n  - {{ at: 7s, kind: disk-full, target: n1, for: 2s }}\n  - {{ at: 9s, kind: disk-full, target: n2, for: 2s }}\n"),
+        )
+        .unwrap();
+        let errs: Vec<String> = load(&file)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("the tmpfs holding /data on n2 is 2147483648 bytes"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::scenario::{FaultKind, FaultSpec, ShapeSpec, Target};
 
 /// How long a rolling restart waits for the cluster's health after each node.
 const ROLLING_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a scale-out waits for the new node to join, or a scale-in for the cluster to
+/// re-place what the removed node held.
+const TOPOLOGY_TIMEOUT: Duration = Duration::from_secs(90);
 
 struct Active {
     id: usize,
@@ -115,6 +118,8 @@ impl Scheduler {
             let spec = &faults[spec_index];
             if spec.kind == FaultKind::RollingRestart {
                 self.rolling_restart(spec, spec_index).await;
+            } else if spec.kind.is_topology_change() {
+                self.topology_change(spec, spec_index).await;
             } else {
                 self.occurrence(spec, spec_index).await;
             }
@@ -328,6 +333,79 @@ impl Scheduler {
         }
     }
 
+    /// Scale-out or scale-in, one node at a time. Each node is a fault of its own: `t_fault`
+    /// when Docker started (or stopped) it, and its heal when the cluster reported the change
+    /// done (joined; removed and its data re-placed), so the step's window shows its cost.
+    async fn topology_change(&mut self, spec: &FaultSpec, spec_index: usize) {
+        let kind = spec.kind.name();
+        let scale_out = spec.kind == FaultKind::ScaleOut;
+        let targets = match (&spec.target, scale_out) {
+            (Some(Target::Node(n)), true) => Ok(vec![n.clone()]),
+            (Some(Target::Nodes(list)), true) => Ok(list.clone()),
+            (_, true) => Err("scale-out names the spare nodes it starts".to_string()),
+            (Some(t), false) => self.resolve(t).await,
+            (None, false) => Err("scale-in needs a target".to_string()),
+        };
+        let targets = targets.and_then(|names| {
+            let outside = self.ctx.cluster.outside();
+            match names.iter().find(|n| outside.contains(n) != scale_out) {
+                Some(n) if scale_out => Err(format!("{n} is already a member of the cluster")),
+                Some(n) => Err(format!("{n} is not a member of the cluster")),
+                None => Ok(names),
+            }
+        });
+        let targets = match targets {
+            Ok(t) => t,
+            Err(e) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let shown = spec
+                    .target
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                self.not_applied(id, spec_index, kind, &shown, e);
+                return;
+            }
+        };
+        for name in targets {
+            let Some(node) = self.ctx.cluster.node(&name).cloned() else {
+                continue;
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            let fault = faults::build(spec, id, vec![node.clone()], None);
+            let active = self.inject(id, spec_index, kind, name.clone(), fault).await;
+            if !active.applied {
+                self.healer().heal(active).await;
+                continue;
+            }
+            let settled = if scale_out {
+                self.progress
+                    .note(&format!("waiting for the cluster to report {name} joined"));
+                let r = self
+                    .broker
+                    .add_node(node.endpoint(), TOPOLOGY_TIMEOUT)
+                    .await;
+                self.ctx.cluster.set_member(&name, true);
+                r
+            } else {
+                self.ctx.cluster.set_member(&name, false);
+                self.progress
+                    .note(&format!("removing {name} from the cluster's membership"));
+                self.broker.remove_node(&name, TOPOLOGY_TIMEOUT).await
+            };
+            let settled = settled.map_err(|e| e.to_string());
+            match &settled {
+                Ok(what) => self.progress.note(what),
+                Err(e) => self
+                    .progress
+                    .note(&format!("{kind} of {name} did not settle: {e}")),
+            }
+            self.healer().finish(active, settled).await;
+        }
+    }
+
     fn healer(&self) -> Healer {
         Healer {
             ctx: self.ctx.clone(),
@@ -362,9 +440,16 @@ impl Healer {
             active.id, active.kind, active.targets
         ));
         let result = active.fault.heal(&self.ctx).await;
+        self.finish(active, result.map(|()| None).map_err(|e| e.to_string()))
+            .await;
+    }
+
+    /// Records the end of a fault: healed (or, for a topology change, settled, with what
+    /// showed it), or not.
+    async fn finish(&self, active: Active, result: Result<impl Into<Option<String>>, String>) {
         let t = self.clock.now_us();
-        match result {
-            Ok(()) => {
+        match result.map(Into::into) {
+            Ok(detail) => {
                 let mut r = record(
                     Op::Heal,
                     Kind::Ok,
@@ -375,6 +460,7 @@ impl Healer {
                     t,
                 );
                 r.spec = None;
+                r.detail = detail;
                 self.sink.record(r);
                 if active.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1 {
                     self.sink.record(phase("recovery", t));
@@ -383,6 +469,14 @@ impl Healer {
             }
             Err(e) => {
                 self.progress.note(&format!("heal failed: {e}"));
+                // A topology change that did not settle is over all the same (nothing more
+                // will end it), so the recovery phase must not wait for it; any other fault
+                // whose heal failed is still in effect.
+                let topology = matches!(active.kind, "scale-out" | "scale-in");
+                if topology && active.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1
+                {
+                    self.sink.record(phase("recovery", t));
+                }
                 let mut r = record(
                     Op::Heal,
                     Kind::Fail,
@@ -393,7 +487,7 @@ impl Healer {
                     t,
                 );
                 r.spec = None;
-                r.detail = Some(e.to_string());
+                r.detail = Some(e);
                 self.sink.record(r);
             }
         }

@@ -85,6 +85,14 @@ pub struct FaultTiming {
     pub failover_ms: Option<f64>,
     pub recovery_ms: Option<f64>,
     pub max_ack_gap_ms: Option<f64>,
+    /// Topology changes: from `t_fault` until the cluster reported the change done (the new
+    /// node joined; the removed node's data re-placed).
+    pub settled_ms: Option<f64>,
+    /// The fault's window, from `t_fault` to its heal (or the next fault, or the end of the
+    /// load): acknowledgements per second, against `baseline_acks_per_s`...
+    pub window_acks_per_s: Option<f64>,
+    /// ...and the latency of the publishes due in it.
+    pub window_latency_ms: LatencySummary,
     pub notes: Vec<String>,
 }
 
@@ -256,16 +264,22 @@ where
                 if r.op() == Op::Fault && r.kind() == Kind::Ok {
                     f.description = r.detail.clone();
                 }
+                let topology = is_topology_change(&f.kind);
                 match (r.op(), r.kind()) {
                     (Op::Fault, Kind::Invoke) => f.t_invoke = r.t_done,
                     (Op::Fault, Kind::Ok) => f.t_fault = r.t_done,
-                    (Op::Heal, Kind::Ok) => f.t_heal = f.t_heal.or(r.t_done),
+                    (Op::Heal, Kind::Ok) => {
+                        f.t_heal = f.t_heal.or(r.t_done);
+                        if let (true, Some(d)) = (topology, &r.detail) {
+                            f.notes.push(format!("settled: {d}"));
+                        }
+                    }
                     (_, Kind::Fail) | (_, Kind::Info) => f.notes.push(format!(
                         "{} of {} did not complete: {}",
-                        if r.op() == Op::Fault {
-                            "injection"
-                        } else {
-                            "heal"
+                        match (r.op(), topology) {
+                            (Op::Fault, _) => "injection".to_string(),
+                            (_, true) => f.kind.clone(),
+                            _ => "heal".to_string(),
                         },
                         f.target,
                         r.detail.as_deref().unwrap_or("no detail")
@@ -367,12 +381,35 @@ where
 
     // Per-fault windows: a fault's effects are attributed until the next fault starts.
     let fault_list: Vec<(usize, FaultEvent)> = faults.into_iter().collect();
-    let starts: Vec<Option<u64>> = fault_list.iter().map(|(_, f)| f.t_fault).collect();
+    // A fault's window ends when the next one is issued: a graceful stop's effects begin
+    // before the Docker call that applied it returns.
+    let starts: Vec<Option<u64>> = fault_list
+        .iter()
+        .map(|(_, f)| f.t_fault.map(|t| f.t_invoke.unwrap_or(t).min(t)))
+        .collect();
     let window_end = |k: usize| starts[k + 1..].iter().flatten().next().copied();
     let mut client_error: Vec<Option<u64>> = vec![None; fault_list.len()];
     let mut failover_end: Vec<Option<u64>> = vec![None; fault_list.len()];
     let mut saw_failure: Vec<bool> = vec![false; fault_list.len()];
     let mut tail_failure: Vec<bool> = vec![false; fault_list.len()];
+    // A fault's window: from t_fault to its heal, cut at the next fault's start.
+    let windows: Vec<Option<(u64, u64)>> = (0..fault_list.len())
+        .map(|k| {
+            let f = &fault_list[k].1;
+            let tf = f.t_fault?;
+            let mut end = f
+                .t_heal
+                .or(phases.load_end)
+                .unwrap_or(u64::MAX)
+                .min(window_end(k).unwrap_or(u64::MAX));
+            if end <= tf {
+                end = tf + 1;
+            }
+            Some((tf, end))
+        })
+        .collect();
+    let mut window_latency: Vec<Histogram<u64>> =
+        (0..fault_list.len()).map(|_| new_histogram()).collect();
 
     // Pass 2: latencies and client-side fault timings.
     let mut by_phase: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
@@ -406,6 +443,13 @@ where
                     .saturating_record(latency);
                 service.saturating_record(t_done.saturating_sub(ts).max(1));
                 send_delay.saturating_record(ts.saturating_sub(ti).max(1));
+                for (k, w) in windows.iter().enumerate() {
+                    if let Some((from, to)) = w {
+                        if ti >= *from && ti < *to {
+                            window_latency[k].saturating_record(latency);
+                        }
+                    }
+                }
                 slot.max_latency_ms = Some(slot.max_latency_ms.unwrap_or(0.0).max(ms(latency)));
             }
         }
@@ -523,6 +567,18 @@ where
                 .push("max_ack_gap: no acknowledgement after the fault".into()),
         }
         recovery(&mut t, &f, &acks, a.baseline_acks_per_s, phases.load_end);
+        if let Some((from, to)) = windows[k] {
+            let to = to.min(phases.load_end.unwrap_or(acks.end_us())).max(from);
+            // Shorter than 100 ms, a rate says little; the latency still does.
+            if to - from >= 100_000 {
+                t.window_acks_per_s =
+                    Some(acks.count(from, to) as f64 / ((to - from) as f64 / 1e6));
+            }
+        }
+        t.window_latency_ms = summary(&window_latency[k]);
+        if is_topology_change(&f.kind) {
+            t.settled_ms = f.t_heal.map(|h| ms(h.saturating_sub(tf)));
+        }
         a.faults.push(t);
     }
     for f in &a.faults {
@@ -535,6 +591,10 @@ where
         }
     }
     Ok(a)
+}
+
+fn is_topology_change(kind: &str) -> bool {
+    matches!(kind, "scale-out" | "scale-in")
 }
 
 /// Detection: the first probe observation after the fault, by a node other than the target,
@@ -573,6 +633,14 @@ fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[ProbeEvent]
             .as_deref()
             .and_then(|r| latest.get(&(r, p.observer.as_str())).copied().flatten());
         let signal = match p.event.as_str() {
+            // A node that joins is noticed when the others report it up.
+            "peer-up" if f.kind == "scale-out" && is_target(subject) => Some(format!(
+                "{} reports {} up ({})",
+                p.observer,
+                subject.unwrap_or("?"),
+                p.detail.as_deref().unwrap_or("probe")
+            )),
+            _ if f.kind == "scale-out" => None,
             "peer-down" if targets.is_empty() || is_target(subject) => Some(format!(
                 "{} reports {} down ({})",
                 p.observer,

@@ -120,6 +120,26 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
 
     for f in &a.faults {
         let name = format!("fault {} ({} {})", f.index, f.kind, f.target);
+        if f.t_fault_ms.is_none() {
+            // The run did not test what the scenario says.
+            j.undecided.push(format!(
+                "{name} was never applied: {}",
+                f.notes
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("no reason recorded")
+            ));
+            continue;
+        }
+        if matches!(f.kind.as_str(), "scale-out" | "scale-in") && f.settled_ms.is_none() {
+            let why = f
+                .notes
+                .iter()
+                .find(|n| n.starts_with(&f.kind))
+                .cloned()
+                .unwrap_or_else(|| format!("{} did not settle before the load ended", f.kind));
+            j.failed.push(format!("{name}: {why}"));
+        }
         let timed = |value: Option<f64>, max: Option<Duration>, what: &str, j: &mut Judgement| {
             let Some(max) = max else { return };
             match value {
@@ -220,12 +240,19 @@ mod tests {
         };
         let mut a = analysis(0);
         a.faults.push(FaultTiming {
+            t_fault_ms: Some(1_000.0),
             failover_ms: Some(15_001.0),
             ..Default::default()
         });
         assert_eq!(judge(&c, &a, &valid()).verdict, Verdict::Fail);
         a.faults[0].failover_ms = Some(4_000.0);
         assert_eq!(judge(&c, &a, &valid()).verdict, Verdict::Pass);
+        // A fault that never took effect leaves the scenario untested.
+        a.faults[0].t_fault_ms = None;
+        let j = judge(&c, &a, &valid());
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(j.undecided[0].contains("never applied"), "{j:?}");
+        a.faults[0].t_fault_ms = Some(1_000.0);
         a.faults[0].failover_ms = None;
         a.faults[0].notes = vec!["failover: publishes failed after the fault and none was acknowledged afterwards: the workload never recovered".into()];
         let j = judge(&c, &a, &valid());
@@ -241,5 +268,28 @@ mod tests {
         };
         let j = judge(&Checks::default(), &analysis(0), &v);
         assert_eq!(j.verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_topology_change_that_never_settled_fails() {
+        let mut a = analysis(0);
+        a.faults.push(FaultTiming {
+            kind: "scale-out".into(),
+            target: "n4".into(),
+            t_fault_ms: Some(1_000.0),
+            notes: vec!["scale-out of n4 did not complete: no route".into()],
+            ..Default::default()
+        });
+        let j = judge(&Checks::default(), &a, &valid());
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(
+            j.failed[0].contains("scale-out of n4 did not complete: no route"),
+            "{j:?}"
+        );
+        a.faults[0].settled_ms = Some(500.0);
+        assert_eq!(
+            judge(&Checks::default(), &a, &valid()).verdict,
+            Verdict::Pass
+        );
     }
 }

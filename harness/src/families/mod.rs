@@ -44,6 +44,16 @@ pub fn roles(family: &str) -> &'static [&'static str] {
     }
 }
 
+/// Why this family cannot do a fault kind with these settings, if it cannot.
+pub fn refuse_fault(
+    settings: &WorkloadSettings,
+    kind: crate::scenario::FaultKind,
+) -> Option<String> {
+    match settings {
+        WorkloadSettings::Nats(w) => w.refuse_fault(kind),
+    }
+}
+
 /// Connects the family's driver to a started cluster.
 pub fn connect(settings: &WorkloadSettings, nodes: Vec<NodeEndpoint>) -> Box<dyn Broker> {
     match settings {
@@ -153,6 +163,15 @@ pub trait Broker: Send + Sync {
     /// Waits until the cluster reports itself healthy again (between the steps of a rolling
     /// restart).
     async fn wait_healthy(&self, timeout: Duration) -> Result<(), BrokerError>;
+
+    /// Scale-out: `node` was just started. From now on the driver and probes reach it; returns
+    /// once the cluster's own monitoring shows it joined, saying what showed it.
+    async fn add_node(&self, node: NodeEndpoint, timeout: Duration) -> Result<String, BrokerError>;
+
+    /// Scale-in: `node` was just stopped. Removes it from the cluster's membership the way an
+    /// operator would, and returns once the cluster no longer counts on it (its data
+    /// re-placed), saying what showed it. The driver and probes stop reaching it at once.
+    async fn remove_node(&self, node: &str, timeout: Duration) -> Result<String, BrokerError>;
 
     /// The port clients connect to (what a `client` partition cuts).
     fn client_port(&self) -> u16;

@@ -3,15 +3,19 @@
 //!
 //! Process faults (kill, pause, stop, restart) act through Docker; network faults (partition,
 //! loss, bandwidth) through iptables and tc run from a sidecar in the target's network
-//! namespace, so they work with any broker image, official ones included.
+//! namespace, so they work with any broker image, official ones included; disk-full from a
+//! sidecar in the target's process namespace. Topology changes (scale-out, scale-in) start or
+//! stop nodes here; the family's part of them runs in the scheduler.
 
 pub mod bandwidth;
+mod disk;
 mod kill;
 mod loss;
 mod network;
 mod partition;
 mod pause;
 mod restart;
+mod scale;
 pub mod shapes;
 mod stop;
 
@@ -93,6 +97,13 @@ pub fn build(
             targets,
             spec.rate.clone().unwrap_or_default(),
         )),
+        FaultKind::DiskFull => Box::new(disk::DiskFull::new(
+            id,
+            targets,
+            spec.path.clone().unwrap_or_else(|| "/data".into()),
+        )),
+        FaultKind::ScaleOut => Box::new(scale::ScaleOut { nodes: targets }),
+        FaultKind::ScaleIn => Box::new(scale::ScaleIn { nodes: targets }),
     }
 }
 

@@ -3,6 +3,7 @@
 //! exactly the rules that fault added and can check they are gone.
 
 use super::{FaultCtx, FaultError};
+use crate::cluster::docker::Share;
 use crate::cluster::ClusterNode;
 
 /// A sidecar sharing one node's network namespace.
@@ -12,19 +13,36 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
+    /// A sidecar in the node's network namespace.
     pub async fn start(
         ctx: &FaultCtx,
         node: &ClusterNode,
         purpose: &str,
     ) -> Result<Sidecar, FaultError> {
+        Self::start_sharing(ctx, node, purpose, Share::Network).await
+    }
+
+    pub async fn start_sharing(
+        ctx: &FaultCtx,
+        node: &ClusterNode,
+        purpose: &str,
+        share: Share,
+    ) -> Result<Sidecar, FaultError> {
         let image = ctx.tools_image.as_deref().ok_or_else(|| {
-            FaultError::NotApplied(
-                "network faults need the tools image, which was not prepared".into(),
-            )
+            FaultError::NotApplied(format!(
+                "the {purpose} fault needs the tools image, which was not prepared"
+            ))
         })?;
         let container = ctx
             .backend
-            .start_sidecar(&ctx.run_id, &node.container, &node.name, purpose, image)
+            .start_sidecar(
+                &ctx.run_id,
+                &node.container,
+                &node.name,
+                purpose,
+                image,
+                share,
+            )
             .await?;
         Ok(Sidecar {
             node: node.clone(),

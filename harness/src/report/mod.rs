@@ -25,6 +25,7 @@ pub struct RunFacts<'a> {
     pub analysis: Analysis,
     pub judgement: Judgement,
     pub drain: DrainReport,
+    pub health_after: HealthAfter,
     pub stall_us: u64,
     pub harness_cpu_s: Option<f64>,
 }
@@ -45,6 +46,8 @@ pub struct RunResult {
     pub checks: Judgement,
     pub validity: Validity,
     pub cluster: ClusterFacts,
+    /// The cluster's own health once the load ended, every fault healed and the stream drained.
+    pub health_after: HealthAfter,
     pub workload: WorkloadFacts,
     pub baseline_acks_per_s: Option<f64>,
     pub detection_ms_by_kind: BTreeMap<String, crate::check::DetectionSummary>,
@@ -68,6 +71,13 @@ pub struct Validity {
     /// CPU the harness used during the load, in % of one core (the machine's cores are
     /// shared with the cluster under test).
     pub harness_cpu_percent: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthAfter {
+    pub healthy: bool,
+    /// What the cluster said when it was not healthy.
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +155,7 @@ impl RunResult {
                     .collect(),
                 images: f.images.values().cloned().collect(),
             },
+            health_after: f.health_after.clone(),
             workload: WorkloadFacts {
                 rate: w.rate,
                 duration_s: w.duration.as_secs_f64(),

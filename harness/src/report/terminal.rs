@@ -50,6 +50,24 @@ pub fn render(r: &RunResult, out_dir: &Path) -> String {
         if let Some(description) = &f.description {
             let _ = writeln!(s, "           {description}");
         }
+        if f.settled_ms.is_some() {
+            let _ = writeln!(s, "           settled after {}", ms(f.settled_ms));
+        }
+        let w = &f.window_latency_ms;
+        if w.count > 0 || f.window_acks_per_s.is_some() {
+            let _ = writeln!(
+                s,
+                "           during it: {} acks/s (baseline {}), latency p50 {} p99 {} max {} over {} publishes",
+                f.window_acks_per_s
+                    .map_or("n/a".to_string(), |v| format!("{v:.0}")),
+                r.baseline_acks_per_s
+                    .map_or("n/a".to_string(), |v| format!("{v:.0}")),
+                ms(w.p50),
+                ms(w.p99),
+                ms(w.max),
+                w.count
+            );
+        }
         if let Some(signal) = &f.detection_signal {
             let _ = writeln!(s, "           detected: {signal}");
         }
@@ -72,6 +90,18 @@ pub fn render(r: &RunResult, out_dir: &Path) -> String {
                 ms(l.p99),
                 ms(l.p999),
                 ms(l.max)
+            );
+        }
+    }
+    match (&r.health_after.healthy, &r.health_after.detail) {
+        (true, _) => {
+            let _ = writeln!(s, "health     cluster healthy after the run");
+        }
+        (false, detail) => {
+            let _ = writeln!(
+                s,
+                "health     cluster NOT healthy after the run: {}",
+                detail.as_deref().unwrap_or("no detail")
             );
         }
     }

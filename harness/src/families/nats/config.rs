@@ -25,13 +25,22 @@ pub struct NatsWorkload {
     pub subject: String,
     pub replicas: u8,
     pub storage: Storage,
+    /// A user of the system account, for what only it may do (removing a server from the
+    /// JetStream meta group on scale-in).
+    pub system_account: Option<Credentials>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
 }
 
 impl NatsWorkload {
     pub fn parse(node: &Node, d: &mut Diagnostics) -> Option<Self> {
         let f = Fields::new(
             node,
-            &["stream", "subject", "replicas", "storage"],
+            &["stream", "subject", "replicas", "storage", "system_account"],
             "workload.nats",
             d,
         )?;
@@ -68,11 +77,34 @@ impl NatsWorkload {
             }),
             None => Some(Storage::File),
         };
+        let system_account = match f.get("system_account") {
+            None => Some(None),
+            Some(n) => Fields::new(n, &["user", "password"], "workload.nats.system_account", d)
+                .and_then(|c| {
+                    let user = c
+                        .require("user", "a user of the system account", d)
+                        .and_then(|n| yaml::string(n, &c.path_of("user"), d));
+                    let password = c
+                        .require("password", "that user's password", d)
+                        .and_then(|n| yaml::string(n, &c.path_of("password"), d));
+                    Some(Some(Credentials {
+                        user: user?.to_string(),
+                        password: password?.to_string(),
+                    }))
+                }),
+        };
         Some(NatsWorkload {
             stream: stream?,
             subject: subject?,
             replicas: replicas?,
             storage: storage?,
+            system_account: system_account?,
+        })
+    }
+
+    pub fn refuse_fault(&self, kind: crate::scenario::FaultKind) -> Option<String> {
+        (kind == crate::scenario::FaultKind::ScaleIn && self.system_account.is_none()).then(|| {
+            "scale-in on NATS removes the server from the JetStream meta group ($JS.API.SERVER.REMOVE), which only the system account may do; set workload.nats.system_account {user, password} to a system-account user the topology defines (see docker-compose/nats-jetstream-3-spare.yml)".to_string()
         })
     }
 }

@@ -40,6 +40,88 @@ pub async fn connect(
     }
 }
 
+/// Connects as a user of the system account (for requests only it may make).
+pub async fn connect_as(
+    urls: &[String],
+    name: &str,
+    creds: &super::config::Credentials,
+    deadline: Instant,
+) -> Result<Client, BrokerError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let connect = async_nats::ConnectOptions::with_user_and_password(
+        creds.user.clone(),
+        creds.password.clone(),
+    )
+    .name(name)
+    .connection_timeout(Duration::from_secs(2))
+    .max_reconnects(None)
+    .connect(urls);
+    match tokio::time::timeout(remaining.max(Duration::from_secs(1)), connect).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(BrokerError(format!(
+            "connect to {urls:?} as system user {}: {e}",
+            creds.user
+        ))),
+        Err(_) => Err(BrokerError(format!("connect to {urls:?}: timed out"))),
+    }
+}
+
+/// Asks the meta leader to remove server `name` from the JetStream meta group.
+pub async fn remove_server(system: &Client, name: &str) -> Result<(), String> {
+    let body = serde_json::json!({ "peer": name }).to_string();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(3),
+        system.request("$JS.API.SERVER.REMOVE", body.into()),
+    )
+    .await
+    .map_err(|_| "$JS.API.SERVER.REMOVE: no answer within 3 s".to_string())?
+    .map_err(|e| format!("$JS.API.SERVER.REMOVE: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|e| format!("$JS.API.SERVER.REMOVE: unreadable answer: {e}"))?;
+    if v["success"].as_bool() == Some(true) {
+        Ok(())
+    } else {
+        Err(format!("$JS.API.SERVER.REMOVE answered {v}"))
+    }
+}
+
+/// The stream's replicas when none is on `gone` and all are current (leader first).
+pub async fn placed_off(client: &Client, stream: &str, gone: &str) -> Result<Vec<String>, String> {
+    let js = jetstream::new(client.clone());
+    let mut s = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| format!("stream {stream}: {e}"))?;
+    let info = s
+        .info()
+        .await
+        .map_err(|e| format!("stream info {stream}: {e}"))?;
+    let cluster = info
+        .cluster
+        .as_ref()
+        .ok_or_else(|| format!("stream {stream} has no cluster information"))?;
+    let leader = cluster
+        .leader
+        .clone()
+        .ok_or_else(|| format!("stream {stream} has no leader"))?;
+    let mut placed = vec![leader];
+    placed.extend(cluster.replicas.iter().map(|r| r.name.clone()));
+    if placed.iter().any(|n| n == gone) {
+        return Err(format!("stream {stream} still placed on {placed:?}"));
+    }
+    if let Some(r) = cluster.replicas.iter().find(|r| !r.current || r.offline) {
+        return Err(format!("stream {stream}: replica {} not current", r.name));
+    }
+    if placed.len() != info.config.num_replicas {
+        return Err(format!(
+            "stream {stream} has {} of {} replicas: {placed:?}",
+            placed.len(),
+            info.config.num_replicas
+        ));
+    }
+    Ok(placed)
+}
+
 fn storage_type(s: Storage) -> StorageType {
     match s {
         Storage::File => StorageType::File,

@@ -12,7 +12,9 @@ mod config;
 mod driver;
 mod probe;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -30,34 +32,111 @@ const MONITOR_PORT: u16 = 8222;
 /// Bound on one monitoring request; a frozen node must not stall a probe round.
 const MONITOR_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The cluster's members as the driver reaches them; scale-out and scale-in change it, and
+/// the probe reads it every round.
+type Members = Arc<RwLock<Vec<NodeEndpoint>>>;
+
 pub struct Nats {
     workload: NatsWorkload,
-    nodes: Vec<NodeEndpoint>,
+    nodes: Members,
+}
+
+fn monitor(node: &NodeEndpoint) -> SocketAddr {
+    SocketAddr::from((node.ip, MONITOR_PORT))
+}
+
+/// The meta group as the meta leader reports it: the leader and every peer with whether it
+/// is current.
+async fn meta_group(addr: SocketAddr) -> Result<(String, Vec<(String, bool)>), String> {
+    let jsz = crate::http::get_json(addr, "/jsz", MONITOR_TIMEOUT).await?;
+    let meta = &jsz["meta_cluster"];
+    let leader = probe::meta_leader(&jsz).ok_or("no meta leader reported")?;
+    let mut peers = vec![(leader.clone(), true)];
+    for r in meta["replicas"].as_array().into_iter().flatten() {
+        let name = r["name"].as_str().unwrap_or_default().to_string();
+        let current =
+            r["current"].as_bool().unwrap_or(false) && !r["offline"].as_bool().unwrap_or(false);
+        peers.push((name, current));
+    }
+    Ok((leader, peers))
 }
 
 impl Nats {
     pub fn new(workload: NatsWorkload, nodes: Vec<NodeEndpoint>) -> Self {
-        Nats { workload, nodes }
+        Nats {
+            workload,
+            nodes: Arc::new(RwLock::new(nodes)),
+        }
+    }
+
+    fn nodes(&self) -> Vec<NodeEndpoint> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn monitor(&self, node: &NodeEndpoint) -> SocketAddr {
-        SocketAddr::from((node.ip, MONITOR_PORT))
+        monitor(node)
     }
 
     /// Client URLs, starting at node `first` so producers spread over the cluster.
     fn urls(&self, first: usize) -> Vec<String> {
-        let n = self.nodes.len();
+        let nodes = self.nodes();
+        let n = nodes.len();
         (0..n)
             .map(|i| {
-                let node = &self.nodes[(first + i) % n];
+                let node = &nodes[(first + i) % n];
                 format!("nats://{}:{CLIENT_PORT}", node.ip)
             })
             .collect()
     }
 
+    /// Every node has a route to every other member.
+    async fn full_mesh(&self) -> Result<(), String> {
+        let nodes = self.nodes();
+        for node in &nodes {
+            let routez =
+                crate::http::get_json(self.monitor(node), "/routez", MONITOR_TIMEOUT).await?;
+            let peers = probe::route_peers(&routez);
+            let missing: Vec<&str> = nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .filter(|n| *n != node.name && !peers.contains(*n))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!("{} has no route to {missing:?}", node.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The meta leader reports exactly the members as its group, every one current.
+    async fn meta_group_is_members(&self) -> Result<String, String> {
+        let names: BTreeSet<String> = self.nodes().into_iter().map(|n| n.name).collect();
+        let first = self.nodes().first().cloned().ok_or("no member left")?;
+        let (leader, _) = meta_group(self.monitor(&first)).await?;
+        let at = self
+            .nodes()
+            .into_iter()
+            .find(|n| n.name == leader)
+            .ok_or_else(|| format!("meta leader {leader} is not a member"))?;
+        let (_, peers) = meta_group(self.monitor(&at)).await?;
+        let group: BTreeSet<String> = peers.iter().map(|(n, _)| n.clone()).collect();
+        let behind: Vec<&String> = peers.iter().filter(|(_, c)| !c).map(|(n, _)| n).collect();
+        if group != names {
+            return Err(format!(
+                "meta leader {leader} reports the group {group:?}, members are {names:?}"
+            ));
+        }
+        if !behind.is_empty() {
+            return Err(format!(
+                "meta leader {leader} reports {behind:?} not current"
+            ));
+        }
+        Ok(leader)
+    }
+
     /// Every node's /healthz answers 200 (which includes JetStream being current).
     async fn all_healthy(&self) -> Result<(), String> {
-        for node in &self.nodes {
+        for node in &self.nodes() {
             let (status, body) = crate::http::get(self.monitor(node), "/healthz", MONITOR_TIMEOUT)
                 .await
                 .map_err(|e| format!("{}: {e}", node.name))?;
@@ -100,11 +179,10 @@ impl Nats {
 impl Broker for Nats {
     async fn prepare(&self, timeout: Duration, progress: &Progress) -> Result<(), BrokerError> {
         let deadline = Instant::now() + timeout;
-        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
 
         self.wait_for("every node's /healthz answers ok", deadline, || async {
             self.all_healthy().await?;
-            for node in &self.nodes {
+            for node in &self.nodes() {
                 let varz = crate::http::get_json(self.monitor(node), "/varz", MONITOR_TIMEOUT).await?;
                 let server = varz["server_name"].as_str().unwrap_or_default();
                 if server != node.name {
@@ -119,22 +197,8 @@ impl Broker for Nats {
         .await?;
         progress.note("every node healthy");
 
-        self.wait_for("full mesh of routes", deadline, || async {
-            for node in &self.nodes {
-                let routez =
-                    crate::http::get_json(self.monitor(node), "/routez", MONITOR_TIMEOUT).await?;
-                let peers = probe::route_peers(&routez);
-                let missing: Vec<&&str> = names
-                    .iter()
-                    .filter(|n| **n != node.name && !peers.contains(**n))
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(format!("{} has no route to {missing:?}", node.name));
-                }
-            }
-            Ok(())
-        })
-        .await?;
+        self.wait_for("full mesh of routes", deadline, || self.full_mesh())
+            .await?;
         progress.note("routes up between every pair of nodes");
 
         let meta = self
@@ -143,7 +207,7 @@ impl Broker for Nats {
                 deadline,
                 || async {
                     let mut leaders = Vec::new();
-                    for node in &self.nodes {
+                    for node in &self.nodes() {
                         let jsz =
                             crate::http::get_json(self.monitor(node), "/jsz", MONITOR_TIMEOUT)
                                 .await?;
@@ -182,12 +246,99 @@ impl Broker for Nats {
         .await
     }
 
+    async fn add_node(&self, node: NodeEndpoint, timeout: Duration) -> Result<String, BrokerError> {
+        let deadline = Instant::now() + timeout;
+        let name = node.name.clone();
+        // Probes poll the node from when its monitoring port answers, not before.
+        self.wait_for(
+            &format!("{name}'s monitoring port answering"),
+            deadline,
+            || async {
+                let varz = crate::http::get_json(monitor(&node), "/varz", MONITOR_TIMEOUT).await?;
+                match varz["server_name"].as_str() {
+                    Some(server) if server == name => Ok(()),
+                    other => Err(format!("{name} runs a server named {other:?}")),
+                }
+            },
+        )
+        .await?;
+        {
+            let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+            if !nodes.iter().any(|n| n.name == name) {
+                nodes.push(node);
+            }
+        }
+        self.wait_for(
+            &format!("{name} routed to and from every member"),
+            deadline,
+            || self.full_mesh(),
+        )
+        .await?;
+        let leader = self
+            .wait_for(
+                &format!("{name} in the JetStream meta group and current"),
+                deadline,
+                || self.meta_group_is_members(),
+            )
+            .await?;
+        self.wait_for("every node's /healthz answers ok", deadline, || {
+            self.all_healthy()
+        })
+        .await?;
+        Ok(format!(
+            "{name} joined: routes to and from every member, meta leader {leader} counts it current, /healthz ok on all {}",
+            self.nodes().len()
+        ))
+    }
+
+    async fn remove_node(&self, node: &str, timeout: Duration) -> Result<String, BrokerError> {
+        let deadline = Instant::now() + timeout;
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| n.name != node);
+        let creds = self
+            .workload
+            .system_account
+            .as_ref()
+            .ok_or_else(|| BrokerError("scale-in needs workload.nats.system_account".into()))?;
+        let system = driver::connect_as(&self.urls(0), "faultline-system", creds, deadline).await?;
+        // The meta leader answers; if the removed node led the group, a new leader must be
+        // elected first, so the request is retried until it succeeds.
+        self.wait_for(
+            &format!("the meta group accepting the removal of {node}"),
+            deadline,
+            || driver::remove_server(&system, node),
+        )
+        .await?;
+        let leader = self
+            .wait_for(
+                &format!("{node} gone from the JetStream meta group"),
+                deadline,
+                || self.meta_group_is_members(),
+            )
+            .await?;
+        let client = driver::connect(&self.urls(0), "faultline-admin", deadline).await?;
+        let replicas = self
+            .wait_for(
+                &format!("stream {} re-placed off {node}", self.workload.stream),
+                deadline,
+                || driver::placed_off(&client, &self.workload.stream, node),
+            )
+            .await?;
+        Ok(format!(
+            "{node} removed: meta leader {leader} no longer counts it; stream {} on {} (all current)",
+            self.workload.stream,
+            replicas.join(", ")
+        ))
+    }
+
     fn client_port(&self) -> u16 {
         CLIENT_PORT
     }
 
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
-        let urls = self.urls(index as usize % self.nodes.len().max(1));
+        let urls = self.urls(index as usize % self.nodes().len().max(1));
         let deadline = Instant::now() + Duration::from_secs(10);
         let client =
             driver::connect(&urls, &format!("faultline-producer-{index}"), deadline).await?;
@@ -196,7 +347,7 @@ impl Broker for Nats {
 
     async fn resolve_role(&self, role: &str) -> Result<String, BrokerError> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        let addrs: Vec<SocketAddr> = self.nodes.iter().map(|n| self.monitor(n)).collect();
+        let addrs: Vec<SocketAddr> = self.nodes().iter().map(|n| self.monitor(n)).collect();
         let stream = self.workload.stream.clone();
         self.wait_for(&format!("{role} known"), deadline, || {
             let addrs = addrs.clone();
@@ -232,10 +383,7 @@ impl Broker for Nats {
 
     fn probe(&self) -> Box<dyn Probe> {
         Box::new(probe::NatsProbe::new(
-            self.nodes
-                .iter()
-                .map(|n| (n.name.clone(), self.monitor(n)))
-                .collect(),
+            self.nodes.clone(),
             self.workload.stream.clone(),
         ))
     }

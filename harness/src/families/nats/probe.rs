@@ -70,23 +70,39 @@ struct NodeState {
 }
 
 pub struct NatsProbe {
+    members: super::Members,
     nodes: Vec<NodeState>,
     stream: String,
 }
 
 impl NatsProbe {
-    pub fn new(nodes: Vec<(String, SocketAddr)>, stream: String) -> Self {
+    pub fn new(members: super::Members, stream: String) -> Self {
         NatsProbe {
-            nodes: nodes
-                .into_iter()
-                .map(|(name, addr)| NodeState {
-                    name,
-                    addr,
+            members,
+            nodes: Vec::new(),
+            stream,
+        }
+    }
+
+    /// Follows scale-out and scale-in: a new member is polled from this round, starting with a
+    /// fresh view; a removed one is no longer polled.
+    fn sync_members(&mut self) {
+        let members = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.nodes
+            .retain(|n| members.iter().any(|m| m.name == n.name));
+        for m in members {
+            if !self.nodes.iter().any(|n| n.name == m.name) {
+                self.nodes.push(NodeState {
+                    name: m.name.clone(),
+                    addr: super::monitor(&m),
                     view: None,
                     reachable: true,
-                })
-                .collect(),
-            stream,
+                });
+            }
         }
     }
 }
@@ -129,7 +145,7 @@ fn diff(stream: &str, old: Option<&View>, new: &View) -> Vec<Observed> {
             for back in new.peers.difference(&old.peers) {
                 out.push(Observed::PeerUp {
                     peer: back.clone(),
-                    signal: "route back in /routez".into(),
+                    signal: "route in /routez".into(),
                 });
             }
             if old.meta_leader != new.meta_leader {
@@ -152,6 +168,7 @@ fn diff(stream: &str, old: Option<&View>, new: &View) -> Vec<Observed> {
 #[async_trait]
 impl Probe for NatsProbe {
     async fn observe(&mut self, clock: &Clock) -> Vec<Observation> {
+        self.sync_members();
         let stream = self.stream.clone();
         let answers = futures::future::join_all(self.nodes.iter().map(|n| {
             let stream = stream.clone();

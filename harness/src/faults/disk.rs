@@ -1,0 +1,137 @@
+//! Disk full: fills the size-limited tmpfs holding a node's data directory with a ballast
+//! file, from a sidecar in the node's process namespace (through `/proc/1/root`), so it works
+//! with any broker image. Heal deletes the ballast and checks the space is back.
+//!
+//! Validation only accepts a target whose data directory is on a tmpfs of at most 1 GiB; the
+//! fill script checks again that the filesystem it reaches is a tmpfs of that size, so a
+//! mistake can never fill the host's disk.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::network::Sidecar;
+use super::{on_all, Fault, FaultCtx, FaultError};
+use crate::cluster::docker::Share;
+use crate::cluster::ClusterNode;
+
+pub struct DiskFull {
+    id: usize,
+    nodes: Vec<ClusterNode>,
+    path: String,
+    /// Per node: the filesystem's size and the bytes the ballast took.
+    filled: Vec<(String, u64, u64)>,
+}
+
+impl DiskFull {
+    pub fn new(id: usize, nodes: Vec<ClusterNode>, path: String) -> Self {
+        DiskFull {
+            id,
+            nodes,
+            path,
+            filled: Vec::new(),
+        }
+    }
+
+    fn ballast(&self) -> String {
+        format!("/proc/1/root{}/.faultline-disk-full-{}", self.path, self.id)
+    }
+}
+
+/// Parses the `key=value` lines the scripts print.
+fn field(output: &str, key: &str) -> Option<u64> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+const MAX_BYTES: u64 = 1 << 30;
+
+#[async_trait]
+impl Fault for DiskFull {
+    async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
+        let dir = format!("/proc/1/root{}", self.path);
+        let ballast = self.ballast();
+        let script = format!(
+            r#"set -e
+d='{dir}'
+[ -d "$d" ] || {{ echo "no directory {path} in the node"; exit 1; }}
+fs=$(stat -f -c %T "$d")
+# statfs through the magic link reaches the node's own mount (df would look in our mount table)
+size=$(stat -f -c '%b %S' "$d" | awk '{{print $1 * $2}}')
+[ "$fs" = tmpfs ] || {{ echo "{path} is on $fs, not a tmpfs: refusing to fill it"; exit 1; }}
+[ "$size" -le {MAX_BYTES} ] || {{ echo "the tmpfs holding {path} is $size bytes, over {MAX_BYTES}: refusing to fill it"; exit 1; }}
+dd if=/dev/zero of='{ballast}' bs=1M 2>/dev/null || true
+dd if=/dev/zero of='{ballast}.tail' bs=4k 2>/dev/null || true
+avail=$(stat -f -c '%a %S' "$d" | awk '{{print $1 * $2}}')
+used=$(( $(stat -c %s '{ballast}') + $(stat -c %s '{ballast}.tail') ))
+echo "size=$size"
+echo "written=$used"
+echo "avail=$avail"
+[ "$avail" -lt 65536 ] || {{ echo "still $avail bytes free after filling"; exit 1; }}
+"#,
+            path = self.path
+        );
+        let filled = std::sync::Mutex::new(Vec::new());
+        let t = on_all(&self.nodes, |node| {
+            let script = &script;
+            let filled = &filled;
+            async move {
+                let sidecar = Sidecar::start_sharing(ctx, node, "disk", Share::Pid).await?;
+                let result = sidecar.sh(ctx, script, "fill the data directory").await;
+                let at = Instant::now();
+                sidecar.remove(ctx).await?;
+                let out = result?;
+                filled.lock().unwrap_or_else(|e| e.into_inner()).push((
+                    node.name.clone(),
+                    field(&out, "size").unwrap_or(0),
+                    field(&out, "written").unwrap_or(0),
+                ));
+                Ok(at)
+            }
+        })
+        .await;
+        self.filled = filled.into_inner().unwrap_or_else(|e| e.into_inner());
+        t
+    }
+
+    async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
+        let ballast = self.ballast();
+        let script = format!(
+            "rm -f '{ballast}' '{ballast}.tail'\n! ls '{ballast}' '{ballast}.tail' >/dev/null 2>&1\n"
+        );
+        on_all(&self.nodes, |node| {
+            let script = &script;
+            async move {
+                // A stopped container's tmpfs is gone, and the ballast with it.
+                let (running, _) = ctx.backend.state(&node.container, &node.name).await?;
+                if running {
+                    let sidecar = Sidecar::start_sharing(ctx, node, "disk", Share::Pid).await?;
+                    let result = sidecar.sh(ctx, script, "free the data directory").await;
+                    sidecar.remove(ctx).await?;
+                    result?;
+                }
+                Ok(Instant::now())
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn describe(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .filled
+            .iter()
+            .map(|(node, size, written)| {
+                format!(
+                    "{} on {node} filled: {:.1} MiB written into its {:.0} MiB tmpfs",
+                    self.path,
+                    *written as f64 / 1048576.0,
+                    *size as f64 / 1048576.0
+                )
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
