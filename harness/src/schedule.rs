@@ -204,6 +204,16 @@ impl Scheduler {
         self.sink.record(r);
     }
 
+    /// Records an occurrence whose targets could not be resolved, under its target as written.
+    fn not_resolved(&self, id: usize, spec: &FaultSpec, spec_index: usize, why: String) {
+        let shown = spec
+            .target
+            .as_ref()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        self.not_applied(id, spec_index, spec.kind.name(), &shown, why);
+    }
+
     async fn occurrence(&mut self, spec: &FaultSpec, spec_index: usize) {
         let id = self.next_id;
         self.next_id += 1;
@@ -230,12 +240,7 @@ impl Scheduler {
         let (targets, partition) = match plan {
             Ok(p) => p,
             Err(e) => {
-                let shown = spec
-                    .target
-                    .as_ref()
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                self.not_applied(id, spec_index, kind, &shown, e);
+                self.not_resolved(id, spec, spec_index, e);
                 return;
             }
         };
@@ -359,12 +364,7 @@ impl Scheduler {
             Err(e) => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let shown = spec
-                    .target
-                    .as_ref()
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
-                self.not_applied(id, spec_index, kind, &shown, e);
+                self.not_resolved(id, spec, spec_index, e);
                 return;
             }
         };

@@ -156,6 +156,27 @@ async fn start_all(ctx: &FaultCtx, nodes: &[ClusterNode]) -> Result<(), FaultErr
     .map(|_| ())
 }
 
+/// Grace period of a graceful stop, after which Docker sends SIGKILL.
+const GRACE_S: i32 = 10;
+
+/// Stops a node gracefully (SIGTERM, SIGKILL after 10 s) and checks it stopped; returns when
+/// Docker's stop call returned.
+async fn stop_gracefully(ctx: &FaultCtx, node: &ClusterNode) -> Result<Instant, FaultError> {
+    ctx.backend
+        .stop(&node.container, &node.name, GRACE_S)
+        .await?;
+    let stopped = Instant::now();
+    wait_state(
+        &ctx.backend,
+        node,
+        Duration::from_secs(5),
+        "stopped",
+        |r, _| !r,
+    )
+    .await?;
+    Ok(stopped)
+}
+
 /// Starts a node that is not running.
 async fn ensure_running(backend: &Backend, node: &ClusterNode) -> Result<(), FaultError> {
     let (running, paused) = backend.state(&node.container, &node.name).await?;

@@ -1,14 +1,12 @@
 //! Restart: a graceful stop (SIGTERM, SIGKILL after 10 s) and a start. It heals itself; heal
 //! only makes sure the nodes run.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{ensure_running, on_all, start_all, wait_state, Fault, FaultCtx, FaultError};
+use super::{ensure_running, on_all, start_all, stop_gracefully, Fault, FaultCtx, FaultError};
 use crate::cluster::ClusterNode;
-
-const GRACE_S: i32 = 10;
 
 pub struct Restart {
     pub nodes: Vec<ClusterNode>,
@@ -18,18 +16,7 @@ pub struct Restart {
 impl Fault for Restart {
     async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
         on_all(&self.nodes, |node| async move {
-            ctx.backend
-                .stop(&node.container, &node.name, GRACE_S)
-                .await?;
-            let applied = Instant::now();
-            wait_state(
-                &ctx.backend,
-                node,
-                Duration::from_secs(5),
-                "stopped",
-                |r, _| !r,
-            )
-            .await?;
+            let applied = stop_gracefully(ctx, node).await?;
             ensure_running(&ctx.backend, node).await?;
             Ok(applied)
         })

@@ -5,14 +5,12 @@
 //! cluster's membership and waiting until its data is re-placed. Neither is undone by a heal:
 //! the cluster keeps its new shape.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{ensure_running, on_all, wait_state, Fault, FaultCtx, FaultError};
+use super::{ensure_running, on_all, stop_gracefully, Fault, FaultCtx, FaultError};
 use crate::cluster::ClusterNode;
-
-const GRACE_S: i32 = 10;
 
 pub struct ScaleOut {
     pub nodes: Vec<ClusterNode>,
@@ -40,22 +38,7 @@ pub struct ScaleIn {
 #[async_trait]
 impl Fault for ScaleIn {
     async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
-        on_all(&self.nodes, |node| async move {
-            ctx.backend
-                .stop(&node.container, &node.name, GRACE_S)
-                .await?;
-            let stopped = Instant::now();
-            wait_state(
-                &ctx.backend,
-                node,
-                Duration::from_secs(5),
-                "stopped",
-                |r, _| !r,
-            )
-            .await?;
-            Ok(stopped)
-        })
-        .await
+        on_all(&self.nodes, |node| stop_gracefully(ctx, node)).await
     }
 
     async fn heal(&mut self, _ctx: &FaultCtx) -> Result<(), FaultError> {

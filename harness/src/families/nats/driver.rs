@@ -26,18 +26,7 @@ pub async fn connect(
     name: &str,
     deadline: Instant,
 ) -> Result<Client, BrokerError> {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let connect = async_nats::ConnectOptions::new()
-        .name(name)
-        .retain_servers_order()
-        .connection_timeout(Duration::from_secs(2))
-        .max_reconnects(None)
-        .connect(urls);
-    match tokio::time::timeout(remaining.max(Duration::from_secs(1)), connect).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(BrokerError(format!("connect to {urls:?}: {e}"))),
-        Err(_) => Err(BrokerError(format!("connect to {urls:?}: timed out"))),
-    }
+    connect_with(async_nats::ConnectOptions::new(), urls, name, "", deadline).await
 }
 
 /// Connects as a user of the system account (for requests only it may make).
@@ -47,22 +36,32 @@ pub async fn connect_as(
     creds: &super::config::Credentials,
     deadline: Instant,
 ) -> Result<Client, BrokerError> {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let connect = async_nats::ConnectOptions::with_user_and_password(
+    let options = async_nats::ConnectOptions::with_user_and_password(
         creds.user.clone(),
         creds.password.clone(),
-    )
-    .name(name)
-    .connection_timeout(Duration::from_secs(2))
-    .max_reconnects(None)
-    .connect(urls);
+    );
+    let who = format!(" as system user {}", creds.user);
+    connect_with(options, urls, name, &who, deadline).await
+}
+
+async fn connect_with(
+    options: async_nats::ConnectOptions,
+    urls: &[String],
+    name: &str,
+    who: &str,
+    deadline: Instant,
+) -> Result<Client, BrokerError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let connect = options
+        .name(name)
+        .retain_servers_order()
+        .connection_timeout(Duration::from_secs(2))
+        .max_reconnects(None)
+        .connect(urls);
     match tokio::time::timeout(remaining.max(Duration::from_secs(1)), connect).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(BrokerError(format!(
-            "connect to {urls:?} as system user {}: {e}",
-            creds.user
-        ))),
-        Err(_) => Err(BrokerError(format!("connect to {urls:?}: timed out"))),
+        Ok(Err(e)) => Err(BrokerError(format!("connect to {urls:?}{who}: {e}"))),
+        Err(_) => Err(BrokerError(format!("connect to {urls:?}{who}: timed out"))),
     }
 }
 
