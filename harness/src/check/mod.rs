@@ -392,6 +392,9 @@ where
     let mut failover_end: Vec<Option<u64>> = vec![None; fault_list.len()];
     let mut saw_failure: Vec<bool> = vec![false; fault_list.len()];
     let mut tail_failure: Vec<bool> = vec![false; fault_list.len()];
+    // Failures only of messages already in flight when the fault was issued: the client was
+    // not unavailable for anything sent afterwards.
+    let mut in_flight_failure: Vec<bool> = vec![false; fault_list.len()];
     // A fault's window: from t_fault to its heal, cut at the next fault's start.
     let windows: Vec<Option<(u64, u64)>> = (0..fault_list.len())
         .map(|k| {
@@ -459,9 +462,14 @@ where
             if r.kind() != Kind::Ok {
                 if t_done >= tf && t_done < end {
                     client_error[k] = Some(client_error[k].map_or(t_done, |c| c.min(t_done)));
+                    let issued = f.t_invoke.unwrap_or(tf).min(tf);
+                    // A message sent before the fault that fails in it says nothing about
+                    // the sends after it: its successors may have been acknowledged already.
+                    if r.t_sent.or(r.t_intended).is_some_and(|s| s < issued) {
+                        in_flight_failure[k] = true;
                     // Only a failure followed by another send can show whether the client
                     // recovered; a producer's last message cannot.
-                    if producers[p as usize].invoked.get(seq + 1) {
+                    } else if producers[p as usize].invoked.get(seq + 1) {
                         saw_failure[k] = true;
                     } else {
                         tail_failure[k] = true;
@@ -550,6 +558,10 @@ where
                 Some(_) => "failover: publishes failed after the fault and none was acknowledged before the next fault started".into(),
                 None => "failover: publishes failed after the fault and none was acknowledged afterwards: the workload never recovered".into(),
             }),
+            (None, false) if in_flight_failure[k] => t.notes.push(
+                "failover: only messages already in flight when the fault was issued failed; every message sent after it was acknowledged, so the client saw no unavailability"
+                    .into(),
+            ),
             (None, false) if tail_failure[k] => t.notes.push(
                 "failover: only the producers' last messages failed, and nothing sent after them could show a recovery"
                     .into(),

@@ -1,6 +1,8 @@
 //! The checker on hand-written histories: planted losses, duplicates and strays that it must
 //! flag, and a fault whose timings are known exactly.
 
+use std::time::Duration;
+
 use super::*;
 
 const MS: u64 = 1000;
@@ -317,4 +319,51 @@ fn a_fault_the_client_never_felt_has_no_failover_and_says_why() {
     assert!(t.notes.iter().any(|n| n.starts_with("detection:")));
     assert!(t.notes.iter().any(|n| n.starts_with("recovery:")));
     assert_eq!(t.max_ack_gap_ms, Some(10.0));
+}
+
+#[test]
+fn a_message_in_flight_when_the_fault_struck_that_failed_is_not_unavailability() {
+    // As in a rolling restart seen on NATS: message 190 (sent at 1.9 s) times out at 3.9 s,
+    // inside a fault issued at 2 s, while every message after it, sent before and after the
+    // fault, is acknowledged within a millisecond.
+    let mut h = vec![phase("baseline", 0)];
+    for seq in 0..600u64 {
+        let t = seq * 10;
+        h.push(publish(Kind::Invoke, 0, seq, t, 0));
+        h.push(if seq == 190 {
+            publish(Kind::Info, 0, seq, t, 3900 * MS)
+        } else {
+            publish(Kind::Ok, 0, seq, t, (t + 1) * MS)
+        });
+    }
+    let mut f = Record::new(Op::Fault, Kind::Ok);
+    f.fault = Some(0);
+    f.fault_kind = Some("restart".into());
+    f.target = Some("n3".into());
+    f.t_done = Some(2000 * MS);
+    h.insert(1, f);
+    h.push(phase("drain", 6000));
+    receive_all(&mut h, 1, 600);
+    let a = run(&h);
+    let t = &a.faults[0];
+    assert_eq!(t.client_error_ms, Some(1900.0));
+    assert_eq!(t.failover_ms, None);
+    assert!(
+        t.notes.iter().any(|n| n.contains("already in flight")),
+        "{:?}",
+        t.notes
+    );
+    assert!(!t.notes.iter().any(|n| n.contains("never recovered")));
+    let j = verdict::judge(
+        &verdict::Checks {
+            max_failover: Some(Duration::from_secs(15)),
+            ..Default::default()
+        },
+        &a,
+        &verdict::Validity {
+            drain_complete: true,
+            stall_fraction: 0.0,
+        },
+    );
+    assert!(j.failed.is_empty(), "{:?}", j.failed);
 }
