@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::yaml::{self, Diagnostics, Fields, Node, Value};
 
@@ -26,6 +27,8 @@ pub struct Topology {
     pub file: PathBuf,
     /// The broker family: decides the driver and probes ("nats").
     pub family: String,
+    /// Which broker of the family runs, where the family tells them apart ("rabbitmq").
+    pub broker: Option<String>,
     pub services: Vec<Service>,
     /// Official image reference -> the local equivalent and its recipe.
     pub local_images: BTreeMap<String, LocalImage>,
@@ -43,6 +46,27 @@ pub struct Service {
     pub profiles: Vec<String>,
     pub tmpfs: Vec<Tmpfs>,
     pub files: Vec<ConfigFile>,
+    /// Services to start before this one; with `healthy`, this one starts only once Docker
+    /// reports that one healthy (its `healthcheck` passing).
+    pub depends_on: Vec<Dependency>,
+    pub healthcheck: Option<Healthcheck>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dependency {
+    pub service: String,
+    pub healthy: bool,
+}
+
+/// A container health check, run by Docker inside the container.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Healthcheck {
+    /// As Docker takes it: `["CMD", prog, args...]` or `["CMD-SHELL", "command line"]`.
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
 }
 
 impl Service {
@@ -78,6 +102,9 @@ pub struct ConfigFile {
 #[derive(Clone, Debug)]
 pub struct LocalImage {
     pub tag: String,
+    /// Where the local image has libfaketime's multi-threaded library, if it has it: what
+    /// clock-skew faults preload.
+    pub faketime: Option<String>,
     /// Directory holding `build.sh`, resolved against the compose file's directory.
     pub recipe: PathBuf,
 }
@@ -96,6 +123,8 @@ const SERVICE_KEYS: &[&str] = &[
     "profiles",
     "tmpfs",
     "configs",
+    "depends_on",
+    "healthcheck",
 ];
 
 /// Reads a compose file; problems go to `d` under the compose file's name.
@@ -156,18 +185,44 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
         if services.is_empty() && d.is_empty() {
             d.error(node.pos, "services: expected at least one service");
         }
+        // A service that could not be read would show up as a missing dependency.
+        if matches!(&node.value, Value::Map(entries) if entries.len() == services.len()) {
+            check_dependencies(&services, node, d);
+        }
     }
 
     let mut family = None;
+    let mut broker = None;
     let mut local_images = BTreeMap::new();
     if let Some(ext) = top.require(
         "x-faultline",
         "faultline's settings (family, local-image)",
         d,
     ) {
-        if let Some(f) = Fields::new(ext, &["family", "local-image"], "x-faultline", d) {
+        if let Some(f) = Fields::new(ext, &["family", "broker", "local-image"], "x-faultline", d) {
             if let Some(node) = f.require("family", "the broker family", d) {
                 family = yaml::choice(node, "x-faultline.family", families, d).map(String::from);
+            }
+            let known = family
+                .as_deref()
+                .map(crate::families::brokers)
+                .unwrap_or(&[]);
+            match (f.get("broker"), family.as_deref()) {
+                (Some(node), Some(fam)) if known.is_empty() => d.error(
+                    node.pos,
+                    format!("x-faultline.broker: the {fam} family has one broker; remove this key"),
+                ),
+                (Some(node), Some(_)) => {
+                    broker = yaml::choice(node, "x-faultline.broker", known, d).map(String::from)
+                }
+                (None, Some(fam)) if !known.is_empty() => d.error(
+                    f.pos,
+                    format!(
+                        "x-faultline: missing key `broker`: expected which {fam} broker runs, one of {}",
+                        known.join(", ")
+                    ),
+                ),
+                _ => {}
             }
             if let Some(node) = f.get("local-image") {
                 read_local_images(node, dir, &mut local_images, d);
@@ -178,9 +233,50 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
     Some(Topology {
         file: path.to_path_buf(),
         family: family?,
+        broker,
         services,
         local_images,
     })
+}
+
+/// faultline starts services in the order they are written, so a service may depend only on
+/// one written before it, and waiting for health needs a health check to wait for.
+fn check_dependencies(services: &[Service], node: &Node, d: &mut Diagnostics) {
+    for (i, s) in services.iter().enumerate() {
+        for dep in &s.depends_on {
+            let pos = match &node.value {
+                Value::Map(entries) => entries
+                    .iter()
+                    .find(
+                        |(k, _)| matches!(&k.value, Value::Scalar { text, .. } if *text == s.name),
+                    )
+                    .map(|(k, _)| k.pos)
+                    .unwrap_or(node.pos),
+                _ => node.pos,
+            };
+            match services.iter().position(|o| o.name == dep.service) {
+                None => d.error(
+                    pos,
+                    format!("services.{}.depends_on: no service named {:?}", s.name, dep.service),
+                ),
+                Some(j) if j >= i => d.error(
+                    pos,
+                    format!(
+                        "services.{}.depends_on: {} is written after {}; faultline starts services in the order they are written, so move it before",
+                        s.name, dep.service, s.name
+                    ),
+                ),
+                Some(j) if dep.healthy && services[j].healthcheck.is_none() => d.error(
+                    pos,
+                    format!(
+                        "services.{}.depends_on: {} has no healthcheck, so condition service_healthy could never hold",
+                        s.name, dep.service
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 fn read_service(
@@ -278,6 +374,14 @@ fn read_service(
                 .collect()
         }),
     };
+    let depends_on = match f.get("depends_on") {
+        None => Some(Vec::new()),
+        Some(n) => read_depends_on(n, &f.path_of("depends_on"), d),
+    };
+    let healthcheck = match f.get("healthcheck") {
+        None => Some(None),
+        Some(n) => read_healthcheck(n, &f.path_of("healthcheck"), d).map(Some),
+    };
     Some(Service {
         name: name.to_string(),
         image: image?.to_string(),
@@ -287,6 +391,113 @@ fn read_service(
         profiles: profiles?,
         tmpfs: tmpfs?,
         files: files?,
+        depends_on: depends_on?,
+        healthcheck: healthcheck?,
+    })
+}
+
+/// `[a, b]` (started first) or `{a: {condition: service_healthy}}`.
+fn read_depends_on(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Vec<Dependency>> {
+    match &node.value {
+        Value::Seq(items) => items
+            .iter()
+            .map(|i| {
+                yaml::string(i, path, d).map(|s| Dependency {
+                    service: s.to_string(),
+                    healthy: false,
+                })
+            })
+            .collect(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| {
+                let service = yaml::string(k, path, d)?;
+                let f = Fields::new(v, &["condition"], &format!("{path}.{service}"), d)?;
+                let condition = match f.get("condition") {
+                    Some(c) => yaml::choice(
+                        c,
+                        &f.path_of("condition"),
+                        &["service_started", "service_healthy"],
+                        d,
+                    )?,
+                    None => "service_started",
+                };
+                Some(Dependency {
+                    service: service.to_string(),
+                    healthy: condition == "service_healthy",
+                })
+            })
+            .collect(),
+        _ => {
+            d.error(
+                node.pos,
+                format!(
+                    "{path}: expected a list of services or a mapping of service to {{condition}}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `test` (list, or a string run by the shell), `interval`, `timeout`, `retries`,
+/// `start_period`, with Compose's defaults.
+fn read_healthcheck(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Healthcheck> {
+    let f = Fields::new(
+        node,
+        &["test", "interval", "timeout", "retries", "start_period"],
+        path,
+        d,
+    )?;
+    let test = f
+        .require("test", "the check, such as [\"CMD\", \"prog\", \"arg\"]", d)
+        .and_then(|n| match &n.value {
+            Value::Scalar { text, .. } => Some(vec!["CMD-SHELL".to_string(), text.clone()]),
+            Value::Seq(items) => {
+                let test: Option<Vec<String>> = items
+                    .iter()
+                    .map(|i| yaml::string(i, &f.path_of("test"), d).map(String::from))
+                    .collect();
+                let test = test?;
+                if !matches!(test.first().map(String::as_str), Some("CMD" | "CMD-SHELL"))
+                    || test.len() < 2
+                {
+                    d.error(
+                        n.pos,
+                        format!(
+                            "{}: expected [\"CMD\", prog, args...] or [\"CMD-SHELL\", \"command\"]",
+                            f.path_of("test")
+                        ),
+                    );
+                    return None;
+                }
+                Some(test)
+            }
+            Value::Map(_) => {
+                d.error(
+                    n.pos,
+                    format!("{}: expected a list or a command line", f.path_of("test")),
+                );
+                None
+            }
+        });
+    let duration = |key: &str, default: u64, d: &mut Diagnostics| match f.get(key) {
+        Some(n) => yaml::duration(n, &f.path_of(key), d),
+        None => Some(Duration::from_secs(default)),
+    };
+    let interval = duration("interval", 30, d);
+    let timeout = duration("timeout", 30, d);
+    let start_period = duration("start_period", 0, d);
+    let retries = match f.get("retries") {
+        Some(n) => yaml::integer(n, &f.path_of("retries"), 1, 1000, d).map(|r| r as u32),
+        None => Some(3),
+    };
+    Some(Healthcheck {
+        test: test?,
+        interval: interval?,
+        timeout: timeout?,
+        retries: retries?,
+        start_period: start_period?,
     })
 }
 
@@ -459,7 +670,7 @@ fn read_local_images(
             continue;
         };
         let path = format!("x-faultline.local-image.{official}");
-        let Some(f) = Fields::new(value, &["tag", "recipe"], &path, d) else {
+        let Some(f) = Fields::new(value, &["tag", "recipe", "faketime"], &path, d) else {
             continue;
         };
         let tag = f
@@ -479,12 +690,30 @@ fn read_local_images(
                 }
                 Some(dir)
             });
-        if let (Some(tag), Some(recipe)) = (tag, recipe) {
+        let faketime = match f.get("faketime") {
+            None => Some(None),
+            Some(n) => yaml::string(n, &f.path_of("faketime"), d).and_then(|p| {
+                if p.starts_with('/') {
+                    Some(Some(p.to_string()))
+                } else {
+                    d.error(
+                        n.pos,
+                        format!(
+                            "{}: expected the library's absolute path in the image",
+                            f.path_of("faketime")
+                        ),
+                    );
+                    None
+                }
+            }),
+        };
+        if let (Some(tag), Some(recipe), Some(faketime)) = (tag, recipe, faketime) {
             out.insert(
                 official.to_string(),
                 LocalImage {
                     tag: tag.to_string(),
                     recipe,
+                    faketime,
                 },
             );
         }
@@ -503,7 +732,7 @@ mod tests {
         let file = dir.path().join("c.yml");
         std::fs::write(&file, text).unwrap();
         let mut d = Diagnostics::new(Path::new("scenario.yaml"));
-        let t = load(&file, &["nats"], &mut d);
+        let t = load(&file, crate::families::FAMILIES, &mut d);
         let msgs = d
             .into_vec()
             .into_iter()
@@ -550,6 +779,66 @@ mod tests {
     }
 
     #[test]
+    fn reads_start_order_and_health_checks() {
+        let (t, errs) = load_str(
+            "services:\n  r1:\n    image: x\n    healthcheck:\n      test: [\"CMD\", \"bash\", \"-c\", \"true\"]\n      interval: 1s\n  r2:\n    image: x\n    depends_on:\n      r1: { condition: service_healthy }\n    healthcheck:\n      test: nc -z 127.0.0.1 1883\n  r3:\n    image: x\n    depends_on: [r2]\nx-faultline:\n  family: mqtt\n  broker: rabbitmq\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let t = t.unwrap();
+        let h = t.services[0].healthcheck.as_ref().unwrap();
+        assert_eq!(h.test, vec!["CMD", "bash", "-c", "true"]);
+        assert_eq!(
+            (h.interval, h.timeout, h.retries),
+            (Duration::from_secs(1), Duration::from_secs(30), 3)
+        );
+        assert_eq!(
+            t.services[1].healthcheck.as_ref().unwrap().test,
+            vec!["CMD-SHELL", "nc -z 127.0.0.1 1883"]
+        );
+        assert_eq!(
+            t.services[1].depends_on,
+            vec![Dependency {
+                service: "r1".into(),
+                healthy: true
+            }]
+        );
+        assert_eq!(
+            t.services[2].depends_on,
+            vec![Dependency {
+                service: "r2".into(),
+                healthy: false
+            }]
+        );
+        assert_eq!(t.broker.as_deref(), Some("rabbitmq"));
+    }
+
+    #[test]
+    fn start_order_problems_are_named() {
+        let (_, errs) = load_str(
+            "services:\n  a:\n    image: x\n    depends_on:\n      b: { condition: service_healthy }\n  b:\n    image: x\n    depends_on: [z]\n  c:\n    image: x\n    depends_on: { a: { condition: service_healthy } }\nx-faultline:\n  family: mqtt\n  broker: mosquitto\n",
+        );
+        assert_eq!(
+            errs,
+            vec![
+                "2:3: services.a.depends_on: b is written after a; faultline starts services in the order they are written, so move it before",
+                "6:3: services.b.depends_on: no service named \"z\"",
+                "9:3: services.c.depends_on: a has no healthcheck, so condition service_healthy could never hold",
+            ]
+        );
+        let (_, errs) = load_str(
+            "services:\n  b:\n    image: x\n    depends_on:\n      c: { condition: service_ready }\n  c:\n    image: x\n    healthcheck: { test: [\"RUN\", \"x\"] }\nx-faultline:\n  family: mqtt\n",
+        );
+        assert_eq!(
+            errs,
+            vec![
+                "5:23: services.b.depends_on.c.condition: expected one of service_started, service_healthy, found \"service_ready\"",
+                "8:26: services.c.healthcheck.test: expected [\"CMD\", prog, args...] or [\"CMD-SHELL\", \"command\"]",
+                "10:3: x-faultline: missing key `broker`: expected which mqtt broker runs, one of rabbitmq, mosquitto",
+            ]
+        );
+    }
+
+    #[test]
     fn rejects_unknown_configs_and_bad_tmpfs() {
         let (_, errs) = load_str(
             "services:\n  n1:\n    image: x\n    tmpfs: [\"data:size=64m\", \"/d:size=lots\"]\n    configs: [nope]\nx-faultline:\n  family: nats\n",
@@ -572,8 +861,8 @@ mod tests {
         assert_eq!(
             errs,
             vec![
-                "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment, profiles, tmpfs, configs",
-                "6:11: x-faultline.family: expected one of nats, found \"redis\"",
+                "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment, profiles, tmpfs, configs, depends_on, healthcheck",
+                "6:11: x-faultline.family: expected one of nats, mqtt, found \"redis\"",
             ]
         );
     }

@@ -61,6 +61,7 @@ pub struct NodeSpec<'a> {
     pub tmpfs: HashMap<String, String>,
     /// Files written into the container before it starts: absolute path -> content.
     pub files: &'a [(String, String)],
+    pub healthcheck: Option<&'a super::compose::Healthcheck>,
 }
 
 /// Which of the target's namespaces a sidecar joins.
@@ -163,6 +164,14 @@ impl Backend {
             cmd: (!spec.command.is_empty()).then(|| spec.command.to_vec()),
             env: Some(spec.environment.to_vec()),
             labels: Some(Self::labels(spec.run_id, &[(NODE_LABEL, spec.node)])),
+            healthcheck: spec.healthcheck.map(|h| bollard::models::HealthConfig {
+                test: Some(h.test.clone()),
+                interval: Some(h.interval.as_nanos() as i64),
+                timeout: Some(h.timeout.as_nanos() as i64),
+                retries: Some(h.retries as i64),
+                start_period: Some(h.start_period.as_nanos() as i64),
+                ..Default::default()
+            }),
             host_config: Some(HostConfig {
                 network_mode: Some(spec.network.to_string()),
                 tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone()),
@@ -182,23 +191,53 @@ impl Backend {
             ),
         )?;
         if !spec.files.is_empty() {
-            let archive = tar_of(spec.files).map_err(|e| DockerError {
-                action: format!("pack the configs of node {}", spec.node),
-                source: bollard::errors::Error::IOError { err: e },
-            })?;
-            let options = UploadToContainerOptionsBuilder::default().path("/").build();
-            ctx(
-                self.docker
-                    .upload_to_container(
-                        &created.id,
-                        Some(options),
-                        bollard::body_full(archive.into()),
-                    )
-                    .await,
-                format!("write the configs of node {} into its container", spec.node),
-            )?;
+            self.write_files(
+                &created.id,
+                spec.files,
+                &format!("write the configs of node {} into its container", spec.node),
+            )
+            .await?;
         }
         Ok(created.id)
+    }
+
+    /// Writes files (absolute path -> content) into a container, created or running.
+    pub async fn write_files(
+        &self,
+        id: &str,
+        files: &[(String, String)],
+        what: &str,
+    ) -> Result<(), DockerError> {
+        let archive = tar_of(files).map_err(|e| DockerError {
+            action: format!("pack the files to {what}"),
+            source: bollard::errors::Error::IOError { err: e },
+        })?;
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        ctx(
+            self.docker
+                .upload_to_container(id, Some(options), bollard::body_full(archive.into()))
+                .await,
+            what.to_string(),
+        )
+    }
+
+    /// The container's health as Docker reports it ("starting", "healthy", "unhealthy"), or
+    /// `None` when it has no health check.
+    pub async fn health(&self, id: &str, node: &str) -> Result<Option<String>, DockerError> {
+        let info = ctx(
+            self.docker
+                .inspect_container(
+                    id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await,
+            format!("inspect node {node}"),
+        )?;
+        Ok(info
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .map(|s| s.to_string()))
     }
 
     pub async fn start(&self, id: &str, node: &str) -> Result<(), DockerError> {
@@ -493,7 +532,13 @@ fn tar_of(files: &[(String, String)]) -> std::io::Result<Vec<u8>> {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
-        header.set_mtime(0);
+        // Now, not 0: a reader that watches the file (libfaketime's offset file) sees it change.
+        header.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        );
         header.set_cksum();
         builder.append_data(
             &mut header,

@@ -21,6 +21,13 @@ pub enum ClusterError {
     Docker(#[from] DockerError),
     #[error("find a network for the run: every /24 of 10.213.0.0/16 overlaps an existing network")]
     NoSubnet,
+    #[error("start node {node}: {dependency} (which it depends on) was not reported healthy within {timeout:?} (last health: {last})")]
+    NotHealthy {
+        node: String,
+        dependency: String,
+        timeout: std::time::Duration,
+        last: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +59,31 @@ pub struct Cluster {
 /// gateway and, later, for sidecars and proxies.
 const FIRST_NODE_HOST: u8 = 10;
 
+/// Waits until Docker reports `node` healthy.
+async fn wait_healthy(
+    backend: &Backend,
+    node: &ClusterNode,
+    waiting: &str,
+    deadline: std::time::Instant,
+    timeout: std::time::Duration,
+) -> Result<(), ClusterError> {
+    let mut last = String::from("not inspected yet");
+    while std::time::Instant::now() < deadline {
+        match backend.health(&node.container, &node.name).await? {
+            Some(h) if h == "healthy" => return Ok(()),
+            Some(h) => last = h,
+            None => last = "no health check".into(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Err(ClusterError::NotHealthy {
+        node: waiting.to_string(),
+        dependency: node.name.clone(),
+        timeout,
+        last,
+    })
+}
+
 impl Cluster {
     /// Creates the run's network and starts every node. Whatever was created before an error
     /// carries the run's label, so the caller's teardown removes it.
@@ -60,8 +92,10 @@ impl Cluster {
         run_id: &str,
         topology: &Topology,
         images: &BTreeMap<String, ResolvedImage>,
+        ready_timeout: std::time::Duration,
         progress: &Progress,
     ) -> Result<Cluster, ClusterError> {
+        let deadline = std::time::Instant::now() + ready_timeout;
         let salt = run_id
             .bytes()
             .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
@@ -113,6 +147,7 @@ impl Cluster {
                         .map(|t| (t.path.clone(), t.options.clone()))
                         .collect(),
                     files: &files,
+                    healthcheck: service.healthcheck.as_ref(),
                 })
                 .await?;
             if service.is_spare() {
@@ -122,6 +157,17 @@ impl Cluster {
                     docker::short(&container)
                 ));
             } else {
+                for dep in service.depends_on.iter().filter(|d| d.healthy) {
+                    let Some(other) = nodes.iter().find(|n: &&ClusterNode| n.name == dep.service)
+                    else {
+                        continue;
+                    };
+                    progress.note(&format!(
+                        "{} waits for {} to be healthy (depends_on, condition service_healthy)",
+                        service.name, dep.service
+                    ));
+                    wait_healthy(backend, other, &service.name, deadline, ready_timeout).await?;
+                }
                 backend.start(&container, &service.name).await?;
                 members.insert(service.name.clone());
                 progress.note(&format!(
