@@ -460,9 +460,10 @@ where
             let Some(tf) = f.t_fault else { continue };
             let end = window_end(k).unwrap_or(u64::MAX);
             if r.kind() != Kind::Ok {
-                if t_done >= tf && t_done < end {
+                // Like detection, the client can feel a kill before the Docker call returns.
+                let issued = f.t_invoke.unwrap_or(tf).min(tf);
+                if t_done >= issued && t_done < end {
                     client_error[k] = Some(client_error[k].map_or(t_done, |c| c.min(t_done)));
-                    let issued = f.t_invoke.unwrap_or(tf).min(tf);
                     // A message sent before the fault that fails in it says nothing about
                     // the sends after it: its successors may have been acknowledged already.
                     if r.t_sent.or(r.t_intended).is_some_and(|s| s < issued) {
@@ -539,7 +540,15 @@ where
         };
         detection(&mut t, &f, tf, &probes);
         match client_error[k] {
-            Some(c) => t.client_error_ms = Some(ms(c - tf)),
+            Some(c) => {
+                t.client_error_ms = Some(ms(c.saturating_sub(tf)));
+                if c < tf {
+                    t.notes.push(format!(
+                        "client_error: a publish failed {:.1} ms before the Docker call that applied the fault returned; reported as 0",
+                        ms(tf - c)
+                    ));
+                }
+            }
             None => t
                 .notes
                 .push("client_error: no publish failed or timed out after the fault".into()),
