@@ -4,64 +4,14 @@
 //! and asserts on its exit code, on `result.json`, and on Docker holding nothing of the run
 //! afterwards. They share the machine's two cores with the cluster, so they run one at a time.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::process::Stdio;
 
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
-static DOCKER: Mutex<()> = Mutex::new(());
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Run {
-    code: i32,
-    result: Option<Value>,
-    stderr: String,
-    stdout: String,
-}
-
-fn faultline(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    cmd.args(args).current_dir(root());
-    cmd
-}
-
-fn run_scenario(scenario: &str, out: &Path) -> Run {
-    let output = faultline(&["run", scenario, "--out", out.to_str().unwrap()])
-        .output()
-        .expect("faultline runs");
-    let result = std::fs::read_to_string(out.join("result.json"))
-        .ok()
-        .map(|s| serde_json::from_str(&s).expect("result.json is JSON"));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        result,
-        stderr: String::from_utf8_lossy(&output.stderr).into(),
-        stdout: String::from_utf8_lossy(&output.stdout).into(),
-    }
-}
-
-/// Docker objects still carrying this run's label.
-fn leftovers(run_id: &str) -> usize {
-    let filter = format!("label=faultline.run={run_id}");
-    let count = |args: &[&str]| {
-        let out = Command::new("docker")
-            .args(args)
-            .args(["--filter", &filter, "-q"])
-            .output()
-            .expect("docker CLI");
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    };
-    count(&["ps", "-a"]) + count(&["network", "ls"])
-}
-
-fn f64_at(v: &Value, path: &str) -> Option<f64> {
-    v.pointer(path).and_then(Value::as_f64)
-}
+mod common;
+use common::*;
 
 #[test]
 fn leader_kill_loses_nothing_and_measures_failover() {
@@ -134,22 +84,6 @@ fn r1_memory_stream_kill_is_caught_as_loss() {
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
 }
 
-/// Containers of this run that are network-fault sidecars.
-fn sidecars(run_id: &str) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            &format!("label=faultline.run={run_id}"),
-        ])
-        .args(["--filter", "label=faultline.sidecar"])
-        .output()
-        .expect("docker CLI");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 #[test]
 fn ctrl_c_in_the_middle_of_a_partition_leaves_nothing_behind() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,19 +146,6 @@ fn ctrl_c_in_the_middle_of_a_partition_leaves_nothing_behind() {
         0,
         "teardown removed nodes, sidecars and network"
     );
-}
-
-fn passing(scenario: &str, out: &Path) -> Value {
-    let run = run_scenario(scenario, out);
-    let r = run
-        .result
-        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(r["verdict"], "pass");
-    assert_eq!(r["messages"]["lost"], 0);
-    assert_eq!(r["messages"]["unexpected"], 0);
-    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
-    r
 }
 
 #[test]

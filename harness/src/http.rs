@@ -26,10 +26,33 @@ pub async fn get(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), HttpError> {
+    get_as(addr, path, None, timeout).await
+}
+
+/// A user and password sent with HTTP basic authentication.
+pub type BasicAuth<'a> = Option<(&'a str, &'a str)>;
+
+/// Like [`get`], with HTTP basic authentication when `auth` is given.
+pub async fn get_as(
+    addr: SocketAddr,
+    path: &str,
+    auth: BasicAuth<'_>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    let authorization = auth
+        .map(|(user, password)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64(format!("{user}:{password}").as_bytes())
+            )
+        })
+        .unwrap_or_default();
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
         stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}\r\n").as_bytes(),
+            )
             .await?;
         let mut buf = Vec::with_capacity(16 * 1024);
         stream.read_to_end(&mut buf).await?;
@@ -58,7 +81,19 @@ pub async fn get_json(
     path: &str,
     timeout: Duration,
 ) -> Result<serde_json::Value, String> {
-    let (status, body) = get(addr, path, timeout).await.map_err(|e| e.to_string())?;
+    get_json_as(addr, path, None, timeout).await
+}
+
+/// Like [`get_json`], with HTTP basic authentication when `auth` is given.
+pub async fn get_json_as(
+    addr: SocketAddr,
+    path: &str,
+    auth: BasicAuth<'_>,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let (status, body) = get_as(addr, path, auth, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     if !(200..300).contains(&status) {
         return Err(format!(
             "{addr}{path} answered {status}: {}",
@@ -68,8 +103,39 @@ pub async fn get_json(
     serde_json::from_slice(&body).map_err(|e| format!("{addr}{path}: invalid JSON: {e}"))
 }
 
+/// Standard base64 with padding (RFC 4648), for the basic authentication header.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base64_as_rfc_4648_gives_it() {
+        assert_eq!(super::base64(b"guest:guest"), "Z3Vlc3Q6Z3Vlc3Q=");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b""), "");
+    }
+
     use super::*;
     use tokio::net::TcpListener;
 

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 use crate::check::verdict::{self, Validity, Verdict};
 use crate::check::{self, Analysis};
+use crate::cluster::compose::{ConfigFile, Topology};
 use crate::cluster::docker::Backend;
+use crate::cluster::images::ResolvedImage;
 use crate::cluster::{images, Cluster};
 use crate::families::{self, Broker, Observed};
 use crate::faults::FaultCtx;
 use crate::history::{self, Clock, Kind, Op, Record};
 use crate::progress::Progress;
 use crate::report::{self, RunResult};
-use crate::scenario::Scenario;
+use crate::scenario::{FaultKind, Scenario};
 use crate::schedule::Scheduler;
 use crate::workload::{self, Counters, LoadSpec};
 
@@ -206,16 +208,36 @@ impl RunCtx {
             None
         };
 
+        let topology = if s.faults.iter().any(|f| f.kind == FaultKind::ClockSkew) {
+            let t = clock_controlled(&s.topology, &images).map_err(infra)?;
+            progress.note(&format!(
+                "clock-skew: every node starts with libfaketime preloaded, offset +0 ({})",
+                crate::faults::clock::OFFSET_FILE
+            ));
+            t
+        } else {
+            s.topology.clone()
+        };
         progress.phase(&format!(
             "starting cluster ({} nodes from {})",
             s.topology.services.len(),
             s.topology.file.display()
         ));
-        let cluster = Cluster::start(&self.backend, &self.run_id, &s.topology, &images, progress)
-            .await
-            .map_err(infra)?;
-        let broker: Arc<dyn Broker> =
-            Arc::from(families::connect(&s.workload.settings, cluster.endpoints()));
+        let cluster = Cluster::start(
+            &self.backend,
+            &self.run_id,
+            &topology,
+            &images,
+            s.ready_timeout,
+            progress,
+        )
+        .await
+        .map_err(infra)?;
+        let broker: Arc<dyn Broker> = Arc::from(families::connect(
+            &s.workload.settings,
+            &s.topology,
+            cluster.endpoints(),
+        ));
         progress.phase("waiting for the cluster's own health");
         let ready_started = Instant::now();
         broker
@@ -262,7 +284,9 @@ impl RunCtx {
             max_in_flight: s.workload.max_in_flight,
             ack_timeout: s.workload.ack_timeout,
         };
+        broker.start_readers(&sink, &clock).await.map_err(infra)?;
         let load_start = Instant::now() + Duration::from_millis(200);
+        broker.load_starts(load_start);
         progress.phase(&format!(
             "baseline: {} msg/s from {} producer(s) for {:?}",
             s.workload.rate, s.workload.producers, s.workload.duration
@@ -315,7 +339,7 @@ impl RunCtx {
         drop(scheduler);
 
         progress.phase(&format!(
-            "draining: reading the stream to its end (timeout {:?})",
+            "draining: reading everything the cluster holds for the workload (timeout {:?})",
             s.workload.drain_timeout
         ));
         let drain = broker
@@ -404,6 +428,48 @@ impl RunCtx {
         print!("{}", report::terminal::render(&result, &self.out_dir));
         Ok(result.verdict)
     }
+}
+
+/// The topology with every node's clock under faultline's control (libfaketime preloaded,
+/// offset +0), for scenarios with clock-skew faults. Validation made sure each image has a
+/// local recipe providing libfaketime; here the image really used must be that local one.
+fn clock_controlled(
+    topology: &Topology,
+    images: &std::collections::BTreeMap<String, ResolvedImage>,
+) -> Result<Topology, String> {
+    let mut t = topology.clone();
+    for service in &mut t.services {
+        let local = topology.local_images.get(&service.image);
+        let library = local.and_then(|l| l.faketime.clone());
+        let used = images.get(&service.image).map(|r| r.used.as_str());
+        match (local, library) {
+            (Some(local), Some(library)) if used == Some(local.tag.as_str()) => {
+                service
+                    .environment
+                    .extend(crate::faults::clock::control_environment(&library));
+                service.files.push(ConfigFile {
+                    target: crate::faults::clock::OFFSET_FILE.into(),
+                    content: crate::faults::clock::offset_text(0.0),
+                });
+            }
+            (Some(local), Some(_)) => {
+                return Err(format!(
+                    "clock-skew needs libfaketime, which faultline's local image {} has but node {}'s image {} (used as is: present or pulled) may not; remove {} from Docker so the local equivalent is built, or drop the clock-skew fault",
+                    local.tag,
+                    service.name,
+                    service.image,
+                    service.image
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "clock-skew needs libfaketime in node {}'s image {}, and no local recipe provides it",
+                    service.name, service.image
+                ))
+            }
+        }
+    }
+    Ok(t)
 }
 
 fn observation_record(o: families::Observation) -> Record {

@@ -66,6 +66,9 @@ pub enum FaultKind {
     /// Stop member nodes and remove them from the cluster's membership, waiting until the
     /// cluster reports them gone (and their data re-placed).
     ScaleIn,
+    /// Shift the nodes' wall clock by an offset (libfaketime in images faultline builds);
+    /// heal sets it back.
+    ClockSkew,
 }
 
 impl FaultKind {
@@ -81,6 +84,7 @@ impl FaultKind {
         "disk-full",
         "scale-out",
         "scale-in",
+        "clock-skew",
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +100,7 @@ impl FaultKind {
             FaultKind::DiskFull => "disk-full",
             FaultKind::ScaleOut => "scale-out",
             FaultKind::ScaleIn => "scale-in",
+            FaultKind::ClockSkew => "clock-skew",
         }
     }
 
@@ -111,6 +116,7 @@ impl FaultKind {
         FaultKind::DiskFull,
         FaultKind::ScaleOut,
         FaultKind::ScaleIn,
+        FaultKind::ClockSkew,
     ];
 
     fn parse(name: &str) -> Option<Self> {
@@ -213,6 +219,8 @@ pub struct FaultSpec {
     pub rate: Option<String>,
     /// Disk-full: the data directory in the container whose filesystem is filled.
     pub path: Option<String>,
+    /// Clock-skew: seconds added to the nodes' wall clock (negative: behind).
+    pub offset_s: Option<f64>,
     /// Repeat every this long, `times` times in all.
     pub every: Option<Duration>,
     /// Each interval is drawn uniformly from `every ± jitter` with the run's seed.
@@ -569,17 +577,14 @@ fn unsupported(kind: &str, family: Option<&str>) -> Option<String> {
             )
         }),
         "slow-disk" => Some("fault kind slow-disk is not implemented: a cgroup I/O limit throttles a block device, but a node's data is on the container's overlay storage, written back later through the host's page cache (and, where Docker uses fuse-overlayfs, by a process outside the container's cgroup), or on tmpfs, so the limit would not reliably slow the broker's writes; alternatives: disk-full (a size-limited tmpfs filled up), pause or stop".into()),
-        "clock-skew" => Some(match family {
-            Some("nats") => "fault kind clock-skew shifts a broker's clock with libfaketime, which only works on dynamically linked programs; nats-server is a static Go binary that reads the clock without libc, so its clock cannot be skewed this way; alternative: pause or stop the node to make its timers fall behind".into(),
-            _ => "fault kind clock-skew is not implemented yet; alternative: pause or stop the node to make its timers fall behind".into(),
-        }),
+        "clock-skew" if family == Some("nats") => Some("fault kind clock-skew shifts a broker's clock with libfaketime, which only works on dynamically linked programs; nats-server is a static Go binary that reads the clock without libc, so its clock cannot be skewed this way; alternative: pause or stop the node to make its timers fall behind".into()),
         _ => None,
     }
 }
 
 const FAULT_KEYS: &[&str] = &[
     "at", "kind", "target", "for", "signal", "shape", "from", "to", "links", "percent", "peers",
-    "rate", "path", "every", "jitter", "times",
+    "rate", "path", "offset", "every", "jitter", "times",
 ];
 
 fn read_fault(
@@ -623,6 +628,7 @@ fn read_fault(
     let mut rate = None;
     let mut peers = Vec::new();
     let mut data_path = None;
+    let mut offset_s = None;
     match kind {
         Some(FaultKind::Partition) => {
             let name = f
@@ -767,6 +773,24 @@ fn read_fault(
                 None => Some("/data".to_string()),
             };
         }
+        Some(FaultKind::ClockSkew) => {
+            offset_s = f
+                .require("offset", "how far the clock moves, such as \"+30s\" or \"-2m\"", d)
+                .and_then(|n| {
+                    let text = yaml::string(n, &f.path_of("offset"), d)?;
+                    let (sign, rest) = match text.strip_prefix('-') {
+                        Some(rest) => (-1.0, rest),
+                        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+                    };
+                    match yaml::parse_duration(rest) {
+                        Some(d) if !d.is_zero() => Some(sign * d.as_secs_f64()),
+                        _ => {
+                            d.error(n.pos, format!("{}: expected a signed duration such as \"+30s\" or \"-2m\", found {text:?}", f.path_of("offset")));
+                            None
+                        }
+                    }
+                });
+        }
         _ => {}
     }
     for (key, kinds) in [
@@ -778,6 +802,7 @@ fn read_fault(
         ("peers", "loss"),
         ("rate", "bandwidth"),
         ("path", "disk-full"),
+        ("offset", "clock-skew"),
     ] {
         if kind.is_some_and(|k| k.name() != kinds) {
             forbid(key, &format!("only a {kinds} fault takes `{key}`"), d);
@@ -864,6 +889,7 @@ fn read_fault(
         peers,
         rate,
         path: data_path,
+        offset_s,
         every: every?,
         jitter: jitter?,
         times: times?,
@@ -946,18 +972,13 @@ fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
             }
         }
     }
-    let replicas = match &s.workload.settings {
-        WorkloadSettings::Nats(n) => n.replicas as usize,
-    };
-    let started = s.topology.services.iter().filter(|x| !x.is_spare()).count();
-    if replicas > started {
-        d.error(
-            top.get("workload").map(|n| n.pos).unwrap_or_default(),
-            format!(
-                "workload: {replicas} replicas asked for, but the cluster starts with {started} node(s)"
-            ),
-        );
-    }
+    families::check_settings(
+        &s.workload.settings,
+        &s.topology,
+        s.workload.duration,
+        top.get("workload").map(|n| n.pos).unwrap_or_default(),
+        d,
+    );
     for fault in &s.faults {
         check_fault_topology(s, fault, d);
     }
@@ -981,6 +1002,20 @@ fn check_fault_topology(s: &Scenario, fault: &FaultSpec, d: &mut Diagnostics) {
         d.error(fault.pos, reason);
     }
     match fault.kind {
+        FaultKind::ClockSkew => {
+            for service in services.iter().filter(|x| !x.is_spare()) {
+                let local = s.topology.local_images.get(&service.image);
+                if local.is_none_or(|l| l.faketime.is_none()) {
+                    d.error(
+                        fault.pos,
+                        format!(
+                            "clock-skew needs libfaketime in every node's image, and node {}'s image {} has no local recipe that provides it (x-faultline.local-image.\"{}\".faketime); alternative: pause or stop the node to make its timers fall behind",
+                            service.name, service.image, service.image
+                        ),
+                    );
+                }
+            }
+        }
         FaultKind::ScaleOut => {
             let hint = if spares.is_empty() {
                 "this topology has none: give a service `profiles: [spare]` so it is created but not started".to_string()
@@ -1060,8 +1095,14 @@ mod tests {
     const COMPOSE: &str = "services:\n  n1: { image: nats:2.15.1 }\n  n2: { image: nats:2.15.1 }\n  n3: { image: nats:2.15.1 }\nx-faultline:\n  family: nats\n";
 
     fn load_str(text: &str) -> Result<Scenario, Vec<String>> {
+        load_with(COMPOSE, text)
+    }
+
+    fn load_with(compose: &str, text: &str) -> Result<Scenario, Vec<String>> {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("c.yml"), COMPOSE).unwrap();
+        std::fs::create_dir_all(dir.path().join("images/m")).unwrap();
+        std::fs::write(dir.path().join("images/m/build.sh"), "true").unwrap();
+        std::fs::write(dir.path().join("c.yml"), compose).unwrap();
         let file = dir.path().join("s.yaml");
         std::fs::write(&file, text).unwrap();
         load(&file).map_err(|errs| {
@@ -1127,11 +1168,11 @@ faults:
         assert_eq!(
             errs,
             vec![
-                "s.yaml:7:3: workload: unknown key `colour`: expected one of rate, duration, producers, payload_bytes, max_in_flight, ack_timeout, drain_timeout, nats",
+                "s.yaml:7:3: workload: unknown key `colour`: expected one of rate, duration, producers, payload_bytes, max_in_flight, ack_timeout, drain_timeout, nats, mqtt",
                 "s.yaml:5:9: workload.rate: expected a number greater than zero, found \"fast\"",
                 "s.yaml:6:13: workload.duration: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found \"30\"",
                 "s.yaml:8:44: workload.nats.storage: expected one of file, memory, found \"tape\"",
-                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, disk-full, scale-out, scale-in, found \"explode\"",
+                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, disk-full, scale-out, scale-in, clock-skew, found \"explode\"",
                 "s.yaml:12:13: faults[0].target: no node or role named \"n9\": expected one of n1, n2, n3, random, minority, majority, all, stream-leader, meta-leader",
             ]
         );
@@ -1299,6 +1340,33 @@ faults:
         if !netem_available() {
             assert!(errs[0].contains("netem"), "{errs:?}");
         }
+    }
+
+    #[test]
+    fn clock_skew_needs_libfaketime_in_every_image() {
+        let compose = |faketime: &str| {
+            format!("services:\n  m1:\n    image: eclipse-mosquitto:2.0.11\n  m2:\n    image: eclipse-mosquitto:2.0.11\nx-faultline:\n  family: mqtt\n  broker: mosquitto\n  local-image:\n    \"eclipse-mosquitto:2.0.11\": {{ tag: local/m, recipe: images/m{faketime} }}\n")
+        };
+        let scenario = "name: skew\ncluster:\n  compose: c.yml\nworkload:\n  rate: 10\n  duration: 30s\n  mqtt: { topic: t }\nfaults:\n  - { at: 5s, kind: clock-skew, target: m1, offset: \"-90s\", for: 5s }\n";
+        let s = load_with(&compose(", faketime: /lib/libfaketimeMT.so.1"), scenario).unwrap();
+        assert_eq!(s.faults[0].kind, FaultKind::ClockSkew);
+        assert_eq!(s.faults[0].offset_s, Some(-90.0));
+        let errs = load_with(&compose(""), scenario).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].starts_with("s.yaml:9:5: clock-skew needs libfaketime in every node's image, and node m1's image eclipse-mosquitto:2.0.11 has no local recipe that provides it")
+                && errs[0].contains("alternative"),
+            "{errs:?}"
+        );
+        let errs = load_with(
+            &compose(", faketime: /lib/libfaketimeMT.so.1"),
+            &scenario.replace("offset: \"-90s\"", "offset: soon"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["s.yaml:9:53: faults[0].offset: expected a signed duration such as \"+30s\" or \"-2m\", found \"soon\""]
+        );
     }
 
     #[test]

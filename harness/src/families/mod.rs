@@ -13,26 +13,84 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+use crate::cluster::compose::Topology;
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
-use crate::yaml::{Diagnostics, Node};
+use crate::yaml::{Diagnostics, Node, Pos};
 
+pub mod mqtt;
 pub mod nats;
 
 /// Names of the families, as written in a topology's `x-faultline.family`.
-pub const FAMILIES: &[&str] = &["nats"];
+pub const FAMILIES: &[&str] = &["nats", "mqtt"];
+
+/// The brokers a family tells apart, as written in a topology's `x-faultline.broker`
+/// (empty: the family has one broker, and the key is not used).
+pub fn brokers(family: &str) -> &'static [&'static str] {
+    match family {
+        "mqtt" => mqtt::BROKERS,
+        _ => &[],
+    }
+}
 
 /// Family-specific workload settings (the `workload.<family>` section of a scenario).
 #[derive(Clone, Debug)]
 pub enum WorkloadSettings {
     Nats(nats::NatsWorkload),
+    Mqtt(Box<mqtt::MqttWorkload>),
 }
 
 /// Reads `workload.<family>`.
 pub fn parse_workload(family: &str, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings> {
     match family {
         "nats" => nats::NatsWorkload::parse(node, d).map(WorkloadSettings::Nats),
+        "mqtt" => mqtt::MqttWorkload::parse(node, d).map(|w| WorkloadSettings::Mqtt(Box::new(w))),
         _ => None,
+    }
+}
+
+/// Checks the family's settings against the topology and the load: nodes they name exist,
+/// replicas fit in the cluster, schedules fit in the load. `at` is the workload section.
+pub fn check_settings(
+    settings: &WorkloadSettings,
+    topology: &Topology,
+    load: Duration,
+    at: Pos,
+    d: &mut Diagnostics,
+) {
+    let started: Vec<&str> = topology
+        .services
+        .iter()
+        .filter(|s| !s.is_spare())
+        .map(|s| s.name.as_str())
+        .collect();
+    match settings {
+        WorkloadSettings::Nats(n) => {
+            if n.replicas as usize > started.len() {
+                d.error(
+                    at,
+                    format!(
+                        "workload: {} replicas asked for, but the cluster starts with {} node(s)",
+                        n.replicas,
+                        started.len()
+                    ),
+                );
+            }
+        }
+        WorkloadSettings::Mqtt(m) => {
+            for (name, pos) in m.named_nodes() {
+                if !started.contains(&name.as_str()) {
+                    d.error(
+                        *pos,
+                        format!(
+                            "workload.mqtt: no node named {name:?}: expected one of {}",
+                            started.join(", ")
+                        ),
+                    );
+                }
+            }
+            m.check_duration(load, d);
+        }
     }
 }
 
@@ -40,6 +98,7 @@ pub fn parse_workload(family: &str, node: &Node, d: &mut Diagnostics) -> Option<
 pub fn roles(family: &str) -> &'static [&'static str] {
     match family {
         "nats" => nats::ROLES,
+        "mqtt" => mqtt::ROLES,
         _ => &[],
     }
 }
@@ -51,13 +110,28 @@ pub fn refuse_fault(
 ) -> Option<String> {
     match settings {
         WorkloadSettings::Nats(w) => w.refuse_fault(kind),
+        WorkloadSettings::Mqtt(_) => kind.is_topology_change().then(|| {
+            format!(
+                "{} is not supported on MQTT brokers yet (joining and retiring a RabbitMQ node or a bridged Mosquitto is not automated); alternatives: kill, restart or rolling-restart",
+                kind.name()
+            )
+        }),
     }
 }
 
 /// Connects the family's driver to a started cluster.
-pub fn connect(settings: &WorkloadSettings, nodes: Vec<NodeEndpoint>) -> Box<dyn Broker> {
+pub fn connect(
+    settings: &WorkloadSettings,
+    topology: &Topology,
+    nodes: Vec<NodeEndpoint>,
+) -> Box<dyn Broker> {
     match settings {
         WorkloadSettings::Nats(w) => Box::new(nats::Nats::new(w.clone(), nodes)),
+        WorkloadSettings::Mqtt(w) => Box::new(mqtt::Mqtt::new(
+            (**w).clone(),
+            topology.broker.as_deref(),
+            nodes,
+        )),
     }
 }
 
@@ -178,6 +252,21 @@ pub trait Broker: Send + Sync {
 
     /// Opens producer `index`.
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError>;
+
+    /// Starts what reads the workload's messages while the load runs (MQTT's subscriber),
+    /// and returns once it is ready to receive (subscribed), so the first publish cannot
+    /// miss it. Families that read only when draining keep the default.
+    async fn start_readers(
+        &self,
+        _history: &HistorySink,
+        _clock: &Clock,
+    ) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// When the load starts: readers' own schedules (a subscriber that goes offline at 5 s)
+    /// count from it.
+    fn load_starts(&self, _at: std::time::Instant) {}
 
     /// Resolves a role (one of [`roles`]) to the node holding it now.
     async fn resolve_role(&self, role: &str) -> Result<String, BrokerError>;

@@ -8,6 +8,7 @@
 //! stop nodes here; the family's part of them runs in the scheduler.
 
 pub mod bandwidth;
+pub mod clock;
 mod disk;
 mod kill;
 mod loss;
@@ -104,6 +105,10 @@ pub fn build(
         )),
         FaultKind::ScaleOut => Box::new(scale::ScaleOut { nodes: targets }),
         FaultKind::ScaleIn => Box::new(scale::ScaleIn { nodes: targets }),
+        FaultKind::ClockSkew => Box::new(clock::ClockSkew {
+            nodes: targets,
+            offset_s: spec.offset_s.unwrap_or(0.0),
+        }),
     }
 }
 

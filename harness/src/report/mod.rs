@@ -110,6 +110,25 @@ impl RunResult {
                 "replicas": n.replicas,
                 "storage": n.storage.name(),
             }),
+            WorkloadSettings::Mqtt(m) => {
+                let sub = &m.subscriber;
+                serde_json::json!({
+                    "broker": s.topology.broker,
+                    "protocol": "MQTT 3.1.1",
+                    "topic": m.topic,
+                    "qos": m.qos.level(),
+                    "publish_to": m.publish_to,
+                    "subscriber": {
+                        "client_id": sub.client_id,
+                        "clean_session": sub.clean_session,
+                        "filter": sub.filter,
+                        "node": sub.node,
+                        "offline_at_s": sub.offline_at.map(|d| d.as_secs_f64()),
+                        "reconnect_at_s": sub.reconnect_at.map(|d| d.as_secs_f64()),
+                        "reconnect_to": sub.reconnect_to,
+                    },
+                })
+            }
         };
         let mut notes = f.analysis.notes.clone();
         notes.extend(f.drain.notes.iter().cloned());

@@ -1,0 +1,652 @@
+//! The MQTT workload driver (rumqttc, MQTT 3.1.1): producers whose every acknowledgement is
+//! matched to its publish, and the subscriber whose session the checks are about.
+//!
+//! rumqttc's `publish()` only queues a request; the event loop reports, in request order,
+//! `Outgoing::Publish(pkid)` when it writes one (a collision on a packet id holds the request
+//! back and reports it when written), then `PubAck(pkid)` (QoS 1) or `PubComp(pkid)` (QoS 2)
+//! when the broker acknowledges it. A producer keeps the waiting completions in request order
+//! until written, then by packet id. A connection that breaks ends every message written on
+//! it as unknown (`info`: it may have been stored) and every message not yet written as
+//! `fail` (never sent); the next publish connects to the next node in turn. rumqttc's own
+//! replay of unacknowledged publishes is not used: each connection is a fresh client, so a
+//! message is sent exactly once by the harness and the broker's duplicates stay visible.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::FutureExt;
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet};
+use tokio::sync::oneshot;
+
+use super::config::{MqttWorkload, Qos};
+use crate::families::{BrokerError, Completion, NodeEndpoint, Producer, Sent};
+use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::workload::decode_payload;
+
+pub const MQTT_PORT: u16 = 1883;
+
+/// A payload that marks the end of what was published through one node (see `drain`).
+const END_MARKER: &[u8; 6] = b"FLTEND";
+
+/// The `attempt`-th end marker published through `node`.
+pub fn end_marker(node: &str, attempt: u32) -> Bytes {
+    Bytes::from(format!("FLTEND{node}#{attempt}"))
+}
+
+/// The node an end marker went through.
+fn read_end_marker(payload: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(payload.strip_prefix(END_MARKER.as_slice())?);
+    Some(
+        text.rsplit_once('#')
+            .map_or(&*text, |(node, _)| node)
+            .to_string(),
+    )
+}
+
+pub fn options(
+    w: &MqttWorkload,
+    client_id: &str,
+    node: &NodeEndpoint,
+    clean_session: bool,
+) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, node.ip.to_string(), MQTT_PORT);
+    o.set_keep_alive(w.keep_alive)
+        .set_clean_session(clean_session)
+        .set_max_packet_size(1 << 20, 1 << 20);
+    if let Some(c) = &w.credentials {
+        o.set_credentials(c.user.clone(), c.password.clone());
+    }
+    o
+}
+
+/// Opens a connection and waits for its CONNACK; returns the client, its event loop and
+/// whether the broker resumed a session.
+pub async fn connect(
+    options: MqttOptions,
+    capacity: usize,
+    timeout: Duration,
+) -> Result<(AsyncClient, EventLoop, bool), String> {
+    let (client, mut events) = AsyncClient::new(options, capacity);
+    events
+        .network_options
+        .set_connection_timeout(timeout.as_secs().max(1));
+    let first = tokio::time::timeout(timeout, events.poll()).await;
+    match first {
+        Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => Ok((client, events, ack.session_present)),
+        Ok(Ok(other)) => Err(format!("expected CONNACK, got {other:?}")),
+        Ok(Err(e)) => Err(connection_error(&e)),
+        Err(_) => Err(format!("no CONNACK within {timeout:?}")),
+    }
+}
+
+pub fn connection_error(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            format!("connection refused by the broker ({code:?})")
+        }
+        ConnectionError::MqttState(s) => format!("protocol state: {s}"),
+        other => other.to_string(),
+    }
+}
+
+/// Completions waiting on one connection.
+#[derive(Default)]
+struct Waiting {
+    /// Requested, not yet written, in request order.
+    queued: VecDeque<oneshot::Sender<Completion>>,
+    /// Written, by packet id, awaiting PUBACK / PUBCOMP.
+    written: HashMap<u16, oneshot::Sender<Completion>>,
+    /// The connection broke: nothing more will complete on it.
+    closed: bool,
+}
+
+impl Waiting {
+    fn close(&mut self, why: &str) {
+        self.closed = true;
+        for (_, tx) in self.written.drain() {
+            let _ = tx.send(Completion::Info(format!(
+                "connection lost before the acknowledgement ({why})"
+            )));
+        }
+        for tx in self.queued.drain(..) {
+            let _ = tx.send(Completion::Fail(format!(
+                "not sent: the connection broke before it was written ({why})"
+            )));
+        }
+    }
+
+    fn on_event(&mut self, event: &Event, qos: Qos) {
+        match event {
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(tx) = self.queued.pop_front() {
+                    if qos == Qos::Zero {
+                        let _ = tx.send(Completion::Info(
+                            "QoS 0: written to the connection; nothing acknowledges it".into(),
+                        ));
+                    } else {
+                        self.written.insert(*pkid, tx);
+                    }
+                }
+            }
+            Event::Incoming(Packet::PubAck(ack)) if qos == Qos::One => {
+                if let Some(tx) = self.written.remove(&ack.pkid) {
+                    let _ = tx.send(Completion::Ok { position: None });
+                }
+            }
+            // RabbitMQ 3.10 grants QoS 1 at most and answers a QoS 2 publish with a PUBACK:
+            // the broker acknowledged it, at the QoS it supports.
+            Event::Incoming(Packet::PubAck(ack)) if qos == Qos::Two => {
+                if let Some(tx) = self.written.remove(&ack.pkid) {
+                    let _ = tx.send(Completion::Ok { position: None });
+                }
+            }
+            Event::Incoming(Packet::PubComp(comp)) if qos == Qos::Two => {
+                if let Some(tx) = self.written.remove(&comp.pkid) {
+                    let _ = tx.send(Completion::Ok { position: None });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+struct Connection {
+    client: AsyncClient,
+    node: String,
+    waiting: Arc<Mutex<Waiting>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How long a dropped connection keeps its event loop for the answers still due.
+const LINGER: Duration = Duration::from_secs(60);
+
+impl Drop for Connection {
+    /// The producer is dropped after its last send, while answers are still due: the event
+    /// loop goes on until every message on it has completed (each is bounded by the ack
+    /// timeout), then stops.
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else { return };
+        let waiting = self.waiting.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            task.abort();
+            return;
+        };
+        runtime.spawn(async move {
+            let until = Instant::now() + LINGER;
+            while Instant::now() < until && !task.is_finished() {
+                {
+                    let w = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                    if w.queued.is_empty() && w.written.is_empty() {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            task.abort();
+        });
+    }
+}
+
+pub struct MqttProducer {
+    index: u32,
+    workload: MqttWorkload,
+    /// The nodes this producer connects to, in turn; starts at its own.
+    nodes: Vec<NodeEndpoint>,
+    next: usize,
+    generation: u32,
+    capacity: usize,
+    conn: Option<Connection>,
+}
+
+impl MqttProducer {
+    pub fn new(
+        index: u32,
+        workload: MqttWorkload,
+        nodes: Vec<NodeEndpoint>,
+        capacity: usize,
+    ) -> Self {
+        MqttProducer {
+            index,
+            workload,
+            nodes,
+            next: 0,
+            generation: 0,
+            capacity,
+            conn: None,
+        }
+    }
+
+    /// Connects to the next node in turn.
+    pub async fn open(&mut self) -> Result<(), String> {
+        let node = self.nodes[self.next % self.nodes.len()].clone();
+        self.next += 1;
+        self.generation += 1;
+        // A fresh client id per connection: the producer's own session carries nothing.
+        let id = format!("faultline-p{}-{}", self.index, self.generation);
+        let mut o = options(&self.workload, &id, &node, true);
+        o.set_inflight(self.capacity.clamp(10, u16::MAX as usize - 1) as u16);
+        let (client, mut events, _) = connect(o, self.capacity + 16, self.workload.connect_timeout)
+            .await
+            .map_err(|e| format!("connect to {}: {e}", node.name))?;
+        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let shared = waiting.clone();
+        let qos = self.workload.qos;
+        let task = tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(event) => shared
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .on_event(&event, qos),
+                    Err(e) => {
+                        let mut w = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        // Publishes serialised just before the error are reported in the
+                        // events left behind: they count as written.
+                        for event in events.state.events.drain(..) {
+                            w.on_event(&event, qos);
+                        }
+                        w.close(&connection_error(&e));
+                        return;
+                    }
+                }
+            }
+        });
+        self.conn = Some(Connection {
+            client,
+            node: node.name,
+            waiting,
+            task: Some(task),
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Producer for MqttProducer {
+    async fn send(&mut self, payload: Bytes) -> Sent {
+        let broken = self
+            .conn
+            .as_ref()
+            .is_none_or(|c| c.waiting.lock().unwrap_or_else(|e| e.into_inner()).closed);
+        if broken {
+            self.conn = None;
+            if let Err(e) = self.open().await {
+                return Sent::Done {
+                    node: None,
+                    completion: Completion::Fail(format!("not sent: {e}")),
+                };
+            }
+        }
+        let conn = self.conn.as_ref().expect("connected above");
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut w = conn.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            if w.closed {
+                return Sent::Done {
+                    node: Some(conn.node.clone()),
+                    completion: Completion::Fail("not sent: the connection had just broken".into()),
+                };
+            }
+            w.queued.push_back(tx);
+        }
+        let node = Some(conn.node.clone());
+        if let Err(e) = conn.client.try_publish(
+            self.workload.topic.clone(),
+            self.workload.qos.client(),
+            false,
+            payload,
+        ) {
+            conn.waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .queued
+                .pop_back();
+            return Sent::Done {
+                node,
+                completion: Completion::Fail(format!("not sent: the client refused it ({e})")),
+            };
+        }
+        Sent::Pending {
+            node,
+            ack: async move {
+                rx.await.unwrap_or_else(|_| {
+                    Completion::Info("the connection's event loop ended without an answer".into())
+                })
+            }
+            .boxed(),
+        }
+    }
+}
+
+/// Publishes one end marker to `node` with the workload's QoS (at least 1) and waits for its
+/// acknowledgement.
+pub async fn publish_marker(
+    w: &MqttWorkload,
+    node: &NodeEndpoint,
+    attempt: u32,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let id = format!("faultline-end-{}", node.name);
+    let (client, mut events, _) =
+        connect(options(w, &id, node, true), 16, w.connect_timeout).await?;
+    let qos = if w.qos == Qos::Zero { Qos::One } else { w.qos };
+    client
+        .publish(
+            w.topic.clone(),
+            qos.client(),
+            false,
+            end_marker(&node.name, attempt),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.poll()).await {
+            Err(_) => return Err(format!("no acknowledgement within {timeout:?}")),
+            Ok(Err(e)) => return Err(connection_error(&e)),
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) if qos == Qos::One => break,
+            Ok(Ok(Event::Incoming(Packet::PubComp(_)))) if qos == Qos::Two => break,
+            Ok(Ok(_)) => {}
+        }
+    }
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+    Ok(())
+}
+
+/// What the subscriber saw, shared with the drain.
+#[derive(Debug, Default)]
+pub struct SubscriberState {
+    pub received: u64,
+    pub foreign: u64,
+    /// End markers received, by the node they were published to.
+    pub markers: Vec<String>,
+    pub notes: Vec<String>,
+    pub connected_to: Option<String>,
+    /// The node it was connected to last, also while it is away.
+    pub last_node: Option<String>,
+    /// Set by the drain: disconnect and stop.
+    pub stop: bool,
+}
+
+pub type SharedSubscriber = Arc<Mutex<SubscriberState>>;
+
+/// Where the subscriber connects next.
+struct Plan {
+    nodes: Vec<NodeEndpoint>,
+    next: usize,
+}
+
+impl Plan {
+    fn take(&mut self) -> NodeEndpoint {
+        let n = self.nodes[self.next % self.nodes.len()].clone();
+        self.next += 1;
+        n
+    }
+
+    fn start_at(&mut self, name: &str) {
+        if let Some(i) = self.nodes.iter().position(|n| n.name == name) {
+            self.next = i;
+        }
+    }
+}
+
+/// Connects the subscriber and subscribes; returns once the broker confirmed the subscription
+/// (SUBACK), so nothing published afterwards can miss it.
+pub async fn start_subscriber(
+    w: MqttWorkload,
+    nodes: Vec<NodeEndpoint>,
+    history: HistorySink,
+    clock: Clock,
+    load_start: Arc<tokio::sync::OnceCell<Instant>>,
+    state: SharedSubscriber,
+) -> Result<tokio::task::JoinHandle<()>, BrokerError> {
+    let mut plan = Plan { nodes, next: 0 };
+    if let Some(first) = &w.subscriber.node {
+        plan.start_at(first);
+    }
+    let node = plan.take();
+    let rec = Recorder {
+        history,
+        clock,
+        state,
+    };
+    let (client, events, _) = subscribe(&w, &node, &rec)
+        .await
+        .map_err(|e| BrokerError(format!("subscriber {}: {e}", w.subscriber.client_id)))?;
+    Ok(tokio::spawn(run_subscriber(
+        w, plan, node, client, events, rec, load_start,
+    )))
+}
+
+/// Connects to `node` with the subscriber's client id and subscribes; returns whether the
+/// broker said it resumed a session (CONNACK session present).
+async fn subscribe(
+    w: &MqttWorkload,
+    node: &NodeEndpoint,
+    rec: &Recorder,
+) -> Result<(AsyncClient, EventLoop, bool), String> {
+    let state = &rec.state;
+    let s = &w.subscriber;
+    let qos = w.qos;
+    let o = options(w, &s.client_id, node, s.clean_session);
+    let (client, mut events, present) = connect(o, 64, w.connect_timeout)
+        .await
+        .map_err(|e| format!("connect to {}: {e}", node.name))?;
+    // Subscribed on every connection, as applications do on connect: a resumed session
+    // keeps its subscription anyway, and one the broker lost gets it back (the note on
+    // reconnection says which happened).
+    {
+        client
+            .subscribe(s.filter.clone(), qos.client())
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + w.connect_timeout.max(Duration::from_secs(5));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, events.poll()).await {
+                Err(_) => return Err(format!("no SUBACK from {} in time", node.name)),
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "subscribe on {}: {}",
+                        node.name,
+                        connection_error(&e)
+                    ))
+                }
+                Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                    let refused = ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
+                    if refused {
+                        return Err(format!(
+                            "{} refused the subscription to {}",
+                            node.name, s.filter
+                        ));
+                    }
+                    break;
+                }
+                // Messages of a resumed session may arrive before the SUBACK.
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => rec.message(&node.name, &p.payload),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+    {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.connected_to = Some(node.name.clone());
+        st.last_node = Some(node.name.clone());
+    }
+    Ok((client, events, present))
+}
+
+/// Where the subscriber writes what it receives.
+struct Recorder {
+    history: HistorySink,
+    clock: Clock,
+    state: SharedSubscriber,
+}
+
+impl Recorder {
+    fn message(&self, node: &str, payload: &[u8]) {
+        record_message(&self.history, &self.clock, node, payload, &self.state);
+    }
+}
+
+fn record_message(
+    history: &HistorySink,
+    clock: &Clock,
+    node: &str,
+    payload: &[u8],
+    state: &SharedSubscriber,
+) {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(marker) = read_end_marker(payload) {
+        st.markers.push(marker);
+        return;
+    }
+    let mut r = Record::new(Op::Receive, Kind::Ok);
+    r.t_done = Some(clock.now_us());
+    r.node = Some(node.to_string());
+    match decode_payload(payload) {
+        Some((p, s)) => {
+            r.producer = Some(p);
+            r.seq = Some(s);
+            st.received += 1;
+        }
+        None => st.foreign += 1,
+    }
+    history.record(r);
+}
+
+async fn run_subscriber(
+    w: MqttWorkload,
+    mut plan: Plan,
+    mut node: NodeEndpoint,
+    client: AsyncClient,
+    events: EventLoop,
+    rec: Recorder,
+    load_start: Arc<tokio::sync::OnceCell<Instant>>,
+) {
+    let state = rec.state.clone();
+    let clock = rec.clock;
+    let s = w.subscriber.clone();
+    let mut conn = Some((client, events));
+    let mut went_offline = false;
+    // Reconnection attempts since the subscriber last lost (or left) its connection.
+    let mut attempts = 0u32;
+    let mut away_since: Option<Instant> = None;
+    let mut last_error = String::new();
+    loop {
+        if state.lock().unwrap_or_else(|e| e.into_inner()).stop {
+            if let (None, Some(since)) = (&conn, away_since) {
+                state.lock().unwrap_or_else(|e| e.into_inner()).notes.push(format!(
+                    "subscriber: still not reconnected when the drain ended: {attempts} failed attempt(s) over {:.1} s (last: {last_error})",
+                    since.elapsed().as_secs_f64()
+                ));
+            }
+            if let Some((client, mut events)) = conn.take() {
+                let _ = client.disconnect().await;
+                let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+            }
+            return;
+        }
+        // The scheduled absence: leave cleanly (the session stays), come back later.
+        if let (Some(off), Some(back), Some(start)) =
+            (s.offline_at, s.reconnect_at, load_start.get())
+        {
+            if !went_offline && Instant::now() >= *start + off {
+                went_offline = true;
+                if let Some((client, mut events)) = conn.take() {
+                    let _ = client.disconnect().await;
+                    let _ = tokio::time::timeout(Duration::from_millis(500), events.poll()).await;
+                }
+                state.lock().unwrap_or_else(|e| e.into_inner()).notes.push(format!(
+                    "subscriber: went offline from {} at {:.1} s of the load (DISCONNECT; the session stays on the broker)",
+                    node.name,
+                    off.as_secs_f64()
+                ));
+                state.lock().unwrap_or_else(|e| e.into_inner()).connected_to = None;
+                tokio::time::sleep_until((*start + back).into()).await;
+                if let Some(to) = &s.reconnect_to {
+                    plan.start_at(to);
+                }
+            }
+        }
+        match conn.as_mut() {
+            Some((_, events)) => {
+                let polled = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+                match polled {
+                    Err(_) => {}
+                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                        rec.message(&node.name, &p.payload);
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                        st.notes.push(format!(
+                            "subscriber: connection to {} lost at {:.1} s ({})",
+                            node.name,
+                            clock.now_us() as f64 / 1e6,
+                            connection_error(&e)
+                        ));
+                        st.connected_to = None;
+                        conn = None;
+                    }
+                }
+            }
+            None => {
+                let candidate = plan.take();
+                let since = *away_since.get_or_insert_with(Instant::now);
+                match subscribe(&w, &candidate, &rec).await {
+                    Ok((client, events, present)) => {
+                        let waited = format!(
+                            "after {attempts} failed attempt(s) over {:.1} s",
+                            since.elapsed().as_secs_f64()
+                        );
+                        state.lock().unwrap_or_else(|e| e.into_inner()).notes.push(
+                            match (s.clean_session, present) {
+                                (true, _) => format!("subscriber: reconnected to {} {waited} (clean session)", candidate.name),
+                                (false, true) => format!(
+                                    "subscriber: reconnected to {} {waited}, and the broker resumed its session",
+                                    candidate.name
+                                ),
+                                (false, false) => format!(
+                                    "subscriber: reconnected to {} {waited} with clean_session false, but the broker had no session for {} there (session present: 0): it did not keep or move the session; subscribed again",
+                                    candidate.name, s.client_id
+                                ),
+                            },
+                        );
+                        node = candidate;
+                        conn = Some((client, events));
+                        attempts = 0;
+                        away_since = None;
+                    }
+                    Err(e) => {
+                        attempts += 1;
+                        last_error = e;
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_markers_name_their_node_and_are_no_workload_message() {
+        let m = end_marker("r2", 3);
+        assert_eq!(read_end_marker(&m).as_deref(), Some("r2"));
+        assert_eq!(decode_payload(&m), None);
+        let payload = crate::workload::encode_payload(1, 7, 64);
+        assert_eq!(read_end_marker(&payload), None);
+    }
+}

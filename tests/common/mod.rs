@@ -1,0 +1,91 @@
+//! What every real-broker integration test needs: run the `faultline` binary on a shipped
+//! scenario as a user would, read its `result.json`, and ask Docker what the run left behind.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+pub static DOCKER: Mutex<()> = Mutex::new(());
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub result: Option<Value>,
+    pub stderr: String,
+    pub stdout: String,
+}
+
+pub fn faultline(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    cmd.args(args).current_dir(root());
+    cmd
+}
+
+pub fn run_scenario(scenario: &str, out: &Path) -> Run {
+    let output = faultline(&["run", scenario, "--out", out.to_str().unwrap()])
+        .output()
+        .expect("faultline runs");
+    let result = std::fs::read_to_string(out.join("result.json"))
+        .ok()
+        .map(|s| serde_json::from_str(&s).expect("result.json is JSON"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        result,
+        stderr: String::from_utf8_lossy(&output.stderr).into(),
+        stdout: String::from_utf8_lossy(&output.stdout).into(),
+    }
+}
+
+/// Docker objects still carrying this run's label.
+pub fn leftovers(run_id: &str) -> usize {
+    let filter = format!("label=faultline.run={run_id}");
+    let count = |args: &[&str]| {
+        let out = Command::new("docker")
+            .args(args)
+            .args(["--filter", &filter, "-q"])
+            .output()
+            .expect("docker CLI");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    count(&["ps", "-a"]) + count(&["network", "ls"])
+}
+
+pub fn f64_at(v: &Value, path: &str) -> Option<f64> {
+    v.pointer(path).and_then(Value::as_f64)
+}
+
+/// Containers of this run that are network-fault sidecars.
+pub fn sidecars(run_id: &str) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=faultline.run={run_id}"),
+        ])
+        .args(["--filter", "label=faultline.sidecar"])
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+pub fn passing(scenario: &str, out: &Path) -> Value {
+    let run = run_scenario(scenario, out);
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["messages"]["lost"], 0);
+    assert_eq!(r["messages"]["unexpected"], 0);
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+    r
+}

@@ -1,0 +1,192 @@
+//! Integration tests against real MQTT brokers in Docker: a 3-node RabbitMQ cluster with its
+//! MQTT plugin (quorum and classic session queues) and two bridged Mosquitto brokers.
+//!
+//! Each test runs the `faultline` binary on a scenario from `scenarios/mqtt/` and asserts on
+//! its exit code and `result.json`. The known-bad scenarios (classic session queues, a
+//! session that cannot move between bridged brokers) must fail with `lost > 0`: that is what
+//! proves the checker sees MQTT losses. RabbitMQ's cold start (about 20-30 s for three nodes
+//! here) is inside each scenario's `ready_timeout`, not retried.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+/// A run that must fail on lost messages, and nothing else.
+fn losing(scenario: &str, out: &Path) -> Value {
+    let run = run_scenario(scenario, out);
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        r["messages"]["lost"].as_u64().unwrap() > 0,
+        "{}",
+        r["messages"]
+    );
+    assert!(!r["lost_sample"].as_array().unwrap().is_empty());
+    let failed = r["checks"]["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].as_str().unwrap().starts_with("lost:"),
+        "{failed:?}"
+    );
+    assert_eq!(r["validity"]["drain_complete"], true, "{}", r["notes"]);
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+    r
+}
+
+fn notes(r: &Value) -> String {
+    r["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn killing_the_quorum_session_queue_leader_loses_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/rabbitmq-quorum-node-kill.yaml", out.path());
+    let m = &r["messages"];
+    assert!(m["acked"].as_u64().unwrap() > 5_000, "{m}");
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "kill");
+    // The subscriber declared its session queue on r1, so r1 led it.
+    assert_eq!(f["target"], "r1", "{f}");
+    // The other nodes saw r1 go at once (the Erlang distribution connection closed).
+    let detection = f64_at(f, "/detection_ms").expect("detection measured");
+    assert!(detection < 2_000.0, "detection {detection} ms: {f}");
+    // The quorum queue got a leader on a surviving node.
+    let leader = f["new_leader"]
+        .as_str()
+        .expect("a new queue leader observed");
+    assert_ne!(leader, "r1");
+    // The producer connected to r1 failed over to another node.
+    let failover = f64_at(f, "/failover_ms").expect("failover measured");
+    assert!(failover <= 15_000.0, "failover {failover} ms");
+    let notes = notes(&r);
+    assert!(notes.contains("resumed its session"), "{notes}");
+}
+
+#[test]
+fn killing_the_classic_session_queue_node_is_caught_as_loss() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = losing("scenarios/mqtt/rabbitmq-classic-node-kill.yaml", out.path());
+    // What was PUBACKed while r1 (the queue's only node) was down: about 15 s at 150 msg/s.
+    let lost = r["messages"]["lost"].as_u64().unwrap();
+    assert!(lost > 500, "lost {lost}");
+    assert_eq!(r["faults"][0]["target"], "r1");
+}
+
+#[test]
+fn a_quorum_session_resumes_on_another_node_with_everything_queued() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing(
+        "scenarios/mqtt/rabbitmq-quorum-session-moves.yaml",
+        out.path(),
+    );
+    assert_eq!(r["faults"][0]["target"], "r1");
+    let notes = notes(&r);
+    assert!(notes.contains("went offline from r1"), "{notes}");
+    assert!(
+        notes.contains("reconnected to r2 after")
+            && notes.contains("the broker resumed its session"),
+        "{notes}"
+    );
+    // Everything published while the subscriber was away reached it after it came back.
+    assert!(
+        r["messages"]["received"].as_u64().unwrap() >= r["messages"]["acked"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn a_classic_session_does_not_survive_its_node() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = losing(
+        "scenarios/mqtt/rabbitmq-classic-session-moves.yaml",
+        out.path(),
+    );
+    assert_eq!(r["faults"][0]["target"], "r1");
+}
+
+#[test]
+fn a_partitioned_rabbitmq_node_is_noticed_after_net_ticktime() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/rabbitmq-partition.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "partition");
+    assert_eq!(f["target"], "r3");
+    // The topology sets net_ticktime to 10 s: Erlang declares a silent peer down between
+    // 0.75 and 1.25 ticktimes after it went silent. Much earlier would mean the probe saw
+    // something else; much later, that the partition did not hold.
+    let detection = f64_at(f, "/detection_ms").expect("detection measured");
+    assert!(
+        (5_000.0..=20_000.0).contains(&detection),
+        "detection {detection} ms with net_ticktime 10 s: {f}"
+    );
+    let signal = f["detection_signal"].as_str().unwrap();
+    assert!(signal.contains("r3 down"), "{signal}");
+    assert_eq!(r["detection_ms_by_kind"]["partition"]["detected"], 1);
+}
+
+#[test]
+fn a_killed_bridged_mosquitto_is_noticed_by_its_peer_at_once() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/mosquitto-bridge-kill.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["target"], "m1");
+    let detection = f64_at(f, "/detection_ms").expect("detection measured");
+    assert!(detection < 1_000.0, "detection {detection} ms: {f}");
+    assert_eq!(
+        f["detection_signal"],
+        "m2 reports m1 down (bridge state 0 in $SYS)"
+    );
+    assert!(f64_at(f, "/t_heal_ms").is_some());
+}
+
+#[test]
+fn a_session_does_not_move_between_bridged_mosquittos() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = losing("scenarios/mqtt/mosquitto-session-moves.yaml", out.path());
+    // Everything published while the subscriber was away (3 s to 14 s at 150 msg/s) stayed
+    // in its session on m1.
+    let lost = r["messages"]["lost"].as_u64().unwrap();
+    assert!((1_200..=1_800).contains(&lost), "lost {lost}");
+    let notes = notes(&r);
+    assert!(
+        notes.contains("reconnected to m2 after")
+            && notes.contains("but the broker had no session for faultline-sub there"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn a_clock_jump_on_a_bridged_mosquitto_is_applied_verified_and_healed() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/mosquitto-clock-skew.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "clock-skew");
+    assert_eq!(f["target"], "m1");
+    // Injecting and healing each read the container's clock back through `date`: a fault
+    // that did not move the clock would have no t_fault and be reported not applied.
+    assert!(f64_at(f, "/t_fault_ms").is_some(), "{f}");
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+    assert_eq!(
+        f["description"],
+        "wall clock +120 s (libfaketime; monotonic clock untouched)"
+    );
+}
