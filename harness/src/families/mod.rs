@@ -7,7 +7,7 @@
 //! and a line in each registry function below.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -132,6 +132,55 @@ pub fn connect(
             topology.broker.as_deref(),
             nodes,
         )),
+    }
+}
+
+/// Checks until `check` holds or `deadline` passes, every 100 ms (the precision of the
+/// timings that end with such a wait, such as a scale-out's `settled_ms`). The error names
+/// what did not hold and the last reason.
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    deadline: Instant,
+    mut check: F,
+) -> Result<T, BrokerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut last = String::from("not checked yet");
+    while Instant::now() < deadline {
+        match check().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(BrokerError(format!(
+        "{what} did not hold before the timeout (last: {last})"
+    )))
+}
+
+/// A user and password a family's client logs in with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl Credentials {
+    /// Reads `{user, password}` at `path`; `who` says whose user it is, for messages.
+    pub fn parse(node: &Node, path: &str, who: &str, d: &mut Diagnostics) -> Option<Self> {
+        let c = crate::yaml::Fields::new(node, &["user", "password"], path, d)?;
+        let user = c
+            .require("user", &format!("a user {who}"), d)
+            .and_then(|n| crate::yaml::string(n, &c.path_of("user"), d));
+        let password = c
+            .require("password", "that user's password", d)
+            .and_then(|n| crate::yaml::string(n, &c.path_of("password"), d));
+        Some(Credentials {
+            user: user?.to_string(),
+            password: password?.to_string(),
+        })
     }
 }
 

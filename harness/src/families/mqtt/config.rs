@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::families::Credentials;
 use crate::yaml::{self, Diagnostics, Fields, Node, Pos};
 
 /// MQTT quality of service of the producers' publishes and the subscription.
@@ -51,12 +52,6 @@ pub struct Subscriber {
     pub reconnect_to: Option<String>,
     /// Where each node name was written, for topology checks.
     pub node_positions: Vec<(String, Pos)>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    pub user: String,
-    pub password: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,19 +164,9 @@ impl MqttWorkload {
         };
         let credentials = match f.get("credentials") {
             None => Some(None),
-            Some(n) => Fields::new(n, &["user", "password"], "workload.mqtt.credentials", d)
-                .and_then(|c| {
-                    let user = c
-                        .require("user", "a user name", d)
-                        .and_then(|n| yaml::string(n, &c.path_of("user"), d));
-                    let password = c
-                        .require("password", "its password", d)
-                        .and_then(|n| yaml::string(n, &c.path_of("password"), d));
-                    Some(Some(Credentials {
-                        user: user?.to_string(),
-                        password: password?.to_string(),
-                    }))
-                }),
+            Some(n) => {
+                Credentials::parse(n, "workload.mqtt.credentials", "to log in as", d).map(Some)
+            }
         };
         let subscriber = match f.get("subscriber") {
             Some(n) => Self::parse_subscriber(n, topic.as_deref(), d),

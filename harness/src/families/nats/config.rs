@@ -1,5 +1,6 @@
 //! The `workload.nats` section of a scenario.
 
+pub use crate::families::Credentials;
 use crate::yaml::{self, Diagnostics, Fields, Node};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,12 +29,6 @@ pub struct NatsWorkload {
     /// A user of the system account, for what only it may do (removing a server from the
     /// JetStream meta group on scale-in).
     pub system_account: Option<Credentials>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    pub user: String,
-    pub password: String,
 }
 
 impl NatsWorkload {
@@ -79,19 +74,13 @@ impl NatsWorkload {
         };
         let system_account = match f.get("system_account") {
             None => Some(None),
-            Some(n) => Fields::new(n, &["user", "password"], "workload.nats.system_account", d)
-                .and_then(|c| {
-                    let user = c
-                        .require("user", "a user of the system account", d)
-                        .and_then(|n| yaml::string(n, &c.path_of("user"), d));
-                    let password = c
-                        .require("password", "that user's password", d)
-                        .and_then(|n| yaml::string(n, &c.path_of("password"), d));
-                    Some(Some(Credentials {
-                        user: user?.to_string(),
-                        password: password?.to_string(),
-                    }))
-                }),
+            Some(n) => Credentials::parse(
+                n,
+                "workload.nats.system_account",
+                "of the system account",
+                d,
+            )
+            .map(Some),
         };
         Some(NatsWorkload {
             stream: stream?,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Producer};
+use super::{wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Producer};
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 pub use config::NatsWorkload;
@@ -150,29 +150,6 @@ impl Nats {
         }
         Ok(())
     }
-
-    async fn wait_for<T, F, Fut>(
-        &self,
-        what: &str,
-        deadline: Instant,
-        mut check: F,
-    ) -> Result<T, BrokerError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, String>>,
-    {
-        let mut last = String::from("not checked yet");
-        while Instant::now() < deadline {
-            match check().await {
-                Ok(v) => return Ok(v),
-                Err(e) => last = e,
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(BrokerError(format!(
-            "cluster not ready: {what} did not hold before the timeout (last: {last})"
-        )))
-    }
 }
 
 #[async_trait]
@@ -180,7 +157,7 @@ impl Broker for Nats {
     async fn prepare(&self, timeout: Duration, progress: &Progress) -> Result<(), BrokerError> {
         let deadline = Instant::now() + timeout;
 
-        self.wait_for("every node's /healthz answers ok", deadline, || async {
+        wait_for("every node's /healthz answers ok", deadline, || async {
             self.all_healthy().await?;
             for node in &self.nodes() {
                 let varz = crate::http::get_json(self.monitor(node), "/varz", MONITOR_TIMEOUT).await?;
@@ -197,34 +174,31 @@ impl Broker for Nats {
         .await?;
         progress.note("every node healthy");
 
-        self.wait_for("full mesh of routes", deadline, || self.full_mesh())
-            .await?;
+        wait_for("full mesh of routes", deadline, || self.full_mesh()).await?;
         progress.note("routes up between every pair of nodes");
 
-        let meta = self
-            .wait_for(
-                "one JetStream meta leader agreed by all",
-                deadline,
-                || async {
-                    let mut leaders = Vec::new();
-                    for node in &self.nodes() {
-                        let jsz =
-                            crate::http::get_json(self.monitor(node), "/jsz", MONITOR_TIMEOUT)
-                                .await?;
-                        leaders.push(
-                            jsz["meta_cluster"]["leader"]
-                                .as_str()
-                                .unwrap_or("")
-                                .to_string(),
-                        );
-                    }
-                    match leaders.first() {
-                        Some(l) if !l.is_empty() && leaders.iter().all(|x| x == l) => Ok(l.clone()),
-                        _ => Err(format!("meta leaders reported: {leaders:?}")),
-                    }
-                },
-            )
-            .await?;
+        let meta = wait_for(
+            "one JetStream meta leader agreed by all",
+            deadline,
+            || async {
+                let mut leaders = Vec::new();
+                for node in &self.nodes() {
+                    let jsz =
+                        crate::http::get_json(self.monitor(node), "/jsz", MONITOR_TIMEOUT).await?;
+                    leaders.push(
+                        jsz["meta_cluster"]["leader"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                    );
+                }
+                match leaders.first() {
+                    Some(l) if !l.is_empty() && leaders.iter().all(|x| x == l) => Ok(l.clone()),
+                    _ => Err(format!("meta leaders reported: {leaders:?}")),
+                }
+            },
+        )
+        .await?;
         progress.note(&format!("JetStream meta leader: {meta}"));
 
         let client = driver::connect(&self.urls(0), "faultline-admin", deadline).await?;
@@ -240,7 +214,7 @@ impl Broker for Nats {
         let deadline = Instant::now() + timeout;
         // /healthz also checks that JetStream is current with the meta leader and every stream
         // replica has caught up, so a restarted node counts only once it has.
-        self.wait_for("every node's /healthz answers ok", deadline, || {
+        wait_for("every node's /healthz answers ok", deadline, || {
             self.all_healthy()
         })
         .await
@@ -250,7 +224,7 @@ impl Broker for Nats {
         let deadline = Instant::now() + timeout;
         let name = node.name.clone();
         // Probes poll the node from when its monitoring port answers, not before.
-        self.wait_for(
+        wait_for(
             &format!("{name}'s monitoring port answering"),
             deadline,
             || async {
@@ -268,20 +242,19 @@ impl Broker for Nats {
                 nodes.push(node);
             }
         }
-        self.wait_for(
+        wait_for(
             &format!("{name} routed to and from every member"),
             deadline,
             || self.full_mesh(),
         )
         .await?;
-        let leader = self
-            .wait_for(
-                &format!("{name} in the JetStream meta group and current"),
-                deadline,
-                || self.meta_group_is_members(),
-            )
-            .await?;
-        self.wait_for("every node's /healthz answers ok", deadline, || {
+        let leader = wait_for(
+            &format!("{name} in the JetStream meta group and current"),
+            deadline,
+            || self.meta_group_is_members(),
+        )
+        .await?;
+        wait_for("every node's /healthz answers ok", deadline, || {
             self.all_healthy()
         })
         .await?;
@@ -305,27 +278,25 @@ impl Broker for Nats {
         let system = driver::connect_as(&self.urls(0), "faultline-system", creds, deadline).await?;
         // The meta leader answers; if the removed node led the group, a new leader must be
         // elected first, so the request is retried until it succeeds.
-        self.wait_for(
+        wait_for(
             &format!("the meta group accepting the removal of {node}"),
             deadline,
             || driver::remove_server(&system, node),
         )
         .await?;
-        let leader = self
-            .wait_for(
-                &format!("{node} gone from the JetStream meta group"),
-                deadline,
-                || self.meta_group_is_members(),
-            )
-            .await?;
+        let leader = wait_for(
+            &format!("{node} gone from the JetStream meta group"),
+            deadline,
+            || self.meta_group_is_members(),
+        )
+        .await?;
         let client = driver::connect(&self.urls(0), "faultline-admin", deadline).await?;
-        let replicas = self
-            .wait_for(
-                &format!("stream {} re-placed off {node}", self.workload.stream),
-                deadline,
-                || driver::placed_off(&client, &self.workload.stream, node),
-            )
-            .await?;
+        let replicas = wait_for(
+            &format!("stream {} re-placed off {node}", self.workload.stream),
+            deadline,
+            || driver::placed_off(&client, &self.workload.stream, node),
+        )
+        .await?;
         Ok(format!(
             "{node} removed: meta leader {leader} no longer counts it; stream {} on {} (all current)",
             self.workload.stream,
@@ -349,7 +320,7 @@ impl Broker for Nats {
         let deadline = Instant::now() + Duration::from_secs(5);
         let addrs: Vec<SocketAddr> = self.nodes().iter().map(|n| self.monitor(n)).collect();
         let stream = self.workload.stream.clone();
-        self.wait_for(&format!("{role} known"), deadline, || {
+        wait_for(&format!("{role} known"), deadline, || {
             let addrs = addrs.clone();
             let stream = stream.clone();
             async move {
