@@ -144,7 +144,22 @@ fn a_partitioned_rabbitmq_node_is_noticed_after_net_ticktime() {
 fn a_killed_bridged_mosquitto_is_noticed_by_its_peer_at_once() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let r = passing("scenarios/mqtt/mosquitto-bridge-kill.yaml", out.path());
+    let run = run_scenario("scenarios/mqtt/mosquitto-bridge-kill.yaml", out.path());
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    // Whether m1's persistence forwards everything it PUBACKed after its restart varies from
+    // run to run here (see README): the test holds faultline to measuring the kill and to a
+    // verdict that agrees with what it counted, not Mosquitto to one outcome.
+    let lost = r["messages"]["lost"].as_u64().unwrap();
+    match r["verdict"].as_str().unwrap() {
+        "pass" => assert_eq!((run.code, lost), (0, 0), "{}", run.stdout),
+        _ => assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr),
+    }
+    if lost > 0 {
+        assert_ne!(r["verdict"], "pass");
+    }
+    assert_eq!(r["messages"]["unexpected"], 0);
     let f = &r["faults"][0];
     assert_eq!(f["target"], "m1");
     let detection = f64_at(f, "/detection_ms").expect("detection measured");
@@ -154,6 +169,7 @@ fn a_killed_bridged_mosquitto_is_noticed_by_its_peer_at_once() {
         "m2 reports m1 down (bridge state 0 in $SYS)"
     );
     assert!(f64_at(f, "/t_heal_ms").is_some());
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
 }
 
 #[test]

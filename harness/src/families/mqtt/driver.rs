@@ -596,6 +596,9 @@ async fn run_subscriber(
                         ));
                         st.connected_to = None;
                         conn = None;
+                        // The same node first: a broker that only hiccuped still holds the
+                        // session (bridged brokers share none); the next ones if it is gone.
+                        plan.start_at(&node.name);
                     }
                 }
             }
