@@ -221,10 +221,12 @@ impl Backend {
         )
     }
 
-    /// The container's health as Docker reports it ("starting", "healthy", "unhealthy"), or
-    /// `None` when it has no health check.
-    pub async fn health(&self, id: &str, node: &str) -> Result<Option<String>, DockerError> {
-        let info = ctx(
+    async fn inspect(
+        &self,
+        id: &str,
+        node: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        ctx(
             self.docker
                 .inspect_container(
                     id,
@@ -232,7 +234,13 @@ impl Backend {
                 )
                 .await,
             format!("inspect node {node}"),
-        )?;
+        )
+    }
+
+    /// The container's health as Docker reports it ("starting", "healthy", "unhealthy"), or
+    /// `None` when it has no health check.
+    pub async fn health(&self, id: &str, node: &str) -> Result<Option<String>, DockerError> {
+        let info = self.inspect(id, node).await?;
         Ok(info
             .state
             .and_then(|s| s.health)
@@ -394,15 +402,7 @@ impl Backend {
 
     /// The container's state as Docker reports it: (running, paused).
     pub async fn state(&self, id: &str, node: &str) -> Result<(bool, bool), DockerError> {
-        let info = ctx(
-            self.docker
-                .inspect_container(
-                    id,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                )
-                .await,
-            format!("inspect node {node}"),
-        )?;
+        let info = self.inspect(id, node).await?;
         let state = info.state.unwrap_or_default();
         Ok((
             state.running.unwrap_or(false),
