@@ -32,6 +32,19 @@ pub struct Topology {
     pub services: Vec<Service>,
     /// Official image reference -> the local equivalent and its recipe.
     pub local_images: BTreeMap<String, LocalImage>,
+    /// The addresses clients reach the brokers through (`x-faultline.gateways`), if any.
+    pub gateways: Vec<Gateway>,
+}
+
+/// A TCP forwarder faultline runs on the host's loopback, so a client outside Docker can reach
+/// brokers by the address they advertise: each new client connection goes to one of
+/// `services` on `port`, in turn. With several services it stands in for the load balancer or
+/// shared DNS name stateless brokers sit behind; with one, it is that broker's own address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gateway {
+    pub listen: std::net::SocketAddr,
+    pub port: u16,
+    pub services: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +63,9 @@ pub struct Service {
     /// reports that one healthy (its `healthcheck` passing).
     pub depends_on: Vec<Dependency>,
     pub healthcheck: Option<Healthcheck>,
+    /// Extra names the node answers to on the run's network (`networks.default.aliases`),
+    /// besides its service name and hostname; several nodes may share one.
+    pub aliases: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -125,6 +141,7 @@ const SERVICE_KEYS: &[&str] = &[
     "configs",
     "depends_on",
     "healthcheck",
+    "networks",
 ];
 
 /// Reads a compose file; problems go to `d` under the compose file's name.
@@ -194,12 +211,18 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
     let mut family = None;
     let mut broker = None;
     let mut local_images = BTreeMap::new();
+    let mut gateways = Vec::new();
     if let Some(ext) = top.require(
         "x-faultline",
         "faultline's settings (family, local-image)",
         d,
     ) {
-        if let Some(f) = Fields::new(ext, &["family", "broker", "local-image"], "x-faultline", d) {
+        if let Some(f) = Fields::new(
+            ext,
+            &["family", "broker", "local-image", "gateways"],
+            "x-faultline",
+            d,
+        ) {
             if let Some(node) = f.require("family", "the broker family", d) {
                 family = yaml::choice(node, "x-faultline.family", families, d).map(String::from);
             }
@@ -227,6 +250,9 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
             if let Some(node) = f.get("local-image") {
                 read_local_images(node, dir, &mut local_images, d);
             }
+            if let Some(node) = f.get("gateways") {
+                gateways = read_gateways(node, &services, d);
+            }
         }
     }
 
@@ -236,7 +262,96 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
         broker,
         services,
         local_images,
+        gateways,
     })
+}
+
+/// `gateways: [{listen: "127.0.0.1:19092", port: 9092, services: [t1, t2, t3]}, ...]`.
+fn read_gateways(node: &Node, services: &[Service], d: &mut Diagnostics) -> Vec<Gateway> {
+    let Some(items) = yaml::list(node, "x-faultline.gateways", d) else {
+        return Vec::new();
+    };
+    let gateways: Vec<Gateway> = items
+        .iter()
+        .filter_map(|i| read_gateway(i, services, d))
+        .collect();
+    for (i, g) in gateways.iter().enumerate() {
+        if gateways[..i].iter().any(|o| o.listen == g.listen) {
+            d.error(
+                node.pos,
+                format!("x-faultline.gateways: {} is listed twice", g.listen),
+            );
+        }
+    }
+    gateways
+}
+
+fn read_gateway(node: &Node, services: &[Service], d: &mut Diagnostics) -> Option<Gateway> {
+    let f = Fields::new(
+        node,
+        &["listen", "port", "services"],
+        "x-faultline.gateways[]",
+        d,
+    )?;
+    let listen = f
+        .require("listen", "the host address clients connect to, such as 127.0.0.1:19092", d)
+        .and_then(|n| {
+            let text = yaml::string(n, "x-faultline.gateways[].listen", d)?;
+            match text.parse::<std::net::SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() => Some(a),
+                _ => {
+                    d.error(
+                        n.pos,
+                        format!("x-faultline.gateways[].listen: expected a loopback address and port such as 127.0.0.1:19092, found {text:?}"),
+                    );
+                    None
+                }
+            }
+        });
+    let port = f
+        .require("port", "the brokers' client port", d)
+        .and_then(|n| yaml::integer(n, "x-faultline.gateways[].port", 1, 65535, d))
+        .map(|p| p as u16);
+    let names = f
+        .require("services", "the services it forwards to", d)
+        .and_then(|n| {
+            let items = yaml::list(n, "x-faultline.gateways[].services", d)?;
+            let mut names = Vec::new();
+            for i in items {
+                let name = yaml::string(i, "x-faultline.gateways[].services", d)?;
+                if !services.iter().any(|s| s.name == name) {
+                    d.error(
+                        i.pos,
+                        format!("x-faultline.gateways[].services: no service named {name:?}"),
+                    );
+                    return None;
+                }
+                names.push(name.to_string());
+            }
+            Some(names)
+        });
+    Some(Gateway {
+        listen: listen?,
+        port: port?,
+        services: names?,
+    })
+}
+
+/// `networks: {default: {aliases: [name, ...]}}`: the only network is the run's own.
+fn read_aliases(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Vec<String>> {
+    let f = Fields::new(node, &["default"], path, d)?;
+    let Some(default) = f.get("default") else {
+        return Some(Vec::new());
+    };
+    let g = Fields::new(default, &["aliases"], &format!("{path}.default"), d)?;
+    let Some(list) = g.get("aliases") else {
+        return Some(Vec::new());
+    };
+    let items = yaml::list(list, &g.path_of("aliases"), d)?;
+    items
+        .iter()
+        .map(|i| yaml::string(i, &g.path_of("aliases"), d).map(String::from))
+        .collect()
 }
 
 /// faultline starts services in the order they are written, so a service may depend only on
@@ -382,6 +497,10 @@ fn read_service(
         None => Some(None),
         Some(n) => read_healthcheck(n, &f.path_of("healthcheck"), d).map(Some),
     };
+    let aliases = match f.get("networks") {
+        None => Some(Vec::new()),
+        Some(n) => read_aliases(n, &f.path_of("networks"), d),
+    };
     Some(Service {
         name: name.to_string(),
         image: image?.to_string(),
@@ -393,6 +512,7 @@ fn read_service(
         files: files?,
         depends_on: depends_on?,
         healthcheck: healthcheck?,
+        aliases: aliases?,
     })
 }
 
@@ -861,8 +981,8 @@ mod tests {
         assert_eq!(
             errs,
             vec![
-                "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment, profiles, tmpfs, configs, depends_on, healthcheck",
-                "6:11: x-faultline.family: expected one of nats, mqtt, found \"redis\"",
+                "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment, profiles, tmpfs, configs, depends_on, healthcheck, networks",
+                "6:11: x-faultline.family: expected one of nats, mqtt, kafka, found \"redis\"",
             ]
         );
     }

@@ -62,6 +62,8 @@ pub struct NodeSpec<'a> {
     /// Files written into the container before it starts: absolute path -> content.
     pub files: &'a [(String, String)],
     pub healthcheck: Option<&'a super::compose::Healthcheck>,
+    /// Extra network aliases besides the hostname and the node name.
+    pub aliases: &'a [String],
 }
 
 /// Which of the target's namespaces a sidecar joins.
@@ -155,7 +157,13 @@ impl Backend {
                 ipv4_address: Some(spec.ip.to_string()),
                 ..Default::default()
             }),
-            aliases: Some(vec![spec.hostname.to_string(), spec.node.to_string()]),
+            aliases: Some(
+                [spec.hostname, spec.node]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(spec.aliases.iter().cloned())
+                    .collect(),
+            ),
             ..Default::default()
         };
         let body = ContainerCreateBody {

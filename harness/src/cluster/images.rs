@@ -31,7 +31,7 @@ pub struct ResolvedImage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("image {image} is not present, cannot be pulled ({pull}), and the topology names no local recipe for it")]
+    #[error("this topology is unavailable on this machine: image {image} is not present, cannot be pulled ({pull}), and the topology names no local recipe for it (it needs a container registry, or the image loaded with `docker load` beforehand)")]
     NoRecipe { image: String, pull: String },
     #[error("build image {tag} with {recipe}: {reason} (full log: {log})")]
     Build {

@@ -148,6 +148,7 @@ impl Cluster {
                         .collect(),
                     files: &files,
                     healthcheck: service.healthcheck.as_ref(),
+                    aliases: &service.aliases,
                 })
                 .await?;
             if service.is_spare() {
