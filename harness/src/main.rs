@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,async_nats=off".into()),
+                .unwrap_or_else(|_| "warn,async_nats=off,librdkafka=off,rdkafka=off".into()),
         )
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -18,17 +18,19 @@ use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 use crate::yaml::{Diagnostics, Node, Pos};
 
+pub mod kafka;
 pub mod mqtt;
 pub mod nats;
 
 /// Names of the families, as written in a topology's `x-faultline.family`.
-pub const FAMILIES: &[&str] = &["nats", "mqtt"];
+pub const FAMILIES: &[&str] = &["nats", "mqtt", "kafka"];
 
 /// The brokers a family tells apart, as written in a topology's `x-faultline.broker`
 /// (empty: the family has one broker, and the key is not used).
 pub fn brokers(family: &str) -> &'static [&'static str] {
     match family {
         "mqtt" => mqtt::BROKERS,
+        "kafka" => kafka::BROKERS,
         _ => &[],
     }
 }
@@ -38,6 +40,7 @@ pub fn brokers(family: &str) -> &'static [&'static str] {
 pub enum WorkloadSettings {
     Nats(nats::NatsWorkload),
     Mqtt(Box<mqtt::MqttWorkload>),
+    Kafka(Box<kafka::KafkaWorkload>),
 }
 
 /// Reads `workload.<family>`.
@@ -45,6 +48,9 @@ pub fn parse_workload(family: &str, node: &Node, d: &mut Diagnostics) -> Option<
     match family {
         "nats" => nats::NatsWorkload::parse(node, d).map(WorkloadSettings::Nats),
         "mqtt" => mqtt::MqttWorkload::parse(node, d).map(|w| WorkloadSettings::Mqtt(Box::new(w))),
+        "kafka" => {
+            kafka::KafkaWorkload::parse(node, d).map(|w| WorkloadSettings::Kafka(Box::new(w)))
+        }
         _ => None,
     }
 }
@@ -91,6 +97,26 @@ pub fn check_settings(
             }
             m.check_duration(load, d);
         }
+        WorkloadSettings::Kafka(k) => {
+            let brokers = if topology.gateways.is_empty() {
+                started.len()
+            } else {
+                let mut named: Vec<&String> =
+                    topology.gateways.iter().flat_map(|g| &g.services).collect();
+                named.sort();
+                named.dedup();
+                named.len()
+            };
+            if k.replication_factor as usize > brokers {
+                d.error(
+                    k.pos,
+                    format!(
+                        "workload.kafka: replication factor {} asked for, but the cluster has {brokers} broker(s)",
+                        k.replication_factor
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -99,6 +125,7 @@ pub fn roles(family: &str) -> &'static [&'static str] {
     match family {
         "nats" => nats::ROLES,
         "mqtt" => mqtt::ROLES,
+        "kafka" => kafka::ROLES,
         _ => &[],
     }
 }
@@ -110,6 +137,12 @@ pub fn refuse_fault(
 ) -> Option<String> {
     match settings {
         WorkloadSettings::Nats(w) => w.refuse_fault(kind),
+        WorkloadSettings::Kafka(_) => kind.is_topology_change().then(|| {
+            format!(
+                "{} is not supported on Kafka clusters yet (reassigning partitions to a new or retiring broker is not automated); alternatives: kill, restart or rolling-restart",
+                kind.name()
+            )
+        }),
         WorkloadSettings::Mqtt(_) => kind.is_topology_change().then(|| {
             format!(
                 "{} is not supported on MQTT brokers yet (joining and retiring a RabbitMQ node or a bridged Mosquitto is not automated); alternatives: kill, restart or rolling-restart",
@@ -132,6 +165,7 @@ pub fn connect(
             topology.broker.as_deref(),
             nodes,
         )),
+        WorkloadSettings::Kafka(w) => Box::new(kafka::Kafka::new((**w).clone(), topology, nodes)),
     }
 }
 

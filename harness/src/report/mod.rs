@@ -129,6 +129,18 @@ impl RunResult {
                     },
                 })
             }
+            WorkloadSettings::Kafka(k) => serde_json::json!({
+                "broker": s.topology.broker,
+                "topic": k.topic,
+                "partitions": k.partitions,
+                "replication_factor": k.replication_factor,
+                "acks": k.acks.property(),
+                "idempotence": k.idempotence,
+                "properties": k.properties.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                "consumer_group": k.consumer_group.as_ref().map(|g| serde_json::json!({"group": g.group, "members": g.members})),
+                "client": format!("rdkafka {} (librdkafka {})", "0.39", rdkafka::util::get_rdkafka_version().1),
+                "limits": (s.topology.broker.as_deref() == Some("tansu")).then_some(crate::families::kafka::TANSU_LIMITS),
+            }),
         };
         let mut notes = f.analysis.notes.clone();
         notes.extend(f.drain.notes.iter().cloned());

@@ -1,0 +1,268 @@
+//! The `workload.kafka` section of a scenario.
+
+use std::time::Duration;
+
+use crate::yaml::{self, Diagnostics, Fields, Node, Pos};
+
+/// The producer's `acks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// Every in-sync replica has the record.
+    All,
+    /// The partition leader has it.
+    Leader,
+    /// Nothing acknowledges: fire and forget, no loss verdict possible.
+    None,
+}
+
+impl Acks {
+    pub fn property(self) -> &'static str {
+        match self {
+            Acks::All => "all",
+            Acks::Leader => "1",
+            Acks::None => "0",
+        }
+    }
+}
+
+/// A consumer group reading while the load runs, so rebalances under faults are measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerGroup {
+    pub group: String,
+    /// Members of the group, each its own client.
+    pub members: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaWorkload {
+    pub topic: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub acks: Acks,
+    pub idempotence: bool,
+    /// librdkafka properties passed through to the producers as written (`linger.ms`,
+    /// `batch.size`, `compression.type`, ...), after faultline's own.
+    pub properties: Vec<(String, String)>,
+    pub consumer_group: Option<ConsumerGroup>,
+    /// Bound on one metadata request of the probe and of the health check.
+    pub metadata_timeout: Duration,
+    pub pos: Pos,
+}
+
+const KEYS: &[&str] = &[
+    "topic",
+    "partitions",
+    "replication_factor",
+    "acks",
+    "idempotence",
+    "properties",
+    "consumer_group",
+    "metadata_timeout",
+];
+
+/// Properties faultline sets itself; passing them through would change what is measured.
+const OWN: &[&str] = &[
+    "bootstrap.servers",
+    "acks",
+    "enable.idempotence",
+    "client.id",
+    "group.id",
+];
+
+impl KafkaWorkload {
+    pub fn parse(node: &Node, d: &mut Diagnostics) -> Option<Self> {
+        let f = Fields::new(node, KEYS, "workload.kafka", d)?;
+        let topic = f
+            .require("topic", "the topic name", d)
+            .and_then(|n| yaml::string(n, "workload.kafka.topic", d))
+            .and_then(|s| {
+                let ok = !s.is_empty()
+                    && s.len() <= 249
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !ok {
+                    d.error(
+                        f.get("topic")?.pos,
+                        "workload.kafka.topic: expected 1 to 249 letters, digits, '.', '_' or '-' (Kafka's topic name rule)",
+                    );
+                }
+                ok.then(|| s.to_string())
+            });
+        let partitions = match f.get("partitions") {
+            Some(n) => yaml::integer(n, "workload.kafka.partitions", 1, 1024, d).map(|v| v as u32),
+            None => Some(3),
+        };
+        let replication_factor = match f.get("replication_factor") {
+            Some(n) => {
+                yaml::integer(n, "workload.kafka.replication_factor", 1, 16, d).map(|v| v as u32)
+            }
+            None => Some(1),
+        };
+        let acks = match f.get("acks") {
+            Some(n) => {
+                yaml::choice(n, "workload.kafka.acks", &["all", "1", "0"], d).map(|a| match a {
+                    "all" => Acks::All,
+                    "1" => Acks::Leader,
+                    _ => Acks::None,
+                })
+            }
+            None => Some(Acks::All),
+        };
+        let idempotence = match f.get("idempotence") {
+            Some(n) => yaml::choice(n, "workload.kafka.idempotence", &["true", "false"], d)
+                .map(|v| v == "true"),
+            None => Some(true),
+        };
+        if let (Some(true), Some(a)) = (idempotence, acks) {
+            if a != Acks::All {
+                d.error(
+                    f.get("acks").map(|n| n.pos).unwrap_or(f.pos),
+                    format!(
+                        "workload.kafka.acks: an idempotent producer needs acks all (librdkafka refuses acks {} with enable.idempotence); set idempotence: false",
+                        a.property()
+                    ),
+                );
+            }
+        }
+        let properties = match f.get("properties") {
+            None => Some(Vec::new()),
+            Some(n) => read_properties(n, d),
+        };
+        let consumer_group = match f.get("consumer_group") {
+            None => Some(None),
+            Some(n) => read_group(n, d).map(Some),
+        };
+        let metadata_timeout = match f.get("metadata_timeout") {
+            Some(n) => yaml::duration(n, "workload.kafka.metadata_timeout", d),
+            None => Some(Duration::from_millis(500)),
+        };
+        Some(KafkaWorkload {
+            topic: topic?,
+            partitions: partitions?,
+            replication_factor: replication_factor?,
+            acks: acks?,
+            idempotence: idempotence?,
+            properties: properties?,
+            consumer_group: consumer_group?,
+            metadata_timeout: metadata_timeout?,
+            pos: node.pos,
+        })
+    }
+}
+
+fn read_properties(node: &Node, d: &mut Diagnostics) -> Option<Vec<(String, String)>> {
+    let path = "workload.kafka.properties";
+    let crate::yaml::Value::Map(entries) = &node.value else {
+        d.error(
+            node.pos,
+            format!("{path}: expected a mapping of librdkafka property to value"),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (k, v) in entries {
+        let Some(key) = yaml::string(k, path, d) else {
+            ok = false;
+            continue;
+        };
+        if OWN.contains(&key) {
+            d.error(
+                k.pos,
+                format!("{path}.{key}: faultline sets this property itself; use workload.kafka.{} instead", match key {
+                    "acks" => "acks",
+                    "enable.idempotence" => "idempotence",
+                    "group.id" => "consumer_group.group",
+                    _ => "topology (bootstrap and client ids come from it)",
+                }),
+            );
+            ok = false;
+            continue;
+        }
+        match yaml::string(v, &format!("{path}.{key}"), d) {
+            Some(value) => out.push((key.to_string(), value.to_string())),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_group(node: &Node, d: &mut Diagnostics) -> Option<ConsumerGroup> {
+    let f = Fields::new(
+        node,
+        &["group", "members"],
+        "workload.kafka.consumer_group",
+        d,
+    )?;
+    let group = f
+        .require("group", "the consumer group id", d)
+        .and_then(|n| yaml::string(n, "workload.kafka.consumer_group.group", d))
+        .map(String::from);
+    let members = match f.get("members") {
+        Some(n) => {
+            yaml::integer(n, "workload.kafka.consumer_group.members", 1, 64, d).map(|v| v as u32)
+        }
+        None => Some(2),
+    };
+    Some(ConsumerGroup {
+        group: group?,
+        members: members?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::Diagnostics;
+
+    fn parse(src: &str) -> (Option<KafkaWorkload>, Vec<String>) {
+        let node = crate::yaml::parse(src).unwrap().unwrap();
+        let mut d = Diagnostics::new(std::path::Path::new("s.yaml"));
+        let w = KafkaWorkload::parse(&node, &mut d);
+        let msgs = d.into_vec().into_iter().map(|m| m.to_string()).collect();
+        (w, msgs)
+    }
+
+    #[test]
+    fn defaults_are_the_safe_producer() {
+        let (w, msgs) = parse("topic: orders\n");
+        assert!(msgs.is_empty(), "{msgs:?}");
+        let w = w.unwrap();
+        assert_eq!(w.acks, Acks::All);
+        assert!(w.idempotence);
+        assert_eq!(w.partitions, 3);
+        assert!(w.consumer_group.is_none());
+    }
+
+    #[test]
+    fn properties_pass_through_but_not_faultlines_own() {
+        let (w, msgs) = parse(
+            "topic: t\nproperties:\n  linger.ms: 5\n  compression.type: lz4\n  acks: \"1\"\n",
+        );
+        assert!(w.is_none());
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].contains("s.yaml:5:3"), "{}", msgs[0]);
+        assert!(msgs[0].contains("workload.kafka.acks"), "{}", msgs[0]);
+        let (w, _) = parse("topic: t\nproperties:\n  linger.ms: 5\n");
+        assert_eq!(
+            w.unwrap().properties,
+            vec![("linger.ms".to_string(), "5".to_string())]
+        );
+    }
+
+    #[test]
+    fn idempotence_needs_acks_all() {
+        let (_, msgs) = parse("topic: t\nacks: \"1\"\n");
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].contains("s.yaml:2:7"), "{msgs:?}");
+        let (w, msgs) = parse("topic: t\nacks: \"1\"\nidempotence: false\n");
+        assert!(msgs.is_empty(), "{msgs:?}");
+        assert_eq!(w.unwrap().acks, Acks::Leader);
+    }
+
+    #[test]
+    fn a_bad_topic_name_is_refused_where_written() {
+        let (_, msgs) = parse("topic: \"a b\"\n");
+        assert!(msgs[0].contains("s.yaml:1:8"), "{msgs:?}");
+    }
+}

@@ -1,0 +1,415 @@
+//! Producers through rdkafka with every delivery report recorded (partition and offset),
+//! the consumer group that reads while the load runs, and the drain that reads every
+//! partition to its end by offsets.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::FutureExt;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::config::KafkaWorkload;
+use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
+use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::workload::decode_payload;
+
+/// What the producers ran into that is about the client rather than one message, for the
+/// result's notes: fatal errors (the producer is unusable after one) and error kinds seen.
+#[derive(Debug, Default)]
+pub struct ClientFindings {
+    pub fatal: Vec<String>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+pub type SharedFindings = Arc<Mutex<ClientFindings>>;
+
+/// The producers write no transactions, so read_committed would show nothing more; and
+/// tansu 0.6.0 on PostgreSQL 15 fails ListOffsets LATEST at read_committed
+/// (UNKNOWN_SERVER_ERROR), which would hide every end offset.
+pub const READ_ISOLATION: &str = "read_uncommitted";
+
+/// The client configuration every faultline client starts from.
+pub fn base_config(bootstrap: &str, client_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("client.id", client_id)
+        // librdkafka's own log lines would go to stderr through the log crate; the errors
+        // that matter reach the delivery reports.
+        .set("log_level", "3");
+    c
+}
+
+pub fn producer_client_id(index: u32) -> String {
+    format!("faultline-producer-{index}")
+}
+
+pub fn producer_config(w: &KafkaWorkload, bootstrap: &str, index: u32) -> ClientConfig {
+    let mut c = base_config(bootstrap, &producer_client_id(index));
+    c.set("acks", w.acks.property()).set(
+        "enable.idempotence",
+        if w.idempotence { "true" } else { "false" },
+    );
+    for (k, v) in &w.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+pub struct KafkaProducer {
+    producer: FutureProducer,
+    topic: String,
+    findings: SharedFindings,
+}
+
+impl KafkaProducer {
+    pub fn new(
+        w: &KafkaWorkload,
+        bootstrap: &str,
+        index: u32,
+        findings: SharedFindings,
+    ) -> Result<Self, BrokerError> {
+        let producer: FutureProducer = producer_config(w, bootstrap, index)
+            .create()
+            .map_err(|e| BrokerError(format!("create Kafka producer {index}: {e}")))?;
+        Ok(KafkaProducer {
+            producer,
+            topic: w.topic.clone(),
+            findings,
+        })
+    }
+}
+
+#[async_trait]
+impl Producer for KafkaProducer {
+    async fn send(&mut self, payload: Bytes) -> Sent {
+        // The key spreads a producer's messages over the partitions (librdkafka's default
+        // partitioner hashes it).
+        let key = match decode_payload(&payload) {
+            Some((p, s)) => format!("{p}-{s}"),
+            None => String::new(),
+        };
+        let record = FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload[..]);
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                let findings = self.findings.clone();
+                // Dropping the last handle of a producer purges what it has in flight; the
+                // answer of the last message must not be cut short by the load ending.
+                let keep = self.producer.clone();
+                Sent::Pending {
+                    node: None,
+                    ack: async move {
+                        let _keep = keep;
+                        match delivery.await {
+                            Ok(Ok(d)) => Completion::Ok {
+                                position: Some(d.offset.max(0) as u64),
+                            },
+                            Ok(Err((e, _))) => classify(&e, &findings),
+                            Err(_) => Completion::Info(
+                                "the producer was closed before the delivery report".into(),
+                            ),
+                        }
+                    }
+                    .boxed(),
+                }
+            }
+            // Refused by the client before it was queued (queue full, too large, unknown
+            // topic): it cannot have been applied.
+            Err((e, _)) => {
+                note(&self.findings, &e);
+                Sent::Done {
+                    node: None,
+                    completion: Completion::Fail(format!("not queued by the client: {e}")),
+                }
+            }
+        }
+    }
+}
+
+fn note(findings: &SharedFindings, e: &KafkaError) {
+    let mut f = findings.lock().unwrap_or_else(|e| e.into_inner());
+    let name = match e.rdkafka_error_code() {
+        // Kafka's error code -1.
+        Some(RDKafkaErrorCode::Unknown) => "UNKNOWN_SERVER_ERROR".to_string(),
+        Some(code) => format!("{code:?}"),
+        None => e.to_string(),
+    };
+    *f.errors.entry(name).or_default() += 1;
+}
+
+/// What a failed delivery report says about the message.
+fn classify(e: &KafkaError, findings: &SharedFindings) -> Completion {
+    note(findings, e);
+    let Some(code) = e.rdkafka_error_code() else {
+        return Completion::Info(format!("unclear delivery error: {e}"));
+    };
+    use RDKafkaErrorCode as C;
+    match code {
+        // librdkafka gave up within message.timeout.ms: it may have reached the log.
+        C::MessageTimedOut => Completion::Info(
+            "delivery timed out in the client (message.timeout.ms); it may have been written"
+                .into(),
+        ),
+        // Purged from the client's queue before it was sent.
+        C::PurgeQueue => Completion::Fail("purged from the client's queue before sending".into()),
+        // The leader refused the append: with acks all and too few in-sync replicas, nothing
+        // was written.
+        C::NotEnoughReplicas => Completion::Fail(
+            "refused: fewer in-sync replicas than min.insync.replicas (NOT_ENOUGH_REPLICAS)"
+                .into(),
+        ),
+        C::MessageSizeTooLarge | C::InvalidMessage | C::UnknownTopicOrPartition => {
+            Completion::Fail(format!("refused by the broker: {code:?}"))
+        }
+        C::OutOfOrderSequenceNumber
+        | C::InvalidProducerEpoch
+        | C::ProducerFenced
+        | C::UnknownProducerId
+        | C::Fatal => {
+            let mut f = findings.lock().unwrap_or_else(|e| e.into_inner());
+            if f.fatal.len() < 5 {
+                f.fatal.push(format!("{code:?}: {e}"));
+            }
+            Completion::Info(format!(
+                "fatal producer error {code:?}: the idempotent producer stops; whether this message was written is unknown"
+            ))
+        }
+        C::Unknown => Completion::Info(
+            "delivery failed after sending: UNKNOWN_SERVER_ERROR (the broker could not say what happened)".into(),
+        ),
+        _ => Completion::Info(format!("delivery failed after sending: {code:?}")),
+    }
+}
+
+/// A consumer that reads by assignment (no group coordination), for the drain.
+fn assign_consumer(bootstrap: &str, id: &str) -> Result<BaseConsumer, BrokerError> {
+    let mut c = base_config(bootstrap, id);
+    c.set("group.id", id)
+        .set("isolation.level", READ_ISOLATION)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    c.create()
+        .map_err(|e| BrokerError(format!("create Kafka consumer {id}: {e}")))
+}
+
+/// Per partition: the producer -> last sequence read, and how many records came out of order.
+#[derive(Default)]
+pub struct Order {
+    last: BTreeMap<(i32, u32), u64>,
+    broken: BTreeMap<i32, u64>,
+}
+
+impl Order {
+    fn see(&mut self, partition: i32, producer: u32, seq: u64) {
+        let last = self.last.entry((partition, producer)).or_insert(seq);
+        if seq < *last {
+            *self.broken.entry(partition).or_default() += 1;
+        } else {
+            *last = seq;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn receive(
+    history: &HistorySink,
+    clock: &Clock,
+    partition: i32,
+    offset: i64,
+    payload: Option<&[u8]>,
+    node: Option<&str>,
+    report: &mut DrainReport,
+    order: &mut Order,
+) {
+    let mut r = Record::new(Op::Receive, Kind::Ok);
+    r.t_done = Some(clock.now_us());
+    r.position = Some(offset.max(0) as u64);
+    r.node = node.map(String::from);
+    match payload.and_then(decode_payload) {
+        Some((p, s)) => {
+            r.producer = Some(p);
+            r.seq = Some(s);
+            report.received += 1;
+            order.see(partition, p, s);
+        }
+        None => report.foreign += 1,
+    }
+    history.record(r);
+}
+
+/// The end offset (high watermark) of every partition, asked until every one answers.
+pub async fn end_offsets(
+    bootstrap: &str,
+    w: &KafkaWorkload,
+    deadline: Instant,
+) -> Result<Vec<i64>, BrokerError> {
+    let consumer = Arc::new(assign_consumer(bootstrap, "faultline-watermarks")?);
+    let topic = w.topic.clone();
+    let partitions = w.partitions;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let c = consumer.clone();
+        let t = topic.clone();
+        let got = tokio::task::spawn_blocking(move || {
+            (0..partitions as i32)
+                .map(|p| {
+                    c.fetch_watermarks(&t, p, Duration::from_secs(2))
+                        .map(|(_, high)| high)
+                        .map_err(|e| format!("partition {p}: {e}"))
+                })
+                .collect::<Result<Vec<i64>, String>>()
+        })
+        .await
+        .map_err(|e| BrokerError(format!("watermark task: {e}")))?;
+        match got {
+            Ok(ends) => return Ok(ends),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(BrokerError(format!(
+        "the end offsets of {} could not be read before the drain timeout (last: {last})",
+        w.topic
+    )))
+}
+
+/// Reads every partition from its first offset to `ends`, recording a `receive` per record.
+pub async fn drain(
+    bootstrap: &str,
+    w: &KafkaWorkload,
+    history: &HistorySink,
+    clock: &Clock,
+    ends: Vec<i64>,
+    deadline: Instant,
+) -> Result<DrainReport, BrokerError> {
+    let consumer = assign_consumer(bootstrap, "faultline-drain")?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..w.partitions as i32 {
+        tpl.add_partition_offset(&w.topic, p, Offset::Beginning)
+            .map_err(|e| BrokerError(format!("assign partition {p}: {e}")))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| BrokerError(format!("assign the topic's partitions: {e}")))?;
+    let history = history.clone();
+    let clock = *clock;
+    let w = w.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut report = DrainReport::default();
+        let mut order = Order::default();
+        let mut next: Vec<i64> = vec![0; ends.len()];
+        let mut errors = 0u64;
+        let done = |next: &[i64]| next.iter().zip(&ends).all(|(n, e)| n >= e);
+        while !done(&next) && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    let p = m.partition();
+                    if let Some(n) = next.get_mut(p as usize) {
+                        *n = (*n).max(m.offset() + 1);
+                    }
+                    receive(
+                        &history,
+                        &clock,
+                        p,
+                        m.offset(),
+                        m.payload(),
+                        None,
+                        &mut report,
+                        &mut order,
+                    );
+                }
+                Some(Err(_)) => errors += 1,
+                None => {}
+            }
+        }
+        report.complete = done(&next);
+        let total: i64 = ends.iter().sum();
+        report.notes.push(format!(
+            "drain: read {} partition(s) of {} by offsets from the beginning to the end offsets {:?} ({} record(s) in all){}",
+            ends.len(),
+            w.topic,
+            ends,
+            total,
+            if errors > 0 { format!("; {errors} consumer error(s) while reading") } else { String::new() }
+        ));
+        if !report.complete {
+            let behind: Vec<String> = next
+                .iter()
+                .zip(&ends)
+                .enumerate()
+                .filter(|(_, (n, e))| n < e)
+                .map(|(p, (n, e))| format!("partition {p} at {n} of {e}"))
+                .collect();
+            report
+                .notes
+                .push(format!("drain incomplete: {}", behind.join(", ")));
+        }
+        order_notes(&order, &mut report);
+        report
+    })
+    .await
+    .map_err(|e| BrokerError(format!("drain task: {e}")))
+}
+
+pub fn order_notes(order: &Order, report: &mut DrainReport) {
+    if order.broken.is_empty() {
+        report
+            .notes
+            .push("order: every producer's records are in send order within each partition".into());
+    } else {
+        let per: Vec<String> = order
+            .broken
+            .iter()
+            .map(|(p, n)| format!("partition {p}: {n}"))
+            .collect();
+        report.notes.push(format!(
+            "order broken: records that came after a later one of the same producer in the same partition ({})",
+            per.join(", ")
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_counts_each_step_back_per_partition() {
+        let mut o = Order::default();
+        for (p, prod, seq) in [
+            (0, 1, 1),
+            (0, 1, 2),
+            (1, 1, 0),
+            (0, 1, 1),
+            (0, 2, 5),
+            (0, 1, 3),
+        ] {
+            o.see(p, prod, seq);
+        }
+        assert_eq!(o.broken.get(&0), Some(&1));
+        assert_eq!(o.broken.get(&1), None);
+    }
+
+    #[test]
+    fn delivery_errors_are_classified_as_the_log_knows_them() {
+        let f = SharedFindings::default();
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert!(matches!(classify(&timed_out, &f), Completion::Info(_)));
+        let refused = KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas);
+        assert!(matches!(classify(&refused, &f), Completion::Fail(_)));
+        let fatal = KafkaError::MessageProduction(RDKafkaErrorCode::OutOfOrderSequenceNumber);
+        assert!(matches!(classify(&fatal, &f), Completion::Info(m) if m.contains("fatal")));
+        let f = f.lock().unwrap();
+        assert_eq!(f.fatal.len(), 1);
+        assert_eq!(f.errors.len(), 3);
+    }
+}

@@ -1,0 +1,426 @@
+//! Kafka API: Apache Kafka (KRaft) on machines with a registry, tansu offline, through
+//! rdkafka (librdkafka, bundled).
+//!
+//! - `config`: the `workload.kafka` settings (topic, partitions, acks, idempotence, librdkafka
+//!   properties passed through).
+//! - `driver`: producers with every delivery report recorded (partition, offset), and the
+//!   drain that reads every partition from its first offset to the end offsets it asked for.
+//! - `probe`: cluster metadata (brokers, partition leaders, in-sync replicas) and whether
+//!   each broker answers a Kafka request.
+//! - `gateway`: loopback TCP forwarders, so a client outside Docker reaches the brokers at
+//!   the addresses they advertise: one shared by stateless brokers (tansu; it stands in for
+//!   their load balancer), or one per broker (Apache Kafka). The topology's
+//!   `x-faultline.gateways` lists them.
+
+mod config;
+mod driver;
+mod gateway;
+mod group;
+mod probe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::BaseConsumer;
+
+use super::{wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Producer};
+use crate::cluster::compose::Topology;
+use crate::history::{Clock, HistorySink};
+use crate::progress::Progress;
+pub use config::KafkaWorkload;
+
+/// Roles a fault can target on a Kafka-API cluster.
+/// - `partition-leader`: the leader of partition 0 in the metadata (Apache Kafka);
+/// - `producer-broker`, `member-broker`: the broker producer 0's (consumer group member 0's)
+///   newest connection goes through, read from the client.id of the connections through the
+///   gateways; where stateless brokers share one address, the one a kill takes from it.
+pub const ROLES: &[&str] = &["partition-leader", "producer-broker", "member-broker"];
+
+/// The brokers faultline knows, as written in `x-faultline.broker`.
+pub const BROKERS: &[&str] = &["tansu", "apache-kafka"];
+
+pub const CLIENT_PORT: u16 = 9092;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// Stateless brokers over PostgreSQL: no replication, no leader election.
+    Tansu,
+    ApacheKafka,
+}
+
+/// What tansu cannot show, said in every result of a scenario that runs on it.
+pub const TANSU_LIMITS: &str = "tansu: stateless brokers over one PostgreSQL; every broker reports itself (node 111) as the only broker and as leader and sole in-sync replica of every partition, so there is no leader election, no replication and no ISR: acks all means the broker that took the record wrote it to PostgreSQL. The seed's ISR and detection claims are not applicable here, and no metadata change can show a broker's death (detection is null for that reason).";
+
+pub struct Kafka {
+    workload: KafkaWorkload,
+    flavour: Flavour,
+    /// The nodes that run brokers (the storage node of tansu is not one).
+    brokers: Vec<NodeEndpoint>,
+    gateway_specs: Vec<crate::cluster::compose::Gateway>,
+    gateways: tokio::sync::OnceCell<Vec<gateway::Gateway>>,
+    findings: driver::SharedFindings,
+    group: std::sync::Mutex<Option<group::Group>>,
+}
+
+impl Kafka {
+    pub fn new(workload: KafkaWorkload, topology: &Topology, nodes: Vec<NodeEndpoint>) -> Self {
+        let flavour = match topology.broker.as_deref() {
+            Some("tansu") => Flavour::Tansu,
+            _ => Flavour::ApacheKafka,
+        };
+        let brokers = if topology.gateways.is_empty() {
+            nodes
+        } else {
+            nodes
+                .into_iter()
+                .filter(|n| {
+                    topology
+                        .gateways
+                        .iter()
+                        .any(|g| g.services.contains(&n.name))
+                })
+                .collect()
+        };
+        Kafka {
+            workload,
+            flavour,
+            brokers,
+            gateway_specs: topology.gateways.clone(),
+            gateways: Default::default(),
+            findings: Default::default(),
+            group: Default::default(),
+        }
+    }
+
+    fn addr(node: &NodeEndpoint) -> SocketAddr {
+        SocketAddr::from((node.ip, CLIENT_PORT))
+    }
+
+    /// `bootstrap.servers`: the gateways where there are some, else every broker.
+    fn bootstrap(&self) -> String {
+        let addrs: Vec<String> = if self.gateway_specs.is_empty() {
+            self.brokers
+                .iter()
+                .map(|n| Self::addr(n).to_string())
+                .collect()
+        } else {
+            self.gateway_specs
+                .iter()
+                .map(|g| g.listen.to_string())
+                .collect()
+        };
+        addrs.join(",")
+    }
+
+    async fn start_gateways(&self) -> Result<(), BrokerError> {
+        self.gateways
+            .get_or_try_init(|| async {
+                let mut started = Vec::new();
+                for spec in &self.gateway_specs {
+                    let targets = self
+                        .brokers
+                        .iter()
+                        .filter(|n| spec.services.contains(&n.name))
+                        .map(|n| (n.name.clone(), SocketAddr::from((n.ip, spec.port))))
+                        .collect();
+                    started.push(
+                        gateway::Gateway::start(spec.listen, targets)
+                            .await
+                            .map_err(BrokerError)?,
+                    );
+                }
+                Ok::<_, BrokerError>(started)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Brokers that advertise a gateway of their own, by that gateway's address.
+    fn aliases(&self) -> probe::Aliases {
+        self.gateway_specs
+            .iter()
+            .filter(|g| g.services.len() == 1)
+            .map(|g| (g.listen.to_string(), g.services[0].clone()))
+            .collect()
+    }
+
+    fn metadata_client(&self, id: &str) -> Result<BaseConsumer, BrokerError> {
+        driver::base_config(&self.bootstrap(), id)
+            .create()
+            .map_err(|e| BrokerError(format!("create Kafka metadata client: {e}")))
+    }
+
+    async fn view(&self, client: Arc<BaseConsumer>) -> Result<probe::View, String> {
+        let topic = self.workload.topic.clone();
+        let timeout = self.workload.metadata_timeout.max(Duration::from_secs(1));
+        tokio::task::spawn_blocking(move || probe::view(&client, &topic, timeout))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Every broker answers ApiVersions at its own address.
+    async fn all_answer(&self) -> Result<(), String> {
+        for n in &self.brokers {
+            probe::api_versions(Self::addr(n), self.workload.metadata_timeout)
+                .await
+                .map_err(|e| format!("{}: {e}", n.name))?;
+        }
+        Ok(())
+    }
+
+    async fn create_topic(&self) -> Result<(), BrokerError> {
+        let admin: AdminClient<DefaultClientContext> =
+            driver::base_config(&self.bootstrap(), "faultline-admin")
+                .create()
+                .map_err(|e| BrokerError(format!("create Kafka admin client: {e}")))?;
+        let w = &self.workload;
+        let topic = NewTopic::new(
+            &w.topic,
+            w.partitions as i32,
+            TopicReplication::Fixed(w.replication_factor as i32),
+        );
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics([&topic], &opts)
+            .await
+            .map_err(|e| BrokerError(format!("create topic {}: {e}", w.topic)))?;
+        for r in results {
+            if let Err((name, code)) = r {
+                return Err(BrokerError(format!(
+                    "create topic {name} ({} partitions, replication factor {}): {code:?}",
+                    w.partitions, w.replication_factor
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn notes(&self, report: &mut DrainReport) {
+        if self.flavour == Flavour::Tansu {
+            report.notes.push(TANSU_LIMITS.into());
+        }
+        for g in self.gateways.get().into_iter().flatten() {
+            report.notes.push(g.summary());
+        }
+        let f = self.findings.lock().unwrap_or_else(|e| e.into_inner());
+        if !f.errors.is_empty() {
+            let kinds: Vec<String> = f.errors.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+            report
+                .notes
+                .push(format!("producer errors: {}", kinds.join(", ")));
+        }
+        for fatal in &f.fatal {
+            report.notes.push(format!(
+                "fatal producer error (the client, not one message): {fatal}"
+            ));
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for Kafka {
+    async fn prepare(&self, timeout: Duration, progress: &Progress) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + timeout;
+        self.start_gateways().await?;
+        for g in &self.gateway_specs {
+            progress.note(&format!(
+                "client gateway on {} forwards to {} (port {})",
+                g.listen,
+                g.services.join(", "),
+                g.port
+            ));
+        }
+        wait_for("every broker answers ApiVersions", deadline, || {
+            self.all_answer()
+        })
+        .await?;
+        progress.note("every broker answers Kafka requests");
+        let client = Arc::new(self.metadata_client("faultline-health")?);
+        wait_for("cluster metadata lists a broker", deadline, || async {
+            let v = self.view(client.clone()).await?;
+            if v.brokers.is_empty() {
+                return Err("no broker in the metadata".into());
+            }
+            Ok(())
+        })
+        .await?;
+        self.create_topic().await?;
+        let w = &self.workload;
+        let v = wait_for(
+            "every partition of the topic has a leader",
+            deadline,
+            || async {
+                let v = self.view(client.clone()).await?;
+                let led = v.partitions.values().filter(|(l, _)| *l >= 0).count();
+                if led < w.partitions as usize {
+                    return Err(format!(
+                        "{led} of {} partitions have a leader",
+                        w.partitions
+                    ));
+                }
+                Ok(v)
+            },
+        )
+        .await?;
+        progress.note(&format!(
+            "topic {} created: {} partition(s), replication factor {}; metadata lists broker(s) {:?}",
+            w.topic,
+            w.partitions,
+            w.replication_factor,
+            v.brokers.values().collect::<Vec<_>>()
+        ));
+        Ok(())
+    }
+
+    async fn wait_healthy(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + timeout;
+        wait_for("every broker answers ApiVersions", deadline, || {
+            self.all_answer()
+        })
+        .await
+    }
+
+    async fn add_node(
+        &self,
+        node: NodeEndpoint,
+        _timeout: Duration,
+    ) -> Result<String, BrokerError> {
+        Err(BrokerError(format!(
+            "scale-out of {} is not supported on Kafka clusters yet",
+            node.name
+        )))
+    }
+
+    async fn remove_node(&self, node: &str, _timeout: Duration) -> Result<String, BrokerError> {
+        Err(BrokerError(format!(
+            "scale-in of {node} is not supported on Kafka clusters yet"
+        )))
+    }
+
+    fn client_port(&self) -> u16 {
+        CLIENT_PORT
+    }
+
+    async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
+        Ok(Box::new(driver::KafkaProducer::new(
+            &self.workload,
+            &self.bootstrap(),
+            index,
+            self.findings.clone(),
+        )?))
+    }
+
+    async fn start_readers(&self, history: &HistorySink, clock: &Clock) -> Result<(), BrokerError> {
+        let Some(g) = &self.workload.consumer_group else {
+            return Ok(());
+        };
+        let group = group::Group::start(
+            &self.bootstrap(),
+            &self.workload,
+            g,
+            history,
+            clock,
+            Duration::from_secs(60),
+        )
+        .await?;
+        *self.group.lock().unwrap_or_else(|e| e.into_inner()) = Some(group);
+        Ok(())
+    }
+
+    async fn resolve_role(&self, role: &str) -> Result<String, BrokerError> {
+        let client = Arc::new(self.metadata_client("faultline-roles")?);
+        let v = self.view(client).await.map_err(BrokerError)?;
+        match role {
+            "partition-leader" => {
+                let (leader, _) = v.partitions.get(&0).copied().ok_or_else(|| {
+                    BrokerError(format!("{role}: no partition 0 in the metadata"))
+                })?;
+                let advertised = v.brokers.get(&leader).cloned().unwrap_or_default();
+                let name = probe::broker_name(leader, &advertised, &self.brokers, &self.aliases());
+                if self.brokers.iter().any(|n| n.name == name) {
+                    Ok(name)
+                } else if self.flavour == Flavour::Tansu {
+                    Err(BrokerError(format!(
+                        "{role}: every tansu broker reports itself ({name}) as leader of every partition, so no one node leads partition 0; name a broker instead"
+                    )))
+                } else {
+                    Err(BrokerError(format!(
+                        "{role}: partition 0's leader is {name}, which no node of the topology advertises"
+                    )))
+                }
+            }
+            "producer-broker" | "member-broker" => {
+                let client = if role == "producer-broker" {
+                    driver::producer_client_id(0)
+                } else {
+                    group::member_client_id(0)
+                };
+                // The most recent connection across the gateways.
+                let newest = self
+                    .gateways
+                    .get()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|g| g.brokers_of(&client).into_iter().next())
+                    .max_by_key(|(id, _)| *id);
+                newest.map(|(_, name)| name).ok_or_else(|| {
+                    BrokerError(format!(
+                        "{role}: {client} has no open connection through a gateway (a topology without x-faultline.gateways cannot tell)"
+                    ))
+                })
+            }
+            _ => Err(BrokerError(format!("unknown role {role}"))),
+        }
+    }
+
+    fn probe(&self) -> Box<dyn Probe> {
+        let consumer = match self.metadata_client("faultline-probe") {
+            Ok(c) => Arc::new(c),
+            // Creating a client fails only on a bad configuration, which prepare already used.
+            Err(e) => panic!("{e}"),
+        };
+        Box::new(probe::KafkaProbe {
+            nodes: self.brokers.clone(),
+            aliases: self.aliases(),
+            port: CLIENT_PORT,
+            topic: self.workload.topic.clone(),
+            timeout: self.workload.metadata_timeout,
+            consumer,
+            last: None,
+            up: Default::default(),
+            metadata_up: true,
+        })
+    }
+
+    async fn drain(
+        &self,
+        history: &HistorySink,
+        clock: &Clock,
+        timeout: Duration,
+    ) -> Result<DrainReport, BrokerError> {
+        let deadline = Instant::now() + timeout;
+        let ends = driver::end_offsets(&self.bootstrap(), &self.workload, deadline).await?;
+        let group = self.group.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut report = match group {
+            // Stopped once read to the end: dropping it closes the members.
+            Some(g) => g.finish(&ends, deadline).await,
+            None => {
+                driver::drain(
+                    &self.bootstrap(),
+                    &self.workload,
+                    history,
+                    clock,
+                    ends,
+                    deadline,
+                )
+                .await?
+            }
+        };
+        self.notes(&mut report);
+        Ok(report)
+    }
+}
