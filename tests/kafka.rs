@@ -146,15 +146,15 @@ fn a_consumer_group_reads_everything_when_its_broker_is_killed() {
     assert!(history.contains("\"event\":\"group-assigned\""));
 }
 
-/// Apache Kafka needs the official image. Offline, faultline must say the topology is
+/// Apache Kafka needs an official image. Offline, faultline must say the topology is
 /// unavailable here, naming the image, and exit 3; with a registry the scenario must pass.
-fn kraft(scenario: &str) -> Option<Value> {
+fn registry_only(scenario: &str, image: &str) -> Option<Value> {
     let out = tempfile::tempdir().unwrap();
     let run = run_scenario(scenario, out.path());
     if run.code == 3 && run.stderr.contains("unavailable on this machine") {
-        assert!(run.stderr.contains("apache/kafka:3.9.0"), "{}", run.stderr);
+        assert!(run.stderr.contains(image), "{}", run.stderr);
         assert!(run.result.is_none());
-        eprintln!("NOT RUN here: {scenario}: the Apache Kafka image cannot be had without a registry; faultline said:\n{}", run.stderr.lines().last().unwrap_or(""));
+        eprintln!("NOT RUN here: {scenario}: {image} cannot be had without a registry; faultline said:\n{}", run.stderr.lines().last().unwrap_or(""));
         return None;
     }
     let r = run
@@ -169,7 +169,10 @@ fn kraft(scenario: &str) -> Option<Value> {
 #[test]
 fn kraft_partition_leader_kill_loses_nothing_with_two_in_sync_replicas() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = kraft("scenarios/kafka/kraft-leader-kill.yaml") {
+    if let Some(r) = registry_only(
+        "scenarios/kafka/kraft-leader-kill.yaml",
+        "apache/kafka:3.9.0",
+    ) {
         let f = &r["faults"][0];
         assert!(f64_at(f, "/detection_ms").is_some(), "{f}");
         assert!(f["new_leader"].is_string(), "{f}");
@@ -179,7 +182,54 @@ fn kraft_partition_leader_kill_loses_nothing_with_two_in_sync_replicas() {
 #[test]
 fn kraft_paused_follower_leaves_the_isr_and_writes_go_on() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = kraft("scenarios/kafka/kraft-isr-shrink.yaml") {
+    if let Some(r) = registry_only(
+        "scenarios/kafka/kraft-isr-shrink.yaml",
+        "apache/kafka:3.9.0",
+    ) {
         assert!(r["messages"]["acked"].as_u64().unwrap() > 5_000);
     }
+}
+
+#[test]
+fn zookeeper_mode_controller_kill_is_detected_by_the_new_controller() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = registry_only(
+        "scenarios/kafka/zk-controller-kill.yaml",
+        "confluentinc/cp-zookeeper:7.6.1",
+    ) {
+        let f = &r["faults"][0];
+        let detection = f64_at(f, "/detection_ms").expect("detection measured");
+        assert!(detection <= 30_000.0, "{f}");
+    }
+}
+
+#[test]
+fn brokers_advertising_only_themselves_leave_the_client_nowhere_to_go_and_faultline_says_why() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let run = run_scenario(
+        "scenarios/kafka/tansu-advertised-own-address.yaml",
+        out.path(),
+    );
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["messages"]["lost"], 0, "{}", r["messages"]);
+    let failed = r["checks"]["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].as_str().unwrap().contains("failover"),
+        "{failed:?}"
+    );
+    let notes = notes(&r);
+    assert!(
+        notes.contains("advertised listeners: every broker's Metadata lists only itself")
+            && notes.contains("cannot fail over"),
+        "{notes}"
+    );
+    // The producer got its acknowledgements back only once its broker was started again.
+    let gap = f64_at(&r["faults"][0], "/max_ack_gap_ms").unwrap_or(f64::MAX);
+    assert!(gap > 5_000.0, "{}", r["faults"][0]);
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
 }

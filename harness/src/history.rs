@@ -89,6 +89,9 @@ pub struct Record {
     /// Broker position of an acknowledged or received message (stream sequence, offset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u64>,
+    /// The partition of an acknowledged or received message, where the broker has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     /// Fault ops: the occurrence's run-unique id, its kind and resolved target node(s),
     /// comma-separated.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -214,9 +214,13 @@ impl CompletionCtx {
     fn complete(&self, mut record: Record, completion: Completion) {
         record.t_done = Some(self.clock.now_us());
         match completion {
-            Completion::Ok { position } => {
+            Completion::Ok {
+                position,
+                partition,
+            } => {
                 record.kind = Some(Kind::Ok);
                 record.position = position;
+                record.partition = partition;
                 self.counters.acked.fetch_add(1, Ordering::Relaxed);
             }
             Completion::Fail(e) => {
@@ -265,7 +269,10 @@ mod tests {
                 node: Some("n1".into()),
                 ack: async move {
                     tokio::time::sleep(delay).await;
-                    Completion::Ok { position: None }
+                    Completion::Ok {
+                        position: None,
+                        partition: None,
+                    }
                 }
                 .boxed(),
             }

@@ -229,7 +229,11 @@ pub struct NodeEndpoint {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Completion {
     /// Acknowledged by the broker, with its position (stream sequence, offset) where known.
-    Ok { position: Option<u64> },
+    Ok {
+        position: Option<u64>,
+        /// The partition it went to, where the broker has partitions (Kafka).
+        partition: Option<u32>,
+    },
     /// Definitely not applied (e.g. refused before it was stored).
     Fail(String),
     /// Unknown: a timeout or a connection lost after sending. It may or may not have been applied.

@@ -112,6 +112,7 @@ impl Producer for KafkaProducer {
                         match delivery.await {
                             Ok(Ok(d)) => Completion::Ok {
                                 position: Some(d.offset.max(0) as u64),
+                                partition: Some(d.partition.max(0) as u32),
                             },
                             Ok(Err((e, _))) => classify(&e, &findings),
                             Err(_) => Completion::Info(
@@ -233,6 +234,7 @@ pub fn receive(
     let mut r = Record::new(Op::Receive, Kind::Ok);
     r.t_done = Some(clock.now_us());
     r.position = Some(offset.max(0) as u64);
+    r.partition = Some(partition.max(0) as u32);
     r.node = node.map(String::from);
     match payload.and_then(decode_payload) {
         Some((p, s)) => {

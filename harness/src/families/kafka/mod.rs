@@ -38,7 +38,13 @@ pub use config::KafkaWorkload;
 /// - `producer-broker`, `member-broker`: the broker producer 0's (consumer group member 0's)
 ///   newest connection goes through, read from the client.id of the connections through the
 ///   gateways; where stateless brokers share one address, the one a kill takes from it.
-pub const ROLES: &[&str] = &["partition-leader", "producer-broker", "member-broker"];
+/// - `controller`: the controller the brokers name in their Metadata answers.
+pub const ROLES: &[&str] = &[
+    "partition-leader",
+    "controller",
+    "producer-broker",
+    "member-broker",
+];
 
 /// The brokers faultline knows, as written in `x-faultline.broker`.
 pub const BROKERS: &[&str] = &["tansu", "apache-kafka"];
@@ -64,6 +70,9 @@ pub struct Kafka {
     gateways: tokio::sync::OnceCell<Vec<gateway::Gateway>>,
     findings: driver::SharedFindings,
     group: std::sync::Mutex<Option<group::Group>>,
+    /// The advertised-listeners finding, when the brokers' own answers show it.
+    advertised: std::sync::Mutex<Option<String>>,
+    isr: probe::IsrSeries,
 }
 
 impl Kafka {
@@ -93,6 +102,8 @@ impl Kafka {
             gateways: Default::default(),
             findings: Default::default(),
             group: Default::default(),
+            advertised: Default::default(),
+            isr: Default::default(),
         }
     }
 
@@ -162,14 +173,17 @@ impl Kafka {
             .map_err(|e| e.to_string())?
     }
 
-    /// Every broker answers ApiVersions at its own address.
-    async fn all_answer(&self) -> Result<(), String> {
+    /// Every broker answers a Metadata request at its own address; their answers.
+    async fn all_answer(&self) -> Result<Vec<probe::NodeView>, String> {
+        let mut views = Vec::new();
         for n in &self.brokers {
-            probe::api_versions(Self::addr(n), self.workload.metadata_timeout)
-                .await
-                .map_err(|e| format!("{}: {e}", n.name))?;
+            views.push(
+                probe::node_metadata(Self::addr(n), self.workload.metadata_timeout)
+                    .await
+                    .map_err(|e| format!("{}: {e}", n.name))?,
+            );
         }
-        Ok(())
+        Ok(views)
     }
 
     async fn create_topic(&self) -> Result<(), BrokerError> {
@@ -206,6 +220,12 @@ impl Kafka {
         for g in self.gateways.get().into_iter().flatten() {
             report.notes.push(g.summary());
         }
+        if let Some(finding) = &*self.advertised.lock().unwrap_or_else(|e| e.into_inner()) {
+            report.notes.push(finding.clone());
+        }
+        if let Some(isr) = probe::isr_summary(&self.isr) {
+            report.notes.push(isr);
+        }
         let f = self.findings.lock().unwrap_or_else(|e| e.into_inner());
         if !f.errors.is_empty() {
             let kinds: Vec<String> = f.errors.iter().map(|(k, n)| format!("{k} x{n}")).collect();
@@ -221,6 +241,25 @@ impl Kafka {
     }
 }
 
+/// When every broker lists only itself, each at its own address, a client that has
+/// metadata knows one broker: the finding, in a Kafka engineer's words.
+fn advertised_alone(views: &[probe::NodeView]) -> Option<String> {
+    let addrs: Vec<&String> = views
+        .iter()
+        .filter(|v| v.brokers.len() == 1)
+        .flat_map(|v| v.brokers.values())
+        .collect();
+    let mut distinct = addrs.clone();
+    distinct.sort();
+    distinct.dedup();
+    (views.len() > 1 && addrs.len() == views.len() && distinct.len() > 1).then(|| {
+        format!(
+            "advertised listeners: every broker's Metadata lists only itself, each at its own address ({}); a client that has metadata knows one broker, and librdkafka (2.10 and later) no longer falls back to bootstrap.servers, so when that broker dies the client cannot fail over: its requests time out. Advertise one shared address (a load balancer), as x-faultline.gateways does",
+            distinct.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
 #[async_trait]
 impl Broker for Kafka {
     async fn prepare(&self, timeout: Duration, progress: &Progress) -> Result<(), BrokerError> {
@@ -234,11 +273,15 @@ impl Broker for Kafka {
                 g.port
             ));
         }
-        wait_for("every broker answers ApiVersions", deadline, || {
+        let views = wait_for("every broker answers a Metadata request", deadline, || {
             self.all_answer()
         })
         .await?;
         progress.note("every broker answers Kafka requests");
+        if let Some(finding) = advertised_alone(&views) {
+            progress.note(&finding);
+            *self.advertised.lock().unwrap_or_else(|e| e.into_inner()) = Some(finding);
+        }
         let client = Arc::new(self.metadata_client("faultline-health")?);
         wait_for("cluster metadata lists a broker", deadline, || async {
             let v = self.view(client.clone()).await?;
@@ -278,10 +321,11 @@ impl Broker for Kafka {
 
     async fn wait_healthy(&self, timeout: Duration) -> Result<(), BrokerError> {
         let deadline = Instant::now() + timeout;
-        wait_for("every broker answers ApiVersions", deadline, || {
+        wait_for("every broker answers a Metadata request", deadline, || {
             self.all_answer()
         })
         .await
+        .map(|_| ())
     }
 
     async fn add_node(
@@ -353,6 +397,34 @@ impl Broker for Kafka {
                     )))
                 }
             }
+            "controller" => {
+                let mut last = String::from("no broker asked");
+                for n in &self.brokers {
+                    match probe::node_metadata(Self::addr(n), self.workload.metadata_timeout).await
+                    {
+                        Ok(v) => {
+                            let advertised =
+                                v.brokers.get(&v.controller).cloned().unwrap_or_default();
+                            let name = probe::broker_name(
+                                v.controller,
+                                &advertised,
+                                &self.brokers,
+                                &self.aliases(),
+                            );
+                            return if self.brokers.iter().any(|b| b.name == name) {
+                                Ok(name)
+                            } else {
+                                Err(BrokerError(format!(
+                                    "{role}: {} names controller {name}, which is no node of the topology (tansu: every broker names itself, node 111)",
+                                    n.name
+                                )))
+                            };
+                        }
+                        Err(e) => last = format!("{}: {e}", n.name),
+                    }
+                }
+                Err(BrokerError(format!("{role}: no broker answered ({last})")))
+            }
             "producer-broker" | "member-broker" => {
                 let client = if role == "producer-broker" {
                     driver::producer_client_id(0)
@@ -391,7 +463,9 @@ impl Broker for Kafka {
             timeout: self.workload.metadata_timeout,
             consumer,
             last: None,
+            isr: self.isr.clone(),
             up: Default::default(),
+            node_views: Default::default(),
             metadata_up: true,
         })
     }
@@ -422,5 +496,29 @@ impl Broker for Kafka {
         };
         self.notes(&mut report);
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alone(addrs: &[&str]) -> Vec<probe::NodeView> {
+        addrs
+            .iter()
+            .map(|a| probe::NodeView {
+                brokers: [(111, a.to_string())].into_iter().collect(),
+                controller: 111,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn brokers_that_each_advertise_only_themselves_are_named_as_the_reason() {
+        let got = advertised_alone(&alone(&["t1:9092", "t2:9092", "t3:9092"])).unwrap();
+        assert!(got.contains("cannot fail over"), "{got}");
+        assert!(got.contains("t1:9092, t2:9092, t3:9092"), "{got}");
+        // One shared address (the gateway): a client can always reconnect.
+        assert!(advertised_alone(&alone(&["127.0.0.1:19092"; 3])).is_none());
     }
 }

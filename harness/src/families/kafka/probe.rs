@@ -2,7 +2,7 @@
 //! partition leaders, in-sync replicas) through the admin path of a client, and whether each
 //! broker answers a Kafka request at all (ApiVersions, straight to its address).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,38 +15,131 @@ use tokio::net::TcpStream;
 use crate::families::{NodeEndpoint, Observation, Observed, Probe};
 use crate::history::Clock;
 
-/// Sends ApiVersions (v0) to `addr` and reads the answer's header: the broker is up and
-/// speaking Kafka.
-pub async fn api_versions(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+/// One broker's own answer to a Metadata request: the brokers it lists (id -> advertised
+/// "host:port") and the controller it names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeView {
+    pub brokers: BTreeMap<i32, String>,
+    pub controller: i32,
+}
+
+/// Sends Metadata v1 for no topic straight to `addr` and reads the brokers and controller
+/// from the answer (so each broker's own view is seen, not the client's merged one).
+pub async fn node_metadata(addr: SocketAddr, timeout: Duration) -> Result<NodeView, String> {
     let exchange = async {
         let mut s = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         let client = b"faultline-probe";
         let mut req = Vec::new();
-        req.extend_from_slice(&18i16.to_be_bytes()); // api key: ApiVersions
-        req.extend_from_slice(&0i16.to_be_bytes()); // version 0
-        req.extend_from_slice(&0x0fa1i32.to_be_bytes()); // correlation id
+        req.extend_from_slice(&3i16.to_be_bytes()); // api key: Metadata
+        req.extend_from_slice(&1i16.to_be_bytes()); // version 1
+        req.extend_from_slice(&0x0fa2i32.to_be_bytes());
         req.extend_from_slice(&(client.len() as i16).to_be_bytes());
         req.extend_from_slice(client);
+        req.extend_from_slice(&0i32.to_be_bytes()); // no topics
         let mut framed = (req.len() as i32).to_be_bytes().to_vec();
         framed.extend_from_slice(&req);
         s.write_all(&framed)
             .await
             .map_err(|e| format!("send: {e}"))?;
-        let mut head = [0u8; 10];
-        s.read_exact(&mut head)
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size)
             .await
             .map_err(|e| format!("no answer: {e}"))?;
-        let correlation = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-        if correlation != 0x0fa1 {
-            return Err(format!("answered with correlation id {correlation}"));
+        let n = i32::from_be_bytes(size);
+        if !(8..=(1 << 20)).contains(&n) {
+            return Err(format!("answer of {n} bytes"));
         }
-        Ok(())
+        let mut body = vec![0u8; n as usize];
+        s.read_exact(&mut body)
+            .await
+            .map_err(|e| format!("short answer: {e}"))?;
+        parse_metadata_v1(&body)
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("no ApiVersions answer within {} ms", timeout.as_millis()))?
+        .map_err(|_| format!("no Metadata answer within {} ms", timeout.as_millis()))?
+}
+
+/// A Metadata v1 response body (after the size): correlation id, brokers [id, host, port,
+/// rack], controller id.
+pub fn parse_metadata_v1(b: &[u8]) -> Result<NodeView, String> {
+    let mut at = 4; // correlation id
+    let short = || "truncated Metadata answer".to_string();
+    let i32_at = |at: &mut usize| -> Result<i32, String> {
+        let v = b.get(*at..*at + 4).ok_or_else(short)?;
+        *at += 4;
+        Ok(i32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+    };
+    let str_at = |at: &mut usize| -> Result<Option<String>, String> {
+        let v = b.get(*at..*at + 2).ok_or_else(short)?;
+        let len = i16::from_be_bytes([v[0], v[1]]);
+        *at += 2;
+        if len < 0 {
+            return Ok(None);
+        }
+        let v = b.get(*at..*at + len as usize).ok_or_else(short)?;
+        *at += len as usize;
+        Ok(Some(String::from_utf8_lossy(v).into_owned()))
+    };
+    let count = i32_at(&mut at)?;
+    if !(0..=10_000).contains(&count) {
+        return Err(format!("{count} brokers in the answer"));
+    }
+    let mut view = NodeView::default();
+    for _ in 0..count {
+        let id = i32_at(&mut at)?;
+        let host = str_at(&mut at)?.unwrap_or_default();
+        let port = i32_at(&mut at)?;
+        let _rack = str_at(&mut at)?;
+        view.brokers.insert(id, format!("{host}:{port}"));
+    }
+    view.controller = i32_at(&mut at)?;
+    Ok(view)
+}
+
+/// What one broker's own view shows changed.
+pub fn node_changes(
+    before: &NodeView,
+    after: &NodeView,
+    nodes: &[NodeEndpoint],
+    aliases: &Aliases,
+) -> Vec<Observed> {
+    let name = |v: &NodeView, id: i32| {
+        v.brokers
+            .get(&id)
+            .map(|a| broker_name(id, a, nodes, aliases))
+            .unwrap_or_else(|| format!("broker {id}"))
+    };
+    let mut out = Vec::new();
+    for id in before
+        .brokers
+        .keys()
+        .filter(|i| !after.brokers.contains_key(i))
+    {
+        out.push(Observed::PeerDown {
+            peer: name(before, *id),
+            signal: "gone from its Metadata broker list".into(),
+        });
+    }
+    for id in after
+        .brokers
+        .keys()
+        .filter(|i| !before.brokers.contains_key(i))
+    {
+        out.push(Observed::PeerUp {
+            peer: name(after, *id),
+            signal: "back in its Metadata broker list".into(),
+        });
+    }
+    if before.controller != after.controller {
+        out.push(Observed::Leader {
+            role: "controller".into(),
+            leader: (after.controller >= 0).then(|| name(after, after.controller)),
+        });
+    }
+    out
 }
 
 /// The cluster as one metadata answer describes it.
@@ -116,23 +209,9 @@ pub fn changes(
             .map(|a| broker_name(id, a, nodes, aliases))
             .unwrap_or_else(|| format!("broker {id}"))
     };
+    // Brokers coming and going are each broker's own view (`node_changes`); the client's
+    // merged view adds partition leaders and in-sync replica counts.
     let mut out = Vec::new();
-    let (was, is): (BTreeSet<_>, BTreeSet<_>) = (
-        before.brokers.keys().copied().collect(),
-        after.brokers.keys().copied().collect(),
-    );
-    for id in was.difference(&is) {
-        out.push(Observed::PeerDown {
-            peer: name(before, *id),
-            signal: "gone from the metadata's broker list".into(),
-        });
-    }
-    for id in is.difference(&was) {
-        out.push(Observed::PeerUp {
-            peer: name(after, *id),
-            signal: "back in the metadata's broker list".into(),
-        });
-    }
     for (p, (leader, isr)) in &after.partitions {
         let old = before.partitions.get(p);
         if old.map(|(l, _)| l) != Some(leader) {
@@ -153,6 +232,31 @@ pub fn changes(
     out
 }
 
+/// Per partition, the in-sync replica count each time it changed: (run time, count).
+pub type IsrSeries = std::sync::Arc<std::sync::Mutex<BTreeMap<i32, Vec<(u64, usize)>>>>;
+
+/// The series in words, for the result's notes.
+pub fn isr_summary(series: &IsrSeries) -> Option<String> {
+    let s = series.lock().unwrap_or_else(|e| e.into_inner());
+    if s.values().all(|v| v.len() <= 1) {
+        return None;
+    }
+    let parts: Vec<String> = s
+        .iter()
+        .map(|(p, v)| {
+            let steps: Vec<String> = v
+                .iter()
+                .map(|(t, n)| format!("{n} at {:.1} s", *t as f64 / 1e6))
+                .collect();
+            format!("partition {p}: {}", steps.join(", "))
+        })
+        .collect();
+    Some(format!(
+        "in-sync replicas over time (metadata): {}",
+        parts.join("; ")
+    ))
+}
+
 pub struct KafkaProbe {
     pub nodes: Vec<NodeEndpoint>,
     pub aliases: Aliases,
@@ -161,7 +265,9 @@ pub struct KafkaProbe {
     pub timeout: Duration,
     pub consumer: Arc<BaseConsumer>,
     pub last: Option<View>,
+    pub isr: IsrSeries,
     pub up: BTreeMap<String, bool>,
+    pub node_views: BTreeMap<String, NodeView>,
     pub metadata_up: bool,
 }
 
@@ -173,14 +279,26 @@ impl Probe for KafkaProbe {
         let checks = self.nodes.iter().map(|n| {
             let addr = SocketAddr::from((n.ip, port));
             let name = n.name.clone();
-            async move { (name, api_versions(addr, timeout).await) }
+            async move { (name, node_metadata(addr, timeout).await) }
         });
-        for (name, answer) in futures::future::join_all(checks).await {
-            let was = self.up.insert(name.clone(), answer.is_ok()).unwrap_or(true);
+        for (node, answer) in futures::future::join_all(checks).await {
+            let was = self.up.insert(node.clone(), answer.is_ok()).unwrap_or(true);
             let t_us = clock.now_us();
-            // The harness's own view of the node, not the cluster's: never detection.
-            let name = format!("harness/{name}");
-            match answer {
+            if let Ok(view) = &answer {
+                if let Some(before) = self.node_views.insert(node.clone(), view.clone()) {
+                    for what in node_changes(&before, view, &self.nodes, &self.aliases) {
+                        out.push(Observation {
+                            t_us,
+                            observer: node.clone(),
+                            what,
+                        });
+                    }
+                }
+            }
+            // Whether the node answers at all is the harness's own view, not the
+            // cluster's: never detection.
+            let name = format!("harness/{node}");
+            match answer.map(|_| ()) {
                 Err(detail) if was => out.push(Observation {
                     t_us,
                     observer: name,
@@ -209,6 +327,15 @@ impl Probe for KafkaProbe {
                         observer: "metadata".into(),
                         what: Observed::Reachable,
                     });
+                }
+                {
+                    let mut series = self.isr.lock().unwrap_or_else(|e| e.into_inner());
+                    for (p, (_, isr)) in &v.partitions {
+                        let steps = series.entry(*p).or_default();
+                        if steps.last().map(|(_, n)| n) != Some(isr) {
+                            steps.push((t_us, *isr));
+                        }
+                    }
                 }
                 if let Some(before) = &self.last {
                     for what in changes(before, &v, &self.nodes, &self.aliases, &self.topic) {
@@ -258,14 +385,10 @@ mod tests {
     }
 
     #[test]
-    fn a_broker_gone_and_a_leader_moved_are_observed_by_name() {
+    fn a_leader_moved_and_an_isr_shrunk_are_observed_by_name() {
         let before = v(&[(1, "k1:9092"), (2, "10.0.0.11:9092")], &[(0, 1, 2)]);
         let after = v(&[(2, "10.0.0.11:9092")], &[(0, 2, 1)]);
         let got = changes(&before, &after, &nodes(), &vec![], "t");
-        assert!(got.contains(&Observed::PeerDown {
-            peer: "k1".into(),
-            signal: "gone from the metadata's broker list".into()
-        }));
         assert!(got.contains(&Observed::Leader {
             role: "partition:t-0".into(),
             leader: Some("k2".into())
@@ -290,16 +413,59 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn api_versions_reports_a_silent_port() {
+    async fn a_silent_port_is_reported() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let _keep = tokio::spawn(async move {
             let (_s, _) = l.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
-        let e = api_versions(addr, Duration::from_millis(200))
+        let e = node_metadata(addr, Duration::from_millis(200))
             .await
             .unwrap_err();
-        assert!(e.contains("no ApiVersions answer within 200 ms"), "{e}");
+        assert!(e.contains("no Metadata answer within 200 ms"), "{e}");
+    }
+
+    /// A Metadata v1 answer as a broker writes it.
+    fn answer(brokers: &[(i32, &str, i32)], controller: i32) -> Vec<u8> {
+        let mut b = 7i32.to_be_bytes().to_vec();
+        b.extend_from_slice(&(brokers.len() as i32).to_be_bytes());
+        for (id, host, port) in brokers {
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(&(host.len() as i16).to_be_bytes());
+            b.extend_from_slice(host.as_bytes());
+            b.extend_from_slice(&port.to_be_bytes());
+            b.extend_from_slice(&(-1i16).to_be_bytes()); // no rack
+        }
+        b.extend_from_slice(&controller.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // no topics
+        b
+    }
+
+    #[test]
+    fn metadata_v1_answers_are_read_and_compared() {
+        let before =
+            parse_metadata_v1(&answer(&[(1, "k1", 9092), (2, "10.0.0.11", 9092)], 1)).unwrap();
+        assert_eq!(before.controller, 1);
+        assert_eq!(
+            before.brokers.get(&2).map(String::as_str),
+            Some("10.0.0.11:9092")
+        );
+        let after = parse_metadata_v1(&answer(&[(2, "10.0.0.11", 9092)], 2)).unwrap();
+        let got = node_changes(&before, &after, &nodes(), &vec![]);
+        assert_eq!(
+            got,
+            vec![
+                Observed::PeerDown {
+                    peer: "k1".into(),
+                    signal: "gone from its Metadata broker list".into()
+                },
+                Observed::Leader {
+                    role: "controller".into(),
+                    leader: Some("k2".into())
+                }
+            ]
+        );
+        assert!(parse_metadata_v1(&answer(&[(1, "k1", 9092)], 1)[..9]).is_err());
     }
 }

@@ -133,19 +133,28 @@ impl Waiting {
             }
             Event::Incoming(Packet::PubAck(ack)) if qos == Qos::One => {
                 if let Some(tx) = self.written.remove(&ack.pkid) {
-                    let _ = tx.send(Completion::Ok { position: None });
+                    let _ = tx.send(Completion::Ok {
+                        position: None,
+                        partition: None,
+                    });
                 }
             }
             // RabbitMQ 3.10 grants QoS 1 at most and answers a QoS 2 publish with a PUBACK:
             // the broker acknowledged it, at the QoS it supports.
             Event::Incoming(Packet::PubAck(ack)) if qos == Qos::Two => {
                 if let Some(tx) = self.written.remove(&ack.pkid) {
-                    let _ = tx.send(Completion::Ok { position: None });
+                    let _ = tx.send(Completion::Ok {
+                        position: None,
+                        partition: None,
+                    });
                 }
             }
             Event::Incoming(Packet::PubComp(comp)) if qos == Qos::Two => {
                 if let Some(tx) = self.written.remove(&comp.pkid) {
-                    let _ = tx.send(Completion::Ok { position: None });
+                    let _ = tx.send(Completion::Ok {
+                        position: None,
+                        partition: None,
+                    });
                 }
             }
             _ => {}

@@ -221,6 +221,7 @@ impl Producer for NatsProducer {
                     match ack.await {
                         Ok(ack) => Completion::Ok {
                             position: Some(ack.sequence),
+                            partition: None,
                         },
                         Err(e) => classify(&e),
                     }
