@@ -206,3 +206,35 @@ fn a_clock_jump_on_a_bridged_mosquitto_is_applied_verified_and_healed() {
         "wall clock +120 s (libfaketime; monotonic clock untouched)"
     );
 }
+
+#[test]
+fn a_drifting_clock_runs_away_by_the_rate_asked_and_is_set_back() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/mosquitto-clock-drift.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "clock-skew");
+    assert_eq!(
+        f["description"],
+        "wall clock +0 s, then drifting +500 ms per second, stepped every second (libfaketime; monotonic clock untouched)"
+    );
+    // 20 s at +500 ms/s: m1's clock, read inside the container at heal, is about 10 s ahead
+    // (one step and the `date` round trip either way).
+    let note = f["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.starts_with("at heal: the clock had drifted to m1 "))
+        .unwrap_or_else(|| panic!("no drift reading at heal: {f}"));
+    let seen: f64 = note
+        .trim_start_matches("at heal: the clock had drifted to m1 ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{note}: {e}"));
+    assert!((8.5..=11.5).contains(&seen), "{note}");
+    // Healing set it back and read it back: t_heal exists only if `date` agreed.
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+}

@@ -221,6 +221,9 @@ pub struct FaultSpec {
     pub path: Option<String>,
     /// Clock-skew: seconds added to the nodes' wall clock (negative: behind).
     pub offset_s: Option<f64>,
+    /// Clock-skew: seconds the nodes' wall clock gains per real second while the fault is in
+    /// effect (negative: loses).
+    pub drift_s: Option<f64>,
     /// Repeat every this long, `times` times in all.
     pub every: Option<Duration>,
     /// Each interval is drawn uniformly from `every ± jitter` with the run's seed.
@@ -584,7 +587,7 @@ fn unsupported(kind: &str, family: Option<&str>) -> Option<String> {
 
 const FAULT_KEYS: &[&str] = &[
     "at", "kind", "target", "for", "signal", "shape", "from", "to", "links", "percent", "peers",
-    "rate", "path", "offset", "every", "jitter", "times",
+    "rate", "path", "offset", "drift", "every", "jitter", "times",
 ];
 
 fn read_fault(
@@ -629,6 +632,7 @@ fn read_fault(
     let mut peers = Vec::new();
     let mut data_path = None;
     let mut offset_s = None;
+    let mut drift_s = None;
     match kind {
         Some(FaultKind::Partition) => {
             let name = f
@@ -774,22 +778,42 @@ fn read_fault(
             };
         }
         Some(FaultKind::ClockSkew) => {
-            offset_s = f
-                .require("offset", "how far the clock moves, such as \"+30s\" or \"-2m\"", d)
-                .and_then(|n| {
-                    let text = yaml::string(n, &f.path_of("offset"), d)?;
-                    let (sign, rest) = match text.strip_prefix('-') {
-                        Some(rest) => (-1.0, rest),
-                        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
-                    };
-                    match yaml::parse_duration(rest) {
-                        Some(d) if !d.is_zero() => Some(sign * d.as_secs_f64()),
-                        _ => {
-                            d.error(n.pos, format!("{}: expected a signed duration such as \"+30s\" or \"-2m\", found {text:?}", f.path_of("offset")));
-                            None
-                        }
+            let signed = |key: &str, suffix: &str, example: &str, d: &mut Diagnostics| {
+                let n = f.get(key)?;
+                let text = yaml::string(n, &f.path_of(key), d)?;
+                let (sign, rest) = match text.strip_prefix('-') {
+                    Some(rest) => (-1.0, rest),
+                    None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+                };
+                match rest.strip_suffix(suffix).and_then(yaml::parse_duration) {
+                    Some(v) if !v.is_zero() => Some(sign * v.as_secs_f64()),
+                    _ => {
+                        d.error(
+                            n.pos,
+                            format!("{}: expected {example}, found {text:?}", f.path_of(key)),
+                        );
+                        None
                     }
-                });
+                }
+            };
+            offset_s = signed(
+                "offset",
+                "",
+                "a signed duration such as \"+30s\" or \"-2m\"",
+                d,
+            );
+            drift_s = signed(
+                "drift",
+                "/s",
+                "a signed duration per second such as \"+200ms/s\" or \"-1s/s\"",
+                d,
+            );
+            if f.get("offset").is_none() && f.get("drift").is_none() {
+                d.error(
+                    f.pos,
+                    format!("{path}: a clock-skew needs `offset` (how far the clock jumps, such as \"+30s\"), `drift` (how fast it runs away, such as \"+200ms/s\"), or both"),
+                );
+            }
         }
         _ => {}
     }
@@ -803,6 +827,7 @@ fn read_fault(
         ("rate", "bandwidth"),
         ("path", "disk-full"),
         ("offset", "clock-skew"),
+        ("drift", "clock-skew"),
     ] {
         if kind.is_some_and(|k| k.name() != kinds) {
             forbid(key, &format!("only a {kinds} fault takes `{key}`"), d);
@@ -890,6 +915,7 @@ fn read_fault(
         rate,
         path: data_path,
         offset_s,
+        drift_s,
         every: every?,
         jitter: jitter?,
         times: times?,
@@ -1366,6 +1392,28 @@ faults:
         assert_eq!(
             errs,
             vec!["s.yaml:9:53: faults[0].offset: expected a signed duration such as \"+30s\" or \"-2m\", found \"soon\""]
+        );
+        let compose = compose(", faketime: /lib/libfaketimeMT.so.1");
+        let s = load_with(
+            &compose,
+            &scenario.replace("offset: \"-90s\"", "drift: \"-250ms/s\""),
+        )
+        .unwrap();
+        assert_eq!(s.faults[0].offset_s, None);
+        assert_eq!(s.faults[0].drift_s, Some(-0.25));
+        let errs = load_with(
+            &compose,
+            &scenario.replace("offset: \"-90s\"", "drift: \"+2s\""),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["s.yaml:9:52: faults[0].drift: expected a signed duration per second such as \"+200ms/s\" or \"-1s/s\", found \"+2s\""]
+        );
+        let errs = load_with(&compose, &scenario.replace("offset: \"-90s\", ", "")).unwrap_err();
+        assert!(
+            errs[0].starts_with("s.yaml:9:5: faults[0]: a clock-skew needs `offset`"),
+            "{errs:?}"
         );
     }
 

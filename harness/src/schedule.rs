@@ -440,7 +440,8 @@ impl Healer {
             active.id, active.kind, active.targets
         ));
         let result = active.fault.heal(&self.ctx).await;
-        self.finish(active, result.map(|()| None).map_err(|e| e.to_string()))
+        let detail = active.fault.healed_detail();
+        self.finish(active, result.map(|()| detail).map_err(|e| e.to_string()))
             .await;
     }
 

@@ -270,8 +270,10 @@ where
                     (Op::Fault, Kind::Ok) => f.t_fault = r.t_done,
                     (Op::Heal, Kind::Ok) => {
                         f.t_heal = f.t_heal.or(r.t_done);
-                        if let (true, Some(d)) = (topology, &r.detail) {
-                            f.notes.push(format!("settled: {d}"));
+                        match (topology, &r.detail) {
+                            (true, Some(d)) => f.notes.push(format!("settled: {d}")),
+                            (false, Some(d)) => f.notes.push(format!("at heal: {d}")),
+                            _ => {}
                         }
                     }
                     (_, Kind::Fail) | (_, Kind::Info) => f.notes.push(format!(

@@ -7,7 +7,13 @@
 //! (`date`, which inherits the preload) against the harness's own. The monotonic clock is left
 //! alone (`FAKETIME_DONT_FAKE_MONOTONIC`): brokers' timers and Erlang's VM must never see
 //! monotonic time step, only the time of day they log, stamp and expire things by.
+//!
+//! Drift: libfaketime's own rate (`x1.2`) counts from each process's start, so faultline does
+//! not use it; it steps the offset file itself once a second (libfaketime's reread interval),
+//! to `offset + drift × elapsed`. The nodes' clock therefore runs away in one-second steps, and
+//! at heal the clock read in the container is compared with the offset last written.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -33,14 +39,97 @@ pub fn control_environment(library: &str) -> Vec<String> {
     ]
 }
 
-/// libfaketime's relative offset, in whole seconds: `+30`, `-120`.
+/// How often a drifting clock's offset is stepped: libfaketime rereads the file once a second.
+const STEP: Duration = Duration::from_secs(1);
+
+/// libfaketime's relative offset in seconds (it reads fractions too): `+30`, `-120`, `+1.250`.
 pub fn offset_text(offset_s: f64) -> String {
-    format!("{:+}\n", offset_s.round() as i64)
+    let ms = (offset_s * 1000.0).round() as i64;
+    if ms % 1000 == 0 {
+        format!("{:+}\n", ms / 1000)
+    } else {
+        format!("{:+.3}\n", ms as f64 / 1000.0)
+    }
 }
 
 pub struct ClockSkew {
     pub nodes: Vec<ClusterNode>,
     pub offset_s: f64,
+    /// Seconds gained per real second while in effect (negative: lost).
+    pub drift_s: Option<f64>,
+    stepper: Option<Stepper>,
+    healed: Option<String>,
+}
+
+impl ClockSkew {
+    pub fn new(nodes: Vec<ClusterNode>, offset_s: f64, drift_s: Option<f64>) -> Self {
+        ClockSkew {
+            nodes,
+            offset_s,
+            drift_s,
+            stepper: None,
+            healed: None,
+        }
+    }
+}
+
+/// The task that steps a drifting clock; stopped when the fault heals or is dropped (an
+/// interrupted run).
+struct Stepper {
+    task: tokio::task::JoinHandle<()>,
+    /// The offset last written to every node.
+    last: Arc<Mutex<f64>>,
+}
+
+impl Drop for Stepper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn step_offsets(ctx: &FaultCtx, nodes: Vec<ClusterNode>, offset_s: f64, drift_s: f64) -> Stepper {
+    let last = Arc::new(Mutex::new(offset_s));
+    let written = last.clone();
+    let ctx = ctx.clone();
+    let task = tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        for k in 1u32.. {
+            tokio::time::sleep_until(start + STEP * k).await;
+            let offset = offset_s + drift_s * (STEP * k).as_secs_f64();
+            let writes = nodes.iter().map(|node| set(&ctx, node, offset));
+            // A node another fault stopped cannot be written to; it reads the file when it
+            // starts again, and the next step writes it.
+            if futures::future::join_all(writes)
+                .await
+                .iter()
+                .all(Result::is_ok)
+            {
+                *written.lock().unwrap_or_else(|e| e.into_inner()) = offset;
+            }
+        }
+    });
+    Stepper { task, last }
+}
+
+/// The container's clock minus the harness's, in seconds.
+async fn read_offset(ctx: &FaultCtx, node: &ClusterNode) -> Result<f64, String> {
+    let (code, out) = ctx
+        .backend
+        .exec(
+            &node.container,
+            &["date", "+%s.%N"],
+            &format!("read the clock of node {}", node.name),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    match out.trim().parse::<f64>() {
+        Ok(theirs) if code == 0 => Ok(theirs - now),
+        _ => Err(format!("`date` answered {code}: {}", out.trim())),
+    }
 }
 
 /// Sets the offset on `node`; returns when the file was written.
@@ -61,27 +150,10 @@ async fn verify(ctx: &FaultCtx, node: &ClusterNode, offset_s: f64) -> Result<(),
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut last = String::from("not read");
     while Instant::now() < deadline {
-        let (code, out) = ctx
-            .backend
-            .exec(
-                &node.container,
-                &["date", "+%s.%N"],
-                &format!("read the clock of node {}", node.name),
-            )
-            .await?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        match out.trim().parse::<f64>() {
-            Ok(theirs) if code == 0 => {
-                let seen = theirs - now;
-                if (seen - offset_s).abs() <= TOLERANCE_S {
-                    return Ok(());
-                }
-                last = format!("{seen:+.1} s");
-            }
-            _ => last = format!("`date` answered {code}: {}", out.trim()),
+        match read_offset(ctx, node).await {
+            Ok(seen) if (seen - offset_s).abs() <= TOLERANCE_S => return Ok(()),
+            Ok(seen) => last = format!("{seen:+.1} s"),
+            Err(e) => last = e,
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -95,15 +167,36 @@ async fn verify(ctx: &FaultCtx, node: &ClusterNode, offset_s: f64) -> Result<(),
 impl Fault for ClockSkew {
     async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
         let offset = self.offset_s;
-        on_all(&self.nodes, |node| async move {
+        let applied = on_all(&self.nodes, |node| async move {
             let applied = set(ctx, node, offset).await?;
             verify(ctx, node, offset).await?;
             Ok(applied)
         })
-        .await
+        .await?;
+        if let Some(drift) = self.drift_s {
+            self.stepper = Some(step_offsets(ctx, self.nodes.clone(), offset, drift));
+        }
+        Ok(applied)
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
+        if let Some(mut stepper) = self.stepper.take() {
+            stepper.task.abort();
+            let _ = (&mut stepper.task).await;
+            let last = *stepper.last.lock().unwrap_or_else(|e| e.into_inner());
+            // How far the clocks ran away, read in the containers before they are set back.
+            let mut seen = Vec::new();
+            for node in &self.nodes {
+                match read_offset(ctx, node).await {
+                    Ok(o) => seen.push(format!("{} {o:+.1} s", node.name)),
+                    Err(e) => seen.push(format!("{} not read ({e})", node.name)),
+                }
+            }
+            self.healed = Some(format!(
+                "the clock had drifted to {} when healed (offset last written {last:+.1} s)",
+                seen.join(", ")
+            ));
+        }
         on_all(&self.nodes, |node| async move {
             let (running, _) = ctx.backend.state(&node.container, &node.name).await?;
             set(ctx, node, 0.0).await?;
@@ -118,10 +211,18 @@ impl Fault for ClockSkew {
     }
 
     fn describe(&self) -> Option<String> {
-        Some(format!(
-            "wall clock {:+.0} s (libfaketime; monotonic clock untouched)",
-            self.offset_s
-        ))
+        let jump = format!("wall clock {:+.0} s", self.offset_s);
+        Some(match self.drift_s {
+            Some(drift) => format!(
+                "{jump}, then drifting {:+.0} ms per second, stepped every second (libfaketime; monotonic clock untouched)",
+                drift * 1000.0
+            ),
+            None => format!("{jump} (libfaketime; monotonic clock untouched)"),
+        })
+    }
+
+    fn healed_detail(&self) -> Option<String> {
+        self.healed.clone()
     }
 }
 
@@ -134,6 +235,8 @@ mod tests {
         assert_eq!(offset_text(30.0), "+30\n");
         assert_eq!(offset_text(-120.0), "-120\n");
         assert_eq!(offset_text(0.0), "+0\n");
+        assert_eq!(offset_text(1.25), "+1.250\n");
+        assert_eq!(offset_text(-0.2), "-0.200\n");
         let env = control_environment("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1");
         assert!(env.contains(&"FAKETIME_DONT_FAKE_MONOTONIC=1".to_string()));
         assert!(env

@@ -61,6 +61,10 @@ pub trait Fault: Send + Sync {
     fn describe(&self) -> Option<String> {
         None
     }
+    /// What the heal found, when there is more to say than that it healed.
+    fn healed_detail(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A fault for one occurrence of `spec`, on already resolved nodes. `id` is unique in the run
@@ -105,10 +109,11 @@ pub fn build(
         )),
         FaultKind::ScaleOut => Box::new(scale::ScaleOut { nodes: targets }),
         FaultKind::ScaleIn => Box::new(scale::ScaleIn { nodes: targets }),
-        FaultKind::ClockSkew => Box::new(clock::ClockSkew {
-            nodes: targets,
-            offset_s: spec.offset_s.unwrap_or(0.0),
-        }),
+        FaultKind::ClockSkew => Box::new(clock::ClockSkew::new(
+            targets,
+            spec.offset_s.unwrap_or(0.0),
+            spec.drift_s,
+        )),
     }
 }
 
