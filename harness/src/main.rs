@@ -92,8 +92,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,async_nats=off,librdkafka=off,rdkafka=off".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "warn,async_nats=off,librdkafka=off,rdkafka=off,pulsar=off".into()
+            }),
         )
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

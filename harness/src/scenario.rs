@@ -1194,7 +1194,7 @@ faults:
         assert_eq!(
             errs,
             vec![
-                "s.yaml:7:3: workload: unknown key `colour`: expected one of rate, duration, producers, payload_bytes, max_in_flight, ack_timeout, drain_timeout, nats, mqtt, kafka",
+                "s.yaml:7:3: workload: unknown key `colour`: expected one of rate, duration, producers, payload_bytes, max_in_flight, ack_timeout, drain_timeout, nats, mqtt, kafka, pulsar",
                 "s.yaml:5:9: workload.rate: expected a number greater than zero, found \"fast\"",
                 "s.yaml:6:13: workload.duration: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found \"30\"",
                 "s.yaml:8:44: workload.nats.storage: expected one of file, memory, found \"tape\"",

@@ -982,7 +982,7 @@ mod tests {
             errs,
             vec![
                 "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment, profiles, tmpfs, configs, depends_on, healthcheck, networks",
-                "6:11: x-faultline.family: expected one of nats, mqtt, kafka, found \"redis\"",
+                "6:11: x-faultline.family: expected one of nats, mqtt, kafka, pulsar, found \"redis\"",
             ]
         );
     }

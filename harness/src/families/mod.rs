@@ -21,9 +21,10 @@ use crate::yaml::{Diagnostics, Node, Pos};
 pub mod kafka;
 pub mod mqtt;
 pub mod nats;
+pub mod pulsar;
 
 /// Names of the families, as written in a topology's `x-faultline.family`.
-pub const FAMILIES: &[&str] = &["nats", "mqtt", "kafka"];
+pub const FAMILIES: &[&str] = &["nats", "mqtt", "kafka", "pulsar"];
 
 /// The brokers a family tells apart, as written in a topology's `x-faultline.broker`
 /// (empty: the family has one broker, and the key is not used).
@@ -31,6 +32,7 @@ pub fn brokers(family: &str) -> &'static [&'static str] {
     match family {
         "mqtt" => mqtt::BROKERS,
         "kafka" => kafka::BROKERS,
+        "pulsar" => pulsar::BROKERS,
         _ => &[],
     }
 }
@@ -41,6 +43,7 @@ pub enum WorkloadSettings {
     Nats(nats::NatsWorkload),
     Mqtt(Box<mqtt::MqttWorkload>),
     Kafka(Box<kafka::KafkaWorkload>),
+    Pulsar(Box<pulsar::PulsarWorkload>),
 }
 
 /// Reads `workload.<family>`.
@@ -50,6 +53,9 @@ pub fn parse_workload(family: &str, node: &Node, d: &mut Diagnostics) -> Option<
         "mqtt" => mqtt::MqttWorkload::parse(node, d).map(|w| WorkloadSettings::Mqtt(Box::new(w))),
         "kafka" => {
             kafka::KafkaWorkload::parse(node, d).map(|w| WorkloadSettings::Kafka(Box::new(w)))
+        }
+        "pulsar" => {
+            pulsar::PulsarWorkload::parse(node, d).map(|w| WorkloadSettings::Pulsar(Box::new(w)))
         }
         _ => None,
     }
@@ -117,6 +123,7 @@ pub fn check_settings(
                 );
             }
         }
+        WorkloadSettings::Pulsar(_) => {}
     }
 }
 
@@ -126,6 +133,7 @@ pub fn roles(family: &str) -> &'static [&'static str] {
         "nats" => nats::ROLES,
         "mqtt" => mqtt::ROLES,
         "kafka" => kafka::ROLES,
+        "pulsar" => pulsar::ROLES,
         _ => &[],
     }
 }
@@ -140,6 +148,12 @@ pub fn refuse_fault(
         WorkloadSettings::Kafka(_) => kind.is_topology_change().then(|| {
             format!(
                 "{} is not supported on Kafka clusters yet (reassigning partitions to a new or retiring broker is not automated); alternatives: kill, restart or rolling-restart",
+                kind.name()
+            )
+        }),
+        WorkloadSettings::Pulsar(_) => kind.is_topology_change().then(|| {
+            format!(
+                "{} is not supported on Pulsar yet (adding or retiring a broker or bookie is not automated); alternatives: kill, restart or rolling-restart",
                 kind.name()
             )
         }),
@@ -166,6 +180,11 @@ pub fn connect(
             nodes,
         )),
         WorkloadSettings::Kafka(w) => Box::new(kafka::Kafka::new((**w).clone(), topology, nodes)),
+        WorkloadSettings::Pulsar(w) => Box::new(pulsar::PulsarFamily::new(
+            (**w).clone(),
+            topology.broker.as_deref(),
+            nodes,
+        )),
     }
 }
 

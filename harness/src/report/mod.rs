@@ -141,6 +141,16 @@ impl RunResult {
                 "client": format!("rdkafka {} (librdkafka {})", "0.39", rdkafka::util::get_rdkafka_version().1),
                 "limits": (s.topology.broker.as_deref() == Some("tansu")).then_some(crate::families::kafka::TANSU_LIMITS),
             }),
+            WorkloadSettings::Pulsar(p) => serde_json::json!({
+                "broker": s.topology.broker,
+                "topic": p.topic,
+                "subscription": p.subscription.name(),
+                "consumers": p.consumers,
+                "batch_size": p.batch_size,
+                "operation_timeout_s": p.operation_timeout.as_secs_f64(),
+                "client": "pulsar 6.9.1 (patched: frames without a checksum, see vendor/README.md)",
+                "limits": (s.topology.broker.as_deref() == Some("pulsar-lite")).then_some(crate::families::pulsar::PULSAR_LITE_LIMITS),
+            }),
         };
         let mut notes = f.analysis.notes.clone();
         notes.extend(f.drain.notes.iter().cloned());

@@ -1,0 +1,112 @@
+//! The `workload.pulsar` section of a scenario.
+
+use std::time::Duration;
+
+use crate::yaml::{self, Diagnostics, Fields, Node};
+
+/// The subscription type the drain reads with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subscription {
+    Exclusive,
+    Failover,
+    Shared,
+}
+
+impl Subscription {
+    pub const NAMES: &'static [&'static str] = &["exclusive", "failover", "shared"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Subscription::Exclusive => "exclusive",
+            Subscription::Failover => "failover",
+            Subscription::Shared => "shared",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PulsarWorkload {
+    /// Fully qualified topic name (`persistent://tenant/namespace/topic`).
+    pub topic: String,
+    /// How the drain subscribes, and with how many consumers (exclusive takes one).
+    pub subscription: Subscription,
+    pub consumers: u32,
+    /// Messages the producer batches into one entry (`None`: no batching).
+    pub batch_size: Option<u32>,
+    /// The client's own bound on one operation (a send receipt, a producer re-created after a
+    /// reconnection). The harness's `ack_timeout` is what decides a publish is unknown.
+    pub operation_timeout: Duration,
+}
+
+const KEYS: &[&str] = &[
+    "topic",
+    "subscription",
+    "consumers",
+    "batch_size",
+    "operation_timeout",
+];
+
+impl PulsarWorkload {
+    pub fn parse(node: &Node, d: &mut Diagnostics) -> Option<Self> {
+        let f = Fields::new(node, KEYS, "workload.pulsar", d)?;
+        let topic = match f.get("topic") {
+            None => Some("persistent://public/default/faultline".to_string()),
+            Some(n) => yaml::string(n, "workload.pulsar.topic", d).and_then(|t| {
+                let parts: Vec<&str> = t
+                    .strip_prefix("persistent://")
+                    .map(|rest| rest.split('/').collect())
+                    .unwrap_or_default();
+                if parts.len() == 3 && parts.iter().all(|p| !p.is_empty()) {
+                    Some(t.to_string())
+                } else {
+                    d.error(
+                        n.pos,
+                        format!("workload.pulsar.topic: expected persistent://tenant/namespace/topic, found {t:?}"),
+                    );
+                    None
+                }
+            }),
+        };
+        let subscription =
+            match f.get("subscription") {
+                None => Some(Subscription::Exclusive),
+                Some(n) => yaml::choice(n, "workload.pulsar.subscription", Subscription::NAMES, d)
+                    .map(|s| match s {
+                        "failover" => Subscription::Failover,
+                        "shared" => Subscription::Shared,
+                        _ => Subscription::Exclusive,
+                    }),
+            };
+        let consumers = match f.get("consumers") {
+            None => Some(1),
+            Some(n) => yaml::integer(n, "workload.pulsar.consumers", 1, 16, d).map(|v| v as u32),
+        };
+        if let (Some(Subscription::Exclusive), Some(c), Some(n)) =
+            (subscription, consumers, f.get("consumers"))
+        {
+            if c > 1 {
+                d.error(
+                    n.pos,
+                    "workload.pulsar.consumers: an exclusive subscription takes one consumer; use subscription: shared or failover for more",
+                );
+            }
+        }
+        let batch_size = match f.get("batch_size") {
+            None => Some(None),
+            Some(n) => {
+                yaml::integer(n, "workload.pulsar.batch_size", 1, 10_000, d).map(|v| Some(v as u32))
+            }
+        };
+        let operation_timeout = match f.get("operation_timeout") {
+            None => Some(Duration::from_secs(30)),
+            Some(n) => yaml::duration(n, "workload.pulsar.operation_timeout", d),
+        };
+        Some(PulsarWorkload {
+            topic: topic?,
+            subscription: subscription?,
+            consumers: consumers?,
+            batch_size: batch_size?,
+            operation_timeout: operation_timeout?,
+        })
+    }
+}
