@@ -13,16 +13,6 @@ use serde_json::Value;
 mod common;
 use common::*;
 
-fn notes(r: &Value) -> String {
-    r["notes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The limits of tansu are stated in every result that ran on it.
 fn states_tansu_limits(r: &Value) {
     let limits = r["workload"]["settings"]["limits"].as_str().unwrap_or("");
@@ -144,26 +134,6 @@ fn a_consumer_group_reads_everything_when_its_broker_is_killed() {
     // Every rebalance is in the history as a probe event.
     let history = std::fs::read_to_string(out.path().join("history.jsonl")).unwrap();
     assert!(history.contains("\"event\":\"group-assigned\""));
-}
-
-/// Apache Kafka needs an official image. Offline, faultline must say the topology is
-/// unavailable here, naming the image, and exit 3; with a registry the scenario must pass.
-fn registry_only(scenario: &str, image: &str) -> Option<Value> {
-    let out = tempfile::tempdir().unwrap();
-    let run = run_scenario(scenario, out.path());
-    if run.code == 3 && run.stderr.contains("unavailable on this machine") {
-        assert!(run.stderr.contains(image), "{}", run.stderr);
-        assert!(run.result.is_none());
-        eprintln!("NOT RUN here: {scenario}: {image} cannot be had without a registry; faultline said:\n{}", run.stderr.lines().last().unwrap_or(""));
-        return None;
-    }
-    let r = run
-        .result
-        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(r["messages"]["lost"], 0);
-    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
-    Some(r)
 }
 
 #[test]

@@ -39,16 +39,6 @@ fn losing(scenario: &str, out: &Path) -> Value {
     r
 }
 
-fn notes(r: &Value) -> String {
-    r["notes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn killing_the_quorum_session_queue_leader_loses_nothing() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());

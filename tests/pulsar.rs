@@ -6,20 +6,8 @@
 //! that faultline says so (exit 3, "unavailable on this machine", the image named) and print
 //! that they did not run the cluster; never a silent pass.
 
-use serde_json::Value;
-
 mod common;
 use common::*;
-
-fn notes(r: &Value) -> String {
-    r["notes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 #[test]
 fn a_killed_pulsar_lite_broker_restarts_and_the_client_reconnects_losing_nothing() {
@@ -59,4 +47,49 @@ fn a_killed_pulsar_lite_broker_restarts_and_the_client_reconnects_losing_nothing
     assert!((4_500.0..15_000.0).contains(&gap), "ack gap {gap} ms: {f}");
     // Nothing is left in a one-broker cluster to notice the death.
     assert!(f["detection_ms"].is_null(), "{f}");
+}
+
+#[test]
+fn a_killed_bookie_at_three_three_two_loses_nothing_acknowledged() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = registry_only(
+        "scenarios/pulsar/pulsar-bookie-kill.yaml",
+        "apachepulsar/pulsar:3.3.2",
+    ) {
+        assert!(r["messages"]["acked"].as_u64().unwrap() > 5_000);
+        // The other brokers' admin API stopped listing the bookie.
+        let f = &r["faults"][0];
+        assert!(f64_at(f, "/detection_ms").is_some(), "{f}");
+    }
+}
+
+#[test]
+fn with_fewer_live_bookies_than_the_ensemble_writes_are_refused_not_acknowledged() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = registry_only(
+        "scenarios/pulsar/pulsar-bookie-kill-below-quorum.yaml",
+        "apachepulsar/pulsar:3.3.2",
+    ) {
+        let m = &r["messages"];
+        let refused = m["failed"].as_u64().unwrap() + m["unknown"].as_u64().unwrap();
+        assert!(
+            refused > 0,
+            "no publish was refused while 2 of 3 bookies were down: {m}"
+        );
+    }
+}
+
+#[test]
+fn killing_the_topic_owner_moves_the_topic_to_the_other_broker() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = registry_only(
+        "scenarios/pulsar/pulsar-owner-broker-kill.yaml",
+        "apachepulsar/pulsar:3.3.2",
+    ) {
+        let f = &r["faults"][0];
+        assert!(f64_at(f, "/detection_ms").is_some(), "{f}");
+        let new_owner = f["new_leader"].as_str().expect("new owner named");
+        assert_ne!(new_owner, f["target"].as_str().unwrap(), "{f}");
+        assert!(f64_at(f, "/failover_ms").is_some(), "{f}");
+    }
 }

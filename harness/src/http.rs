@@ -39,6 +39,35 @@ pub async fn get_as(
     auth: BasicAuth<'_>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), HttpError> {
+    request("GET", addr, path, auth, None, timeout).await
+}
+
+/// Posts a JSON body to `path`; returns the status code and body.
+pub async fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    request("POST", addr, path, None, Some(body.to_string()), timeout).await
+}
+
+async fn request(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    auth: BasicAuth<'_>,
+    body: Option<String>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    let content = body
+        .map(|b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )
+        })
+        .unwrap_or_else(|| "\r\n".into());
     let authorization = auth
         .map(|(user, password)| {
             format!(
@@ -51,7 +80,8 @@ pub async fn get_as(
         let mut stream = TcpStream::connect(addr).await?;
         stream
             .write_all(
-                format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}\r\n").as_bytes(),
+                format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}{content}")
+                    .as_bytes(),
             )
             .await?;
         let mut buf = Vec::with_capacity(16 * 1024);

@@ -57,6 +57,17 @@ pub fn leftovers(run_id: &str) -> usize {
     count(&["ps", "-a"]) + count(&["network", "ls"])
 }
 
+/// The run's notes, one per line.
+pub fn notes(r: &Value) -> String {
+    r["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn f64_at(v: &Value, path: &str) -> Option<f64> {
     v.pointer(path).and_then(Value::as_f64)
 }
@@ -88,4 +99,25 @@ pub fn passing(scenario: &str, out: &Path) -> Value {
     assert_eq!(r["messages"]["unexpected"], 0);
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
     r
+}
+
+/// A topology of official images (Apache Kafka, Apache Pulsar) needs a container registry.
+/// Offline, faultline must say the topology is unavailable here, naming the image, and exit 3
+/// (said as NOT RUN in the test output); with a registry the scenario must pass.
+pub fn registry_only(scenario: &str, image: &str) -> Option<Value> {
+    let out = tempfile::tempdir().unwrap();
+    let run = run_scenario(scenario, out.path());
+    if run.code == 3 && run.stderr.contains("unavailable on this machine") {
+        assert!(run.stderr.contains(image), "{}", run.stderr);
+        assert!(run.result.is_none());
+        eprintln!("NOT RUN here: {scenario}: {image} cannot be had without a registry; faultline said:\n{}", run.stderr.lines().last().unwrap_or(""));
+        return None;
+    }
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["messages"]["lost"], 0);
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+    Some(r)
 }

@@ -34,6 +34,9 @@ pub struct Topology {
     pub local_images: BTreeMap<String, LocalImage>,
     /// The addresses clients reach the brokers through (`x-faultline.gateways`), if any.
     pub gateways: Vec<Gateway>,
+    /// What each node is (`x-faultline.roles`: broker, bookie, metadata), where the family has
+    /// several kinds of node; empty means every node is a broker.
+    pub roles: BTreeMap<String, Vec<String>>,
 }
 
 /// A TCP forwarder faultline runs on the host's loopback, so a client outside Docker can reach
@@ -212,6 +215,7 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
     let mut broker = None;
     let mut local_images = BTreeMap::new();
     let mut gateways = Vec::new();
+    let mut roles = BTreeMap::new();
     if let Some(ext) = top.require(
         "x-faultline",
         "faultline's settings (family, local-image)",
@@ -219,7 +223,7 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
     ) {
         if let Some(f) = Fields::new(
             ext,
-            &["family", "broker", "local-image", "gateways"],
+            &["family", "broker", "local-image", "gateways", "roles"],
             "x-faultline",
             d,
         ) {
@@ -253,6 +257,9 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
             if let Some(node) = f.get("gateways") {
                 gateways = read_gateways(node, &services, d);
             }
+            if let Some(node) = f.get("roles") {
+                roles = read_roles(node, &services, d);
+            }
         }
     }
 
@@ -263,6 +270,7 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
         services,
         local_images,
         gateways,
+        roles,
     })
 }
 
@@ -314,28 +322,63 @@ fn read_gateway(node: &Node, services: &[Service], d: &mut Diagnostics) -> Optio
         .map(|p| p as u16);
     let names = f
         .require("services", "the services it forwards to", d)
-        .and_then(|n| {
-            let items = yaml::list(n, "x-faultline.gateways[].services", d)?;
-            let mut names = Vec::new();
-            for i in items {
-                let name = yaml::string(i, "x-faultline.gateways[].services", d)?;
-                if !services.iter().any(|s| s.name == name) {
-                    d.error(
-                        i.pos,
-                        format!("x-faultline.gateways[].services: no service named {name:?}"),
-                    );
-                    return None;
-                }
-                names.push(name.to_string());
-            }
-            Some(names)
-        });
+        .and_then(|n| service_names(n, "x-faultline.gateways[].services", services, d));
     Some(Gateway {
         listen: listen?,
         port: port?,
         services: names?,
     })
 }
+
+/// `$$` is how a compose file writes a literal `$` (compose interpolates `$NAME`; faultline
+/// interpolates nothing, but reads the escape the same way, so a file means the same to both).
+fn unescape(text: &str) -> String {
+    text.replace("$$", "$")
+}
+
+/// A list of service names, each one a service of the file.
+fn service_names(
+    node: &Node,
+    path: &str,
+    services: &[Service],
+    d: &mut Diagnostics,
+) -> Option<Vec<String>> {
+    let items = yaml::list(node, path, d)?;
+    let mut names = Vec::new();
+    for i in items {
+        let name = yaml::string(i, path, d)?;
+        if !services.iter().any(|s| s.name == name) {
+            d.error(i.pos, format!("{path}: no service named {name:?}"));
+            return None;
+        }
+        names.push(name.to_string());
+    }
+    Some(names)
+}
+
+/// `roles: {broker: [pb1, pb2], bookie: [bk1, bk2, bk3], metadata: [zk]}`: what each node is,
+/// for families with more than one kind of node.
+fn read_roles(
+    node: &Node,
+    services: &[Service],
+    d: &mut Diagnostics,
+) -> BTreeMap<String, Vec<String>> {
+    let mut roles = BTreeMap::new();
+    let Some(f) = Fields::new(node, NODE_ROLES, "x-faultline.roles", d) else {
+        return roles;
+    };
+    for role in NODE_ROLES {
+        if let Some(n) = f.get(role) {
+            if let Some(names) = service_names(n, &f.path_of(role), services, d) {
+                roles.insert(role.to_string(), names);
+            }
+        }
+    }
+    roles
+}
+
+/// The kinds of node `x-faultline.roles` names.
+pub const NODE_ROLES: &[&str] = &["broker", "bookie", "metadata"];
 
 /// `networks: {default: {aliases: [name, ...]}}`: the only network is the run's own.
 fn read_aliases(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Vec<String>> {
@@ -412,10 +455,10 @@ fn read_service(
     let command = match f.get("command") {
         None => Some(Vec::new()),
         Some(n) => match &n.value {
-            Value::Scalar { text, .. } => Some(text.split_whitespace().map(String::from).collect()),
+            Value::Scalar { text, .. } => Some(text.split_whitespace().map(unescape).collect()),
             Value::Seq(items) => items
                 .iter()
-                .map(|i| yaml::string(i, &f.path_of("command"), d).map(String::from))
+                .map(|i| yaml::string(i, &f.path_of("command"), d).map(unescape))
                 .collect(),
             Value::Map(_) => {
                 d.error(
@@ -431,7 +474,7 @@ fn read_service(
         Some(n) => match &n.value {
             Value::Seq(items) => items
                 .iter()
-                .map(|i| yaml::string(i, &f.path_of("environment"), d).map(String::from))
+                .map(|i| yaml::string(i, &f.path_of("environment"), d).map(unescape))
                 .collect(),
             Value::Map(entries) => entries
                 .iter()
@@ -444,7 +487,7 @@ fn read_service(
                             return None;
                         }
                     };
-                    Some(format!("{key}={value}"))
+                    Some(format!("{key}={}", unescape(&value)))
                 })
                 .collect(),
             Value::Scalar { .. } => {
@@ -984,6 +1027,31 @@ mod tests {
                 "4:5: services.n1: unknown key `ports`: expected one of image, hostname, command, environment, profiles, tmpfs, configs, depends_on, healthcheck, networks",
                 "6:11: x-faultline.family: expected one of nats, mqtt, kafka, pulsar, found \"redis\"",
             ]
+        );
+    }
+
+    #[test]
+    fn node_roles_and_dollar_escapes() {
+        let (t, errs) = load_str(
+            "services:\n  zk:\n    image: x\n    command: [\"sh\", \"-c\", \"wait $$pid\"]\n  pb1:\n    image: x\n    environment: { A: \"$$(hostname -i)\" }\nx-faultline:\n  family: pulsar\n  broker: apache-pulsar\n  roles: { broker: [pb1], metadata: [zk] }\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let t = t.unwrap();
+        assert_eq!(t.roles["broker"], vec!["pb1"]);
+        assert_eq!(t.roles["metadata"], vec!["zk"]);
+        assert_eq!(t.services[0].command[2], "wait $pid");
+        assert_eq!(t.services[1].environment, vec!["A=$(hostname -i)"]);
+        let (_, errs) = load_str(
+            "services:\n  pb1:\n    image: x\nx-faultline:\n  family: pulsar\n  broker: apache-pulsar\n  roles: { broker: [pb2], proxy: [pb1] }\n",
+        );
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].contains("x-faultline.roles: unknown key `proxy`"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("x-faultline.roles.broker: no service named \"pb2\""),
+            "{errs:?}"
         );
     }
 }

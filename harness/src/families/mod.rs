@@ -123,7 +123,23 @@ pub fn check_settings(
                 );
             }
         }
-        WorkloadSettings::Pulsar(_) => {}
+        WorkloadSettings::Pulsar(p) => {
+            let bookies = topology.roles.get("bookie").map_or(0, Vec::len);
+            match (&p.persistence, topology.broker.as_deref()) {
+                (Some(_), Some("pulsar-lite")) => d.error(
+                    p.pos,
+                    "workload.pulsar.persistence: pulsar-lite has no BookKeeper; remove it, or run on real Pulsar (docker-compose/pulsar-3.yml)",
+                ),
+                (Some(q), _) if q.ensemble as usize > bookies => d.error(
+                    p.pos,
+                    format!(
+                        "workload.pulsar.persistence: an ensemble of {} asked for, but the topology names {bookies} bookie(s) (x-faultline.roles.bookie)",
+                        q.ensemble
+                    ),
+                ),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -180,11 +196,9 @@ pub fn connect(
             nodes,
         )),
         WorkloadSettings::Kafka(w) => Box::new(kafka::Kafka::new((**w).clone(), topology, nodes)),
-        WorkloadSettings::Pulsar(w) => Box::new(pulsar::PulsarFamily::new(
-            (**w).clone(),
-            topology.broker.as_deref(),
-            nodes,
-        )),
+        WorkloadSettings::Pulsar(w) => {
+            Box::new(pulsar::PulsarFamily::new((**w).clone(), topology, nodes))
+        }
     }
 }
 

@@ -604,7 +604,9 @@ impl BatchedMessage {
 
 pub mod proto {
     #![allow(clippy::all)]
-    include!(concat!(env!("OUT_DIR"), "/pulsar.proto.rs"));
+    // faultline: generated once by prost-build from PulsarApi.proto (see vendor/README.md),
+    // so building needs no protoc.
+    include!("pulsar.proto.rs");
 
     //trait implementations used in Consumer::unacked_messages
     impl Eq for MessageIdData {}

@@ -36,6 +36,18 @@ pub struct PulsarWorkload {
     /// The client's own bound on one operation (a send receipt, a producer re-created after a
     /// reconnection). The harness's `ack_timeout` is what decides a publish is unknown.
     pub operation_timeout: Duration,
+    /// BookKeeper ensemble / write quorum / ack quorum for the namespace (real Pulsar only).
+    pub persistence: Option<Persistence>,
+    pub pos: crate::yaml::Pos,
+}
+
+/// A namespace's BookKeeper placement: each entry is written to `write_quorum` of `ensemble`
+/// bookies and acknowledged once `ack_quorum` of them have it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    pub ensemble: u32,
+    pub write_quorum: u32,
+    pub ack_quorum: u32,
 }
 
 const KEYS: &[&str] = &[
@@ -44,6 +56,7 @@ const KEYS: &[&str] = &[
     "consumers",
     "batch_size",
     "operation_timeout",
+    "persistence",
 ];
 
 impl PulsarWorkload {
@@ -101,7 +114,13 @@ impl PulsarWorkload {
             None => Some(Duration::from_secs(30)),
             Some(n) => yaml::duration(n, "workload.pulsar.operation_timeout", d),
         };
+        let persistence = match f.get("persistence") {
+            None => Some(None),
+            Some(n) => read_persistence(n, d).map(Some),
+        };
         Some(PulsarWorkload {
+            persistence: persistence?,
+            pos: node.pos,
             topic: topic?,
             subscription: subscription?,
             consumers: consumers?,
@@ -109,4 +128,36 @@ impl PulsarWorkload {
             operation_timeout: operation_timeout?,
         })
     }
+}
+
+fn read_persistence(node: &Node, d: &mut Diagnostics) -> Option<Persistence> {
+    let path = "workload.pulsar.persistence";
+    let f = Fields::new(node, &["ensemble", "write_quorum", "ack_quorum"], path, d)?;
+    let mut get = |key: &str, what: &str| {
+        f.require(key, what, d)
+            .and_then(|n| yaml::integer(n, &f.path_of(key), 1, 16, d))
+            .map(|v| v as u32)
+    };
+    let ensemble = get("ensemble", "how many bookies a ledger is spread over");
+    let write_quorum = get("write_quorum", "how many bookies each entry is written to");
+    let ack_quorum = get(
+        "ack_quorum",
+        "how many bookies must have an entry to acknowledge it",
+    );
+    let p = Persistence {
+        ensemble: ensemble?,
+        write_quorum: write_quorum?,
+        ack_quorum: ack_quorum?,
+    };
+    if !(p.ack_quorum <= p.write_quorum && p.write_quorum <= p.ensemble) {
+        d.error(
+            node.pos,
+            format!(
+                "{path}: expected ack_quorum <= write_quorum <= ensemble, found {}/{}/{}",
+                p.ensemble, p.write_quorum, p.ack_quorum
+            ),
+        );
+        return None;
+    }
+    Some(p)
 }

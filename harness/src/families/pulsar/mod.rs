@@ -5,11 +5,18 @@
 //! - `driver`: producers recording every send receipt's message id, and the drain that reads
 //!   the topic from its start to its end with a fresh subscription.
 //!
-//! Probes: each broker's Prometheus endpoint (`/metrics` on 8080), polled at the scenario's
-//! probe interval, which says only whether the broker answers (the harness's view, never
-//! detection). pulsar-lite has no admin API and no second broker, so nothing in the cluster
-//! can notice a broker's death; with real Pulsar the admin REST API would.
+//! - `admin`: real Pulsar's admin REST API on every broker: active brokers and registered
+//!   bookies (a node gone from either is the cluster noticing, i.e. detection), the topic's
+//!   owner (role `topic-owner`; a new owner is the failover the seed describes), and the
+//!   namespace's ensemble / write quorum / ack quorum.
+//!
+//! pulsar-lite has no admin API and no second broker: its probe reads only whether its
+//! Prometheus endpoint (`/metrics` on 8080) answers, the harness's view, never detection.
+//!
+//! Which nodes are brokers, bookies and the metadata store comes from the topology's
+//! `x-faultline.roles`; without it every node is a broker.
 
+mod admin;
 mod config;
 mod driver;
 
@@ -23,6 +30,7 @@ use super::{
     wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Observation, Observed, Probe,
     Producer,
 };
+use crate::cluster::compose::Topology;
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 pub use config::PulsarWorkload;
@@ -31,7 +39,7 @@ pub use config::PulsarWorkload;
 pub const ROLES: &[&str] = &["topic-owner"];
 
 /// The brokers faultline tells apart.
-pub const BROKERS: &[&str] = &["pulsar-lite"];
+pub const BROKERS: &[&str] = &["pulsar-lite", "apache-pulsar"];
 
 const CLIENT_PORT: u16 = 6650;
 const METRICS_PORT: u16 = 8080;
@@ -43,22 +51,37 @@ pub const PULSAR_LITE_LIMITS: &str = "pulsar-lite: one Pulsar-protocol broker ov
 pub struct PulsarFamily {
     workload: PulsarWorkload,
     broker: Option<String>,
+    /// Every node of the cluster.
     nodes: Vec<NodeEndpoint>,
+    /// The nodes that are brokers (clients and probes talk to these).
+    brokers: Vec<NodeEndpoint>,
+    /// How many bookies the topology names.
+    bookies: usize,
     highest: driver::HighestAcked,
 }
 
 impl PulsarFamily {
-    pub fn new(workload: PulsarWorkload, broker: Option<&str>, nodes: Vec<NodeEndpoint>) -> Self {
+    pub fn new(workload: PulsarWorkload, topology: &Topology, nodes: Vec<NodeEndpoint>) -> Self {
+        let brokers = match topology.roles.get("broker") {
+            Some(names) => nodes
+                .iter()
+                .filter(|n| names.contains(&n.name))
+                .cloned()
+                .collect(),
+            None => nodes.clone(),
+        };
         PulsarFamily {
             workload,
-            broker: broker.map(String::from),
+            broker: topology.broker.clone(),
             nodes,
+            brokers,
+            bookies: topology.roles.get("bookie").map_or(0, Vec::len),
             highest: Default::default(),
         }
     }
 
     fn url(&self, first: usize) -> String {
-        let n = &self.nodes[first % self.nodes.len().max(1)];
+        let n = &self.brokers[first % self.brokers.len().max(1)];
         format!("pulsar://{}:{CLIENT_PORT}", n.ip)
     }
 
@@ -69,12 +92,31 @@ impl PulsarFamily {
     /// Every broker accepts connections on the binary protocol's port (pulsar-lite binds it
     /// last, once its storage is open).
     async fn all_listening(&self) -> Result<(), String> {
-        for n in &self.nodes {
+        for n in &self.brokers {
             let addr = SocketAddr::from((n.ip, CLIENT_PORT));
             match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(format!("{}: {e}", n.name)),
                 Err(_) => return Err(format!("{}: no answer in {PROBE_TIMEOUT:?}", n.name)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every broker's admin API lists every broker and every bookie of the topology.
+    async fn all_registered(&self) -> Result<(), String> {
+        for b in &self.brokers {
+            let addr = admin::admin(b);
+            let brokers = admin::active_brokers(addr).await?;
+            if brokers.len() < self.brokers.len() {
+                return Err(format!("{} lists brokers {brokers:?}", b.name));
+            }
+            let bookies = admin::bookies(addr).await?;
+            if bookies.len() < self.bookies {
+                return Err(format!(
+                    "{} lists bookies {bookies:?}, the topology has {}",
+                    b.name, self.bookies
+                ));
             }
         }
         Ok(())
@@ -110,6 +152,23 @@ impl Broker for PulsarFamily {
             self.all_listening()
         })
         .await?;
+        if !self.lite() {
+            wait_for(
+                "every broker's admin API lists every broker and bookie",
+                deadline,
+                || self.all_registered(),
+            )
+            .await?;
+            if let Some(p) = self.workload.persistence {
+                admin::set_persistence(admin::admin(&self.brokers[0]), &self.workload.topic, p)
+                    .await
+                    .map_err(BrokerError)?;
+                progress.note(&format!(
+                    "namespace persistence: ensemble {}, write quorum {}, ack quorum {}",
+                    p.ensemble, p.write_quorum, p.ack_quorum
+                ));
+            }
+        }
         let owner = wait_for(
             &format!("a topic lookup of {}", self.workload.topic),
             deadline,
@@ -173,8 +232,18 @@ impl Broker for PulsarFamily {
     }
 
     fn probe(&self) -> Box<dyn Probe> {
-        Box::new(MetricsProbe {
-            nodes: self.nodes.clone(),
+        if self.lite() {
+            return Box::new(MetricsProbe {
+                nodes: self.brokers.clone(),
+                up: BTreeMap::new(),
+            });
+        }
+        Box::new(admin::AdminProbe {
+            brokers: self.brokers.clone(),
+            all: self.nodes.clone(),
+            topic: self.workload.topic.clone(),
+            seen: BTreeMap::new(),
+            owners: BTreeMap::new(),
             up: BTreeMap::new(),
         })
     }
