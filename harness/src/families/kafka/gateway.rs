@@ -8,6 +8,7 @@
 //! tries a broker which died since it was last used; the result's notes say so.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,8 +37,9 @@ struct State {
     next: usize,
     /// Client connections no broker accepted.
     refused: u64,
-    /// Open connections: id -> (target index, the client.id of its first request).
-    open: std::collections::BTreeMap<u64, (usize, String)>,
+    /// Open connections: id -> (target index, the client.id of its first request, bytes
+    /// carried both ways so far).
+    open: std::collections::BTreeMap<u64, (usize, String, Arc<AtomicU64>)>,
     last_id: u64,
 }
 
@@ -133,17 +135,21 @@ impl Gateway {
         })
     }
 
-    /// The brokers that `client_id` has an open connection to through this gateway, the
-    /// most recently connected first (librdkafka opens its bootstrap connection first, then
-    /// the one to the broker the metadata names, which carries the produce requests).
+    /// The brokers that `client_id` has an open connection to through this gateway, with the
+    /// bytes each connection has carried, the busiest first: the connection that produces
+    /// (or fetches) carries the records, while librdkafka's bootstrap and metadata
+    /// connections carry little. Which connection is newest says nothing: a client that knows
+    /// brokers by several addresses keeps connections to each.
     pub fn brokers_of(&self, client_id: &str) -> Vec<(u64, String)> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.open
-            .iter()
-            .rev()
-            .filter(|(_, (_, c))| c == client_id)
-            .map(|(id, (i, _))| (*id, s.targets[*i].name.clone()))
-            .collect()
+        let mut found: Vec<(u64, String)> = s
+            .open
+            .values()
+            .filter(|(_, c, _)| c == client_id)
+            .map(|(i, _, bytes)| (bytes.load(Ordering::Relaxed), s.targets[*i].name.clone()))
+            .collect();
+        found.sort_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        found
     }
 
     /// What the gateway did, for the result's notes.
@@ -209,16 +215,17 @@ async fn forward(mut client: TcpStream, state: Arc<Mutex<State>>) {
         if broker.write_all(&first).await.is_err() {
             continue;
         }
+        let carried = Arc::new(AtomicU64::new(first.len() as u64));
         let id = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             s.targets[i].connections += 1;
             s.targets[i].skip_until = None;
             s.last_id += 1;
             let id = s.last_id;
-            s.open.insert(id, (i, client_id.clone()));
+            s.open.insert(id, (i, client_id.clone(), carried.clone()));
             id
         };
-        let by_broker = splice(client, broker).await;
+        let by_broker = splice(client, broker, &carried).await;
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.open.remove(&id);
         if by_broker {
@@ -229,19 +236,30 @@ async fn forward(mut client: TcpStream, state: Arc<Mutex<State>>) {
     state.lock().unwrap_or_else(|e| e.into_inner()).refused += 1;
 }
 
+/// Copies `from` to `to` until `from` ends, counting the bytes into `carried`; then shuts
+/// `to` down.
+async fn copy_counting(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    carried: &AtomicU64,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        carried.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let _ = to.shutdown().await;
+}
+
 /// Copies both ways until both sides are done; says whether the broker's side ended first.
-async fn splice(client: TcpStream, broker: TcpStream) -> bool {
-    use tokio::io::AsyncWriteExt;
-    let (mut cr, mut cw) = client.into_split();
-    let (mut br, mut bw) = broker.into_split();
-    let up = async {
-        let _ = tokio::io::copy(&mut cr, &mut bw).await;
-        let _ = bw.shutdown().await;
-    };
-    let down = async {
-        let _ = tokio::io::copy(&mut br, &mut cw).await;
-        let _ = cw.shutdown().await;
-    };
+async fn splice(client: TcpStream, broker: TcpStream, carried: &AtomicU64) -> bool {
+    let (cr, cw) = client.into_split();
+    let (br, bw) = broker.into_split();
+    let up = copy_counting(cr, bw, carried);
+    let down = copy_counting(br, cw, carried);
     tokio::pin!(up, down);
     // Once one side is done, the other gets a bounded time to finish what it was sending.
     let linger = Duration::from_secs(5);
@@ -371,10 +389,25 @@ mod tests {
         while gw.brokers_of("faultline-producer-0").is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let first = request("faultline-producer-0").len() as u64;
         assert_eq!(
             gw.brokers_of("faultline-producer-0"),
-            vec![(1, "x".to_string())]
+            vec![(first, "x".to_string())]
         );
+        // The busier connection comes first, whichever is newer.
+        c.write_all(&[0u8; 4096]).await.unwrap();
+        let mut c2 = TcpStream::connect(gw.listen).await.unwrap();
+        c2.write_all(&request("faultline-producer-0"))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while gw.brokers_of("faultline-producer-0").len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = gw.brokers_of("faultline-producer-0");
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].0, first + 4096, "{seen:?}");
+        drop(c2);
         assert!(gw.brokers_of("faultline-producer-1").is_empty());
         drop(c);
     }

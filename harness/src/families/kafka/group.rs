@@ -100,6 +100,29 @@ pub fn member_client_id(index: u32) -> String {
     format!("faultline-member-{index}")
 }
 
+/// Holds a group member so that dropping it, which closes it (librdkafka leaves the group
+/// and waits for the answer, as long as that takes), happens on a thread of its own that the
+/// process does not wait for, never on one of the runtime's workers: with two cores, two
+/// members closing there would stall every task, the signal handlers included.
+struct CloseOffThread<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> std::ops::Deref for CloseOffThread<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T: Send + 'static> Drop for CloseOffThread<T> {
+    fn drop(&mut self) {
+        if let Some(member) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("kafka-group-close".into())
+                .spawn(move || drop(member));
+        }
+    }
+}
+
 pub struct Group {
     pub state: Shared,
     history: History,
@@ -116,14 +139,7 @@ impl Drop for Group {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        // Dropping a group member closes it: librdkafka leaves the group and waits for the
-        // answer, blocking the thread. That must not happen on the runtime's workers (with
-        // two cores, two members would stall the whole harness), so the members are closed on
-        // a thread of their own, which the process does not wait for.
-        let members = std::mem::take(&mut self.members);
-        let _ = std::thread::Builder::new()
-            .name("kafka-group-close".into())
-            .spawn(move || drop(members));
+        drop(CloseOffThread(Some(std::mem::take(&mut self.members))));
     }
 }
 
@@ -164,6 +180,9 @@ impl Group {
                 .subscribe(&[&w.topic])
                 .map_err(|e| BrokerError(format!("{member} subscribes to {}: {e}", w.topic)))?;
             let (state, history, clock) = (state.clone(), shared_history.clone(), *clock);
+            // The task may hold the last reference when it is aborted; closing happens off
+            // the runtime's threads then too.
+            let consumer = CloseOffThread(Some(consumer));
             tasks.push(tokio::spawn(async move {
                 loop {
                     let failed = match consumer.recv().await {

@@ -36,8 +36,8 @@ pub use config::KafkaWorkload;
 /// Roles a fault can target on a Kafka-API cluster.
 /// - `partition-leader`: the leader of partition 0 in the metadata (Apache Kafka);
 /// - `producer-broker`, `member-broker`: the broker producer 0's (consumer group member 0's)
-///   newest connection goes through, read from the client.id of the connections through the
-///   gateways; where stateless brokers share one address, the one a kill takes from it.
+///   busiest open connection goes through (the one carrying its records), read from the
+///   client.id of the connections through the gateways and the bytes each has carried.
 /// - `controller`: the controller the brokers name in their Metadata answers.
 pub const ROLES: &[&str] = &[
     "partition-leader",
@@ -431,15 +431,15 @@ impl Broker for Kafka {
                 } else {
                     group::member_client_id(0)
                 };
-                // The most recent connection across the gateways.
-                let newest = self
+                // The busiest connection across the gateways: the one carrying the records.
+                let busiest = self
                     .gateways
                     .get()
                     .into_iter()
                     .flatten()
                     .flat_map(|g| g.brokers_of(&client).into_iter().next())
-                    .max_by_key(|(id, _)| *id);
-                newest.map(|(_, name)| name).ok_or_else(|| {
+                    .max_by_key(|(bytes, _)| *bytes);
+                busiest.map(|(_, name)| name).ok_or_else(|| {
                     BrokerError(format!(
                         "{role}: {client} has no open connection through a gateway (a topology without x-faultline.gateways cannot tell)"
                     ))
