@@ -326,6 +326,37 @@ pub struct Observation {
     pub what: Observed,
 }
 
+/// Whether each node's monitoring endpoint answers: the harness's own view, reported as
+/// `unreachable` when a node stops answering and `reachable` when it answers again, under the
+/// observer `harness/<node>` (never detection: the cluster noticed nothing).
+#[derive(Debug, Default)]
+pub struct Reachability(std::collections::BTreeMap<String, bool>);
+
+impl Reachability {
+    /// Records this round's answer from `node`; the observation, if it changed.
+    pub fn observe(
+        &mut self,
+        node: &str,
+        answer: Result<(), String>,
+        t_us: u64,
+    ) -> Option<Observation> {
+        let was = self
+            .0
+            .insert(node.to_string(), answer.is_ok())
+            .unwrap_or(true);
+        let what = match answer {
+            Err(detail) if was => Observed::Unreachable { detail },
+            Ok(()) if !was => Observed::Reachable,
+            _ => return None,
+        };
+        Some(Observation {
+            t_us,
+            observer: format!("harness/{node}"),
+            what,
+        })
+    }
+}
+
 /// A family's cluster monitoring; `observe` polls once and returns what changed since the
 /// last call.
 #[async_trait]
@@ -402,4 +433,29 @@ pub trait Broker: Send + Sync {
         clock: &Clock,
         timeout: Duration,
     ) -> Result<DrainReport, BrokerError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reachability_reports_each_change_once() {
+        let mut r = Reachability::default();
+        assert_eq!(r.observe("n1", Ok(()), 1), None);
+        let down = r.observe("n1", Err("refused".into()), 2).unwrap();
+        assert_eq!(down.observer, "harness/n1");
+        assert_eq!(
+            down.what,
+            Observed::Unreachable {
+                detail: "refused".into()
+            }
+        );
+        assert_eq!(r.observe("n1", Err("refused".into()), 3), None);
+        assert_eq!(
+            r.observe("n1", Ok(()), 4).unwrap().what,
+            Observed::Reachable
+        );
+        assert_eq!(r.observe("n2", Err("timeout".into()), 5).unwrap().t_us, 5);
+    }
 }

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::families::{NodeEndpoint, Observation, Observed, Probe};
+use crate::families::{NodeEndpoint, Observation, Observed, Probe, Reachability};
 use crate::history::Clock;
 
 /// One broker's own answer to a Metadata request: the brokers it lists (id -> advertised
@@ -266,7 +266,7 @@ pub struct KafkaProbe {
     pub consumer: Arc<BaseConsumer>,
     pub last: Option<View>,
     pub isr: IsrSeries,
-    pub up: BTreeMap<String, bool>,
+    pub up: Reachability,
     pub node_views: BTreeMap<String, NodeView>,
     pub metadata_up: bool,
 }
@@ -282,7 +282,6 @@ impl Probe for KafkaProbe {
             async move { (name, node_metadata(addr, timeout).await) }
         });
         for (node, answer) in futures::future::join_all(checks).await {
-            let was = self.up.insert(node.clone(), answer.is_ok()).unwrap_or(true);
             let t_us = clock.now_us();
             if let Ok(view) = &answer {
                 if let Some(before) = self.node_views.insert(node.clone(), view.clone()) {
@@ -295,22 +294,7 @@ impl Probe for KafkaProbe {
                     }
                 }
             }
-            // Whether the node answers at all is the harness's own view, not the
-            // cluster's: never detection.
-            let name = format!("harness/{node}");
-            match answer.map(|_| ()) {
-                Err(detail) if was => out.push(Observation {
-                    t_us,
-                    observer: name,
-                    what: Observed::Unreachable { detail },
-                }),
-                Ok(()) if !was => out.push(Observation {
-                    t_us,
-                    observer: name,
-                    what: Observed::Reachable,
-                }),
-                _ => {}
-            }
+            out.extend(self.up.observe(&node, answer.map(|_| ()), t_us));
         }
         let c = self.consumer.clone();
         let (topic, timeout) = (self.topic.clone(), self.timeout);

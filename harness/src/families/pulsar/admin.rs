@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::config::Persistence;
-use crate::families::{NodeEndpoint, Observation, Observed, Probe};
+use crate::families::{NodeEndpoint, Observation, Observed, Probe, Reachability};
 use crate::history::Clock;
 
 pub const ADMIN_PORT: u16 = 8080;
@@ -101,7 +101,7 @@ pub struct AdminProbe {
     /// Per observer: the members it listed last time (brokers and bookies, by node name).
     pub seen: BTreeMap<String, BTreeSet<String>>,
     pub owners: BTreeMap<String, Option<String>>,
-    pub up: BTreeMap<String, bool>,
+    pub up: Reachability,
 }
 
 #[async_trait]
@@ -124,31 +124,10 @@ impl Probe for AdminProbe {
         let mut out = Vec::new();
         for (observer, view) in futures::future::join_all(rounds).await {
             let t_us = clock.now_us();
-            let was = self
-                .up
-                .insert(observer.clone(), view.is_ok())
-                .unwrap_or(true);
-            let (brokers, bookies, owner) = match view {
-                Ok(v) => {
-                    if !was {
-                        out.push(Observation {
-                            t_us,
-                            observer: format!("harness/{observer}"),
-                            what: Observed::Reachable,
-                        });
-                    }
-                    v
-                }
-                Err(detail) => {
-                    if was {
-                        out.push(Observation {
-                            t_us,
-                            observer: format!("harness/{observer}"),
-                            what: Observed::Unreachable { detail },
-                        });
-                    }
-                    continue;
-                }
+            let answer = view.as_ref().map(|_| ()).map_err(Clone::clone);
+            out.extend(self.up.observe(&observer, answer, t_us));
+            let Ok((brokers, bookies, owner)) = view else {
+                continue;
             };
             let listed: BTreeSet<String> = brokers
                 .iter()

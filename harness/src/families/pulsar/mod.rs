@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Observation, Observed, Probe,
-    Producer,
+    wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Observation, Probe, Producer,
+    Reachability,
 };
 use crate::cluster::compose::Topology;
 use crate::history::{Clock, HistorySink};
@@ -235,7 +235,7 @@ impl Broker for PulsarFamily {
         if self.lite() {
             return Box::new(MetricsProbe {
                 nodes: self.brokers.clone(),
-                up: BTreeMap::new(),
+                up: Reachability::default(),
             });
         }
         Box::new(admin::AdminProbe {
@@ -244,7 +244,7 @@ impl Broker for PulsarFamily {
             topic: self.workload.topic.clone(),
             seen: BTreeMap::new(),
             owners: BTreeMap::new(),
-            up: BTreeMap::new(),
+            up: Reachability::default(),
         })
     }
 
@@ -274,7 +274,7 @@ impl Broker for PulsarFamily {
 /// Whether each broker's Prometheus endpoint answers: the harness's view of it.
 struct MetricsProbe {
     nodes: Vec<NodeEndpoint>,
-    up: BTreeMap<String, bool>,
+    up: Reachability,
 }
 
 #[async_trait]
@@ -294,22 +294,7 @@ impl Probe for MetricsProbe {
         });
         let mut out = Vec::new();
         for (node, answer) in futures::future::join_all(checks).await {
-            let was = self.up.insert(node.clone(), answer.is_ok()).unwrap_or(true);
-            let observer = format!("harness/{node}");
-            let t_us = clock.now_us();
-            match answer {
-                Err(detail) if was => out.push(Observation {
-                    t_us,
-                    observer,
-                    what: Observed::Unreachable { detail },
-                }),
-                Ok(()) if !was => out.push(Observation {
-                    t_us,
-                    observer,
-                    what: Observed::Reachable,
-                }),
-                _ => {}
-            }
+            out.extend(self.up.observe(&node, answer, clock.now_us()));
         }
         out
     }
