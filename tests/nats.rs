@@ -365,11 +365,13 @@ fn a_full_disk_on_the_stream_leader_is_survived_and_reported() {
         "{f}"
     );
     assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
-    // The leader could not write: publishes were refused until another node led the stream.
+    // The leader could not write: publishes to it did not succeed until another node led the
+    // stream. The client sees that as refusals (fail) or, when the full leader just does not
+    // answer in time, as timeouts (unknown): one clean-clone CI run had 0 failed, 8 unknown.
+    let m = &r["messages"];
     assert!(
-        r["messages"]["failed"].as_u64().unwrap() > 0,
-        "{}",
-        r["messages"]
+        m["failed"].as_u64().unwrap() + m["unknown"].as_u64().unwrap() > 0,
+        "{m}"
     );
     let new_leader = f["new_leader"]
         .as_str()
