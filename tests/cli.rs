@@ -84,6 +84,32 @@ faults:
 }
 
 #[test]
+fn mqtt_5_on_a_broker_that_speaks_3_1_1_only_fails_validation() {
+    let (_dir, path) = scenario_in_tmp(
+        "name: v5
+cluster:
+  compose: COMPOSE
+workload:
+  rate: 100
+  duration: 20s
+  mqtt:
+    version: \"5\"
+",
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("nats-jetstream-3.yml", "rabbitmq-mqtt-3-quorum.yml");
+    std::fs::write(&path, text).unwrap();
+    let (code, _, stderr) = faultline(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr
+            .contains(":8:5: workload.mqtt.version: RabbitMQ 3.10's MQTT plugin speaks 3.1.1 only"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn validate_reports_every_problem_with_its_position_and_exits_2() {
     let (_dir, path) = scenario_in_tmp(BAD);
     let p = path.to_str().unwrap();

@@ -1,5 +1,6 @@
 //! Integration tests against real MQTT brokers in Docker: a 3-node RabbitMQ cluster with its
-//! MQTT plugin (quorum and classic session queues) and two bridged Mosquitto brokers.
+//! MQTT plugin (quorum and classic session queues), one and two bridged Mosquitto brokers
+//! (MQTT 3.1.1 and 5), and a 3-node ejabberd cluster with mod_mqtt.
 //!
 //! Each test runs the `faultline` binary on a scenario from `scenarios/mqtt/` and asserts on
 //! its exit code and `result.json`. The known-bad scenarios (classic session queues, a
@@ -63,6 +64,14 @@ fn killing_the_quorum_session_queue_leader_loses_nothing() {
     assert!(failover <= 15_000.0, "failover {failover} ms");
     let notes = notes(&r);
     assert!(notes.contains("resumed its session"), "{notes}");
+    // The Prometheus endpoint saw it too: r1's distribution link gone from a peer's /metrics.
+    let by_metrics: Vec<_> = probe_events(out.path(), "peer-down")
+        .into_iter()
+        .filter(|(observer, subject, detail)| {
+            observer != "r1" && subject == "r1" && detail.starts_with("erlang_vm_dist_node_state")
+        })
+        .collect();
+    assert!(!by_metrics.is_empty(), "no peer-down from /metrics");
 }
 
 #[test]
@@ -227,4 +236,88 @@ fn a_drifting_clock_runs_away_by_the_rate_asked_and_is_set_back() {
     assert!((8.5..=11.5).contains(&seen), "{note}");
     // Healing set it back and read it back: t_heal exists only if `date` agreed.
     assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+}
+
+#[test]
+fn an_mqtt_5_qos2_session_survives_a_mosquitto_restart() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing(
+        "scenarios/mqtt/mosquitto-v5-session-restart.yaml",
+        out.path(),
+    );
+    let m = &r["messages"];
+    // 40 msg/s for 25 s, less what the dead broker could not take.
+    assert!(m["acked"].as_u64().unwrap() > 800, "{m}");
+    let notes = notes(&r);
+    for expected in [
+        "subscriber: reconnected to m1",
+        "and the broker resumed its session",
+        "protocol: MQTT 5 (the subscriber's session expiry interval 600 s)",
+        "$SYS/broker/clients/connected (read every 1 s): m1:",
+    ] {
+        assert!(
+            notes.contains(expected),
+            "{expected:?} missing in:\n{notes}"
+        );
+    }
+    // The broker's own uptime went back after the restart.
+    let restarted = probe_events(out.path(), "restarted");
+    assert!(
+        restarted
+            .iter()
+            .any(|(o, _, d)| o == "m1" && d.starts_with("$SYS/broker/uptime")),
+        "{restarted:?}"
+    );
+}
+
+#[test]
+fn a_killed_ejabberd_node_leaves_list_cluster_at_once_and_nothing_is_lost() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/ejabberd-node-kill.yaml", out.path());
+    assert!(r["messages"]["acked"].as_u64().unwrap() > 4_000);
+    let f = &r["faults"][0];
+    assert_eq!(f["target"], "e2");
+    let detection = f64_at(f, "/detection_ms").expect("detection measured");
+    assert!(detection < 1_000.0, "detection {detection} ms: {f}");
+    let signal = f["detection_signal"].as_str().unwrap();
+    assert!(
+        signal.ends_with("reports e2 down (gone from list_cluster (HTTP API))"),
+        "{signal}"
+    );
+    let restarted = probe_events(out.path(), "restarted");
+    assert!(
+        restarted
+            .iter()
+            .any(|(o, _, d)| o == "e2" && d.starts_with("stats uptimeseconds")),
+        "{restarted:?}"
+    );
+}
+
+#[test]
+fn an_ejabberd_session_moves_to_another_live_node() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/ejabberd-session-moves.yaml", out.path());
+    let notes = notes(&r);
+    assert!(
+        notes.contains("reconnected to e2") && notes.contains("the broker resumed its session"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn an_ejabberd_session_dies_with_its_node() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = losing(
+        "scenarios/mqtt/ejabberd-session-dies-with-node.yaml",
+        out.path(),
+    );
+    let notes = notes(&r);
+    assert!(
+        notes.contains("reconnected to e2") && notes.contains("(session present: 0)"),
+        "{notes}"
+    );
 }

@@ -482,6 +482,7 @@ fn observation_record(o: families::Observation) -> Record {
         Observed::Leader { role, leader } => ("leader", leader, Some(role), None),
         Observed::Unreachable { detail } => ("unreachable", None, None, Some(detail)),
         Observed::Reachable => ("reachable", None, None, None),
+        Observed::Restarted { detail } => ("restarted", None, None, Some(detail)),
     };
     r.event = Some(event.into());
     r.subject = subject;

@@ -121,3 +121,17 @@ pub fn registry_only(scenario: &str, image: &str) -> Option<Value> {
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
     Some(r)
 }
+
+/// The probe observations of a run's history (`history.jsonl` in its output directory) with
+/// this event (`peer-down`, `restarted`...), each as (observer, subject, detail).
+pub fn probe_events(out: &Path, event: &str) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history.jsonl");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["op"] == "probe" && r["event"] == event)
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("observer"), s("subject"), s("detail"))
+        })
+        .collect()
+}

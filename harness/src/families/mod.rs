@@ -102,6 +102,9 @@ pub fn check_settings(
                 }
             }
             m.check_duration(load, d);
+            if let Some(why) = mqtt::refuse(m, topology.broker.as_deref()) {
+                d.error(m.pos, why);
+            }
         }
         WorkloadSettings::Kafka(k) => {
             let brokers = if topology.gateways.is_empty() {
@@ -317,6 +320,11 @@ pub enum Observed {
         detail: String,
     },
     Reachable,
+    /// The observer reports that it started again since the last observation (its uptime went
+    /// back): never detection, the node speaks of itself.
+    Restarted {
+        detail: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -24,12 +24,20 @@ impl Qos {
             Qos::Two => 2,
         }
     }
+}
 
-    pub fn client(self) -> rumqttc::QoS {
+/// The MQTT protocol version every connection of the run speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V311,
+    V5,
+}
+
+impl Version {
+    pub fn name(self) -> &'static str {
         match self {
-            Qos::Zero => rumqttc::QoS::AtMostOnce,
-            Qos::One => rumqttc::QoS::AtLeastOnce,
-            Qos::Two => rumqttc::QoS::ExactlyOnce,
+            Version::V311 => "3.1.1",
+            Version::V5 => "5",
         }
     }
 }
@@ -58,6 +66,10 @@ pub struct Subscriber {
 pub struct MqttWorkload {
     pub topic: String,
     pub qos: Qos,
+    pub version: Version,
+    /// MQTT 5: how long the broker keeps the subscriber's persistent session after a
+    /// disconnection (its session expiry interval); 3.1.1 has no such setting.
+    pub session_expiry: Duration,
     /// Nodes the producers connect to, in turn (producer i starts at the i-th); all by default.
     pub publish_to: Vec<String>,
     /// Bound on one connection attempt (TCP and CONNACK).
@@ -73,6 +85,7 @@ const KEYS: &[&str] = &[
     "topic",
     "qos",
     "version",
+    "session_expiry",
     "publish_to",
     "connect_timeout",
     "keep_alive",
@@ -119,18 +132,36 @@ impl MqttWorkload {
             }),
             None => Some(Qos::One),
         };
-        if let Some(n) = f.get("version") {
-            // MQTT 5 is the next step of the driver (rumqttc's v5 client); until then a
-            // scenario that asks for it is refused rather than run as 3.1.1.
-            if let Some(v) = yaml::choice(n, "workload.mqtt.version", &["3.1.1", "5"], d) {
+        let version = match f.get("version") {
+            Some(n) => yaml::choice(n, "workload.mqtt.version", &["3.1.1", "5"], d).map(|v| {
                 if v == "5" {
+                    Version::V5
+                } else {
+                    Version::V311
+                }
+            }),
+            None => Some(Version::V311),
+        };
+        let session_expiry = match f.get("session_expiry") {
+            Some(n) => yaml::duration(n, "workload.mqtt.session_expiry", d).and_then(|e| {
+                if version == Some(Version::V311) {
                     d.error(
                         n.pos,
-                        "workload.mqtt.version: MQTT 5 is not supported by faultline's MQTT driver yet; use \"3.1.1\" (every broker faultline runs offline speaks it)",
+                        "workload.mqtt.session_expiry: MQTT 3.1.1 has no session expiry (the broker keeps a persistent session until it drops it); set version: \"5\" or remove it",
                     );
+                    return None;
                 }
-            }
-        }
+                if e < Duration::from_secs(1) || e.as_secs() > u32::MAX as u64 {
+                    d.error(
+                        n.pos,
+                        "workload.mqtt.session_expiry: expected 1s to 136 years (MQTT 5 counts it in seconds; 0 would end the session at every disconnection)",
+                    );
+                    return None;
+                }
+                Some(e)
+            }),
+            None => Some(Duration::from_secs(3600)),
+        };
         let mut node_positions = Vec::new();
         let publish_to = match f.get("publish_to") {
             Some(n) => yaml::list(n, "workload.mqtt.publish_to", d).map(|items| {
@@ -162,6 +193,14 @@ impl MqttWorkload {
             }),
             None => Some(Duration::from_secs(5)),
         };
+        if let (Some(Version::V5), Some(k), Some(n)) = (version, keep_alive, f.get("keep_alive")) {
+            if k < Duration::from_secs(5) {
+                d.error(
+                    n.pos,
+                    "workload.mqtt.keep_alive: expected at least 5s with version \"5\" (rumqttc's MQTT 5 client refuses less)",
+                );
+            }
+        }
         let credentials = match f.get("credentials") {
             None => Some(None),
             Some(n) => {
@@ -186,6 +225,8 @@ impl MqttWorkload {
         Some(MqttWorkload {
             topic: topic?,
             qos: qos?,
+            version: version?,
+            session_expiry: session_expiry?,
             publish_to: publish_to?,
             connect_timeout: connect_timeout?,
             keep_alive: keep_alive?,
@@ -319,6 +360,27 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_5_sessions_expire_after_an_hour_unless_told() {
+        let w = parse("topic: t\nversion: \"5\"\n").unwrap();
+        assert_eq!(w.version, Version::V5);
+        assert_eq!(w.session_expiry, Duration::from_secs(3600));
+        let w = parse("topic: t\nversion: \"5\"\nsession_expiry: 10m\n").unwrap();
+        assert_eq!(w.session_expiry, Duration::from_secs(600));
+        assert_eq!(parse("topic: t\n").unwrap().version, Version::V311);
+        let e = parse("topic: t\nversion: \"5\"\nsession_expiry: 0s\n").unwrap_err();
+        assert!(e[0].contains("0 would end the session"), "{e:?}");
+        let e = parse("topic: t\nsession_expiry: 1h\n").unwrap_err();
+        assert!(
+            e[0].contains(
+                "s.yaml:2:17: workload.mqtt.session_expiry: MQTT 3.1.1 has no session expiry"
+            ),
+            "{e:?}"
+        );
+        let e = parse("topic: t\nversion: \"5\"\nkeep_alive: 2s\n").unwrap_err();
+        assert!(e[0].contains("expected at least 5s with version"), "{e:?}");
+    }
+
+    #[test]
     fn a_session_that_moves_between_nodes() {
         let w = parse(
             "topic: t\nqos: 2\npublish_to: [r2, r3]\nsubscriber:\n  client_id: s1\n  node: r1\n  offline_at: 2s\n  reconnect_at: 20s\n  reconnect_to: r2\n",
@@ -334,7 +396,7 @@ mod tests {
     #[test]
     fn problems_are_named_with_their_position() {
         let errors = parse(
-            "topic: a/#\nqos: 3\nversion: \"5\"\nsubscriber:\n  client_id: this-client-id-is-far-too-long\n  offline_at: 5s\n  colour: red\n",
+            "topic: a/#\nqos: 3\nversion: \"4\"\nsubscriber:\n  client_id: this-client-id-is-far-too-long\n  offline_at: 5s\n  colour: red\n",
         )
         .unwrap_err();
         let all = errors.join("\n");
@@ -346,7 +408,7 @@ mod tests {
         );
         assert!(all.contains("s.yaml:2:6: workload.mqtt.qos"), "{all}");
         assert!(
-            all.contains("s.yaml:3:10: workload.mqtt.version: MQTT 5 is not supported"),
+            all.contains("s.yaml:3:10: workload.mqtt.version: expected one of"),
             "{all}"
         );
         assert!(all.contains("unknown key `colour`"), "{all}");

@@ -1,5 +1,6 @@
-//! The MQTT workload driver (rumqttc, MQTT 3.1.1): producers whose every acknowledgement is
-//! matched to its publish, and the subscriber whose session the checks are about.
+//! The MQTT workload driver (rumqttc, MQTT 3.1.1 or 5, through `client`): producers whose
+//! every acknowledgement is matched to its publish, and the subscriber whose session the
+//! checks are about.
 //!
 //! rumqttc's `publish()` only queues a request; the event loop reports, in request order,
 //! `Outgoing::Publish(pkid)` when it writes one (a collision on a packet id holds the request
@@ -10,6 +11,7 @@
 //! `fail` (never sent); the next publish connects to the next node in turn. rumqttc's own
 //! replay of unacknowledged publishes is not used: each connection is a fresh client, so a
 //! message is sent exactly once by the harness and the broker's duplicates stay visible.
+//! Under MQTT 5 a PUBACK or PUBREC with a failure reason code is the broker's refusal: `fail`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -18,15 +20,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::FutureExt;
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet};
 use tokio::sync::oneshot;
 
+use super::client::{self, Client, Ev, Events, Options};
 use super::config::{MqttWorkload, Qos};
 use crate::families::{BrokerError, Completion, NodeEndpoint, Producer, Sent};
 use crate::history::{Clock, HistorySink, Kind, Op, Record};
 use crate::workload::decode_payload;
 
-pub const MQTT_PORT: u16 = 1883;
+pub use client::MQTT_PORT;
 
 /// A payload that marks the end of what was published through one node (see `drain`).
 const END_MARKER: &[u8; 6] = b"FLTEND";
@@ -46,50 +48,18 @@ fn read_end_marker(payload: &[u8]) -> Option<String> {
     )
 }
 
-pub fn options(
-    w: &MqttWorkload,
-    client_id: &str,
-    node: &NodeEndpoint,
-    clean_session: bool,
-) -> MqttOptions {
-    let mut o = MqttOptions::new(client_id, node.ip.to_string(), MQTT_PORT);
-    o.set_keep_alive(w.keep_alive)
-        .set_clean_session(clean_session)
-        .set_max_packet_size(1 << 20, 1 << 20);
-    if let Some(c) = &w.credentials {
-        o.set_credentials(c.user.clone(), c.password.clone());
-    }
-    o
+pub fn options(w: &MqttWorkload, client_id: &str, node: &NodeEndpoint, clean: bool) -> Options {
+    Options::new(w, client_id, node, clean)
 }
 
 /// Opens a connection and waits for its CONNACK; returns the client, its event loop and
 /// whether the broker resumed a session.
 pub async fn connect(
-    options: MqttOptions,
+    options: Options,
     capacity: usize,
     timeout: Duration,
-) -> Result<(AsyncClient, EventLoop, bool), String> {
-    let (client, mut events) = AsyncClient::new(options, capacity);
-    events
-        .network_options
-        .set_connection_timeout(timeout.as_secs().max(1));
-    let first = tokio::time::timeout(timeout, events.poll()).await;
-    match first {
-        Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => Ok((client, events, ack.session_present)),
-        Ok(Ok(other)) => Err(format!("expected CONNACK, got {other:?}")),
-        Ok(Err(e)) => Err(connection_error(&e)),
-        Err(_) => Err(format!("no CONNACK within {timeout:?}")),
-    }
-}
-
-pub fn connection_error(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => {
-            format!("connection refused by the broker ({code:?})")
-        }
-        ConnectionError::MqttState(s) => format!("protocol state: {s}"),
-        other => other.to_string(),
-    }
+) -> Result<(Client, Events, bool), String> {
+    client::connect(&options, capacity, timeout).await
 }
 
 /// Completions waiting on one connection.
@@ -118,9 +88,15 @@ impl Waiting {
         }
     }
 
-    fn on_event(&mut self, event: &Event, qos: Qos) {
+    fn on_event(&mut self, event: &Ev, qos: Qos) {
+        let done = |tx: oneshot::Sender<Completion>| {
+            let _ = tx.send(Completion::Ok {
+                position: None,
+                partition: None,
+            });
+        };
         match event {
-            Event::Outgoing(Outgoing::Publish(pkid)) => {
+            Ev::Written(pkid) => {
                 if let Some(tx) = self.queued.pop_front() {
                     if qos == Qos::Zero {
                         let _ = tx.send(Completion::Info(
@@ -131,30 +107,21 @@ impl Waiting {
                     }
                 }
             }
-            Event::Incoming(Packet::PubAck(ack)) if qos == Qos::One => {
-                if let Some(tx) = self.written.remove(&ack.pkid) {
-                    let _ = tx.send(Completion::Ok {
-                        position: None,
-                        partition: None,
-                    });
-                }
-            }
             // RabbitMQ 3.10 grants QoS 1 at most and answers a QoS 2 publish with a PUBACK:
             // the broker acknowledged it, at the QoS it supports.
-            Event::Incoming(Packet::PubAck(ack)) if qos == Qos::Two => {
-                if let Some(tx) = self.written.remove(&ack.pkid) {
-                    let _ = tx.send(Completion::Ok {
-                        position: None,
-                        partition: None,
-                    });
+            Ev::PubAck(pkid) if qos != Qos::Zero => {
+                if let Some(tx) = self.written.remove(pkid) {
+                    done(tx);
                 }
             }
-            Event::Incoming(Packet::PubComp(comp)) if qos == Qos::Two => {
-                if let Some(tx) = self.written.remove(&comp.pkid) {
-                    let _ = tx.send(Completion::Ok {
-                        position: None,
-                        partition: None,
-                    });
+            Ev::PubComp(pkid) if qos == Qos::Two => {
+                if let Some(tx) = self.written.remove(pkid) {
+                    done(tx);
+                }
+            }
+            Ev::Refused(pkid, reason) => {
+                if let Some(tx) = self.written.remove(pkid) {
+                    let _ = tx.send(Completion::Fail(format!("refused by the broker: {reason}")));
                 }
             }
             _ => {}
@@ -163,7 +130,7 @@ impl Waiting {
 }
 
 struct Connection {
-    client: AsyncClient,
+    client: Client,
     node: String,
     waiting: Arc<Mutex<Waiting>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -236,7 +203,7 @@ impl MqttProducer {
         // A fresh client id per connection: the producer's own session carries nothing.
         let id = format!("faultline-p{}-{}", self.index, self.generation);
         let mut o = options(&self.workload, &id, &node, true);
-        o.set_inflight(self.capacity.clamp(10, u16::MAX as usize - 1) as u16);
+        o.inflight = self.capacity.clamp(10, u16::MAX as usize - 1) as u16;
         let (client, mut events, _) = connect(o, self.capacity + 16, self.workload.connect_timeout)
             .await
             .map_err(|e| format!("connect to {}: {e}", node.name))?;
@@ -254,10 +221,10 @@ impl MqttProducer {
                         let mut w = shared.lock().unwrap_or_else(|e| e.into_inner());
                         // Publishes serialised just before the error are reported in the
                         // events left behind: they count as written.
-                        for event in events.state.events.drain(..) {
+                        for event in events.leftover() {
                             w.on_event(&event, qos);
                         }
-                        w.close(&connection_error(&e));
+                        w.close(&e);
                         return;
                     }
                 }
@@ -302,12 +269,10 @@ impl Producer for MqttProducer {
             w.queued.push_back(tx);
         }
         let node = Some(conn.node.clone());
-        if let Err(e) = conn.client.try_publish(
-            self.workload.topic.clone(),
-            self.workload.qos.client(),
-            false,
-            payload,
-        ) {
+        if let Err(e) = conn
+            .client
+            .try_publish(&self.workload.topic, self.workload.qos, payload)
+        {
             conn.waiting
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -344,25 +309,20 @@ pub async fn publish_marker(
         connect(options(w, &id, node, true), 16, w.connect_timeout).await?;
     let qos = if w.qos == Qos::Zero { Qos::One } else { w.qos };
     client
-        .publish(
-            w.topic.clone(),
-            qos.client(),
-            false,
-            end_marker(&node.name, attempt),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        .publish(&w.topic, qos, end_marker(&node.name, attempt))
+        .await?;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, events.poll()).await {
             Err(_) => return Err(format!("no acknowledgement within {timeout:?}")),
-            Ok(Err(e)) => return Err(connection_error(&e)),
-            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) if qos == Qos::One => break,
-            Ok(Ok(Event::Incoming(Packet::PubComp(_)))) if qos == Qos::Two => break,
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Ev::PubAck(_))) if qos == Qos::One => break,
+            Ok(Ok(Ev::PubComp(_))) if qos == Qos::Two => break,
+            Ok(Ok(Ev::Refused(_, reason))) => return Err(format!("refused: {reason}")),
             Ok(Ok(_)) => {}
         }
     }
-    let _ = client.disconnect().await;
+    client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
     Ok(())
 }
@@ -438,7 +398,7 @@ async fn subscribe(
     w: &MqttWorkload,
     node: &NodeEndpoint,
     rec: &Recorder,
-) -> Result<(AsyncClient, EventLoop, bool), String> {
+) -> Result<(Client, Events, bool), String> {
     let state = &rec.state;
     let s = &w.subscriber;
     let qos = w.qos;
@@ -450,37 +410,22 @@ async fn subscribe(
     // keeps its subscription anyway, and one the broker lost gets it back (the note on
     // reconnection says which happened).
     {
-        client
-            .subscribe(s.filter.clone(), qos.client())
-            .await
-            .map_err(|e| e.to_string())?;
+        client.subscribe(&s.filter, qos).await?;
         let deadline = Instant::now() + w.connect_timeout.max(Duration::from_secs(5));
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, events.poll()).await {
                 Err(_) => return Err(format!("no SUBACK from {} in time", node.name)),
-                Ok(Err(e)) => {
+                Ok(Err(e)) => return Err(format!("subscribe on {}: {e}", node.name)),
+                Ok(Ok(Ev::SubAck(Some(reason)))) => {
                     return Err(format!(
-                        "subscribe on {}: {}",
-                        node.name,
-                        connection_error(&e)
-                    ))
+                        "{} refused the subscription to {} ({reason})",
+                        node.name, s.filter
+                    ));
                 }
-                Ok(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
-                    let refused = ack
-                        .return_codes
-                        .iter()
-                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
-                    if refused {
-                        return Err(format!(
-                            "{} refused the subscription to {}",
-                            node.name, s.filter
-                        ));
-                    }
-                    break;
-                }
+                Ok(Ok(Ev::SubAck(None))) => break,
                 // Messages of a resumed session may arrive before the SUBACK.
-                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => rec.message(&node.name, &p.payload),
+                Ok(Ok(Ev::Message { payload, .. })) => rec.message(&node.name, &payload),
                 Ok(Ok(_)) => {}
             }
         }
@@ -536,8 +481,8 @@ async fn run_subscriber(
     w: MqttWorkload,
     mut plan: Plan,
     mut node: NodeEndpoint,
-    client: AsyncClient,
-    events: EventLoop,
+    client: Client,
+    events: Events,
     rec: Recorder,
     load_start: Arc<tokio::sync::OnceCell<Instant>>,
 ) {
@@ -559,7 +504,7 @@ async fn run_subscriber(
                 ));
             }
             if let Some((client, mut events)) = conn.take() {
-                let _ = client.disconnect().await;
+                client.disconnect().await;
                 let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
             }
             return;
@@ -571,7 +516,7 @@ async fn run_subscriber(
             if !went_offline && Instant::now() >= *start + off {
                 went_offline = true;
                 if let Some((client, mut events)) = conn.take() {
-                    let _ = client.disconnect().await;
+                    client.disconnect().await;
                     let _ = tokio::time::timeout(Duration::from_millis(500), events.poll()).await;
                 }
                 state.lock().unwrap_or_else(|e| e.into_inner()).notes.push(format!(
@@ -591,8 +536,8 @@ async fn run_subscriber(
                 let polled = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
                 match polled {
                     Err(_) => {}
-                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                        rec.message(&node.name, &p.payload);
+                    Ok(Ok(Ev::Message { payload, .. })) => {
+                        rec.message(&node.name, &payload);
                     }
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
@@ -601,7 +546,7 @@ async fn run_subscriber(
                             "subscriber: connection to {} lost at {:.1} s ({})",
                             node.name,
                             clock.now_us() as f64 / 1e6,
-                            connection_error(&e)
+                            e
                         ));
                         st.connected_to = None;
                         conn = None;

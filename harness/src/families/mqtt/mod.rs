@@ -3,10 +3,14 @@
 //! - `config`: the `workload.mqtt` settings (topic, QoS, the subscriber and its session).
 //! - `driver`: producers with every PUBACK / PUBCOMP matched to its publish, the subscriber
 //!   that records what it receives while the load runs, and the end markers of the drain.
-//! - `rabbitmq`: the management API (`/api/nodes`, the session queue's leader).
-//! - `mosquitto`: `$SYS` bridge states.
+//! - `client`: one client over MQTT 3.1.1 and MQTT 5 (rumqttc's two clients).
+//! - `rabbitmq`: the management API (`/api/nodes`, the session queue's leader), and
+//!   `prometheus`: its Prometheus endpoint (distribution links, uptime).
+//! - `mosquitto`: `$SYS` bridge states, uptime and connected clients.
+//! - `ejabberd`: the HTTP API (`list_cluster`, uptime).
 //!
-//! The topology's `x-faultline.broker` says which broker runs (`rabbitmq`, `mosquitto`), so
+//! The topology's `x-faultline.broker` says which broker runs (`rabbitmq`, `mosquitto`,
+//! `ejabberd`), so
 //! the probes and the health check fit it.
 //!
 //! Unlike a stream, an MQTT subscription has no end to read to. The subscriber reads while the
@@ -17,9 +21,12 @@
 //! bridge connection), so once the marker that went through a node has arrived, everything
 //! acknowledged through that node before it either arrived or never will.
 
+mod client;
 mod config;
 mod driver;
+mod ejabberd;
 mod mosquitto;
+mod prometheus;
 mod rabbitmq;
 
 use std::sync::{Arc, Mutex};
@@ -30,24 +37,36 @@ use async_trait::async_trait;
 use super::{wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Producer};
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
-pub use config::MqttWorkload;
+pub use config::{MqttWorkload, Version};
 
 /// Roles a fault can target on an MQTT cluster.
 pub const ROLES: &[&str] = &["queue-leader", "subscriber-node"];
 
 /// The brokers faultline knows how to watch, as written in `x-faultline.broker`.
-pub const BROKERS: &[&str] = &["rabbitmq", "mosquitto"];
+pub const BROKERS: &[&str] = &["rabbitmq", "mosquitto", "ejabberd"];
+
+/// Why this broker cannot run the workload as written, if it cannot (checked at validation).
+pub fn refuse(w: &MqttWorkload, broker: Option<&str>) -> Option<String> {
+    match (broker, w.version) {
+        (Some("rabbitmq"), Version::V5) => Some(
+            "workload.mqtt.version: RabbitMQ 3.10's MQTT plugin speaks 3.1.1 only (MQTT 5 came with RabbitMQ 3.13); use version \"3.1.1\" on this topology".into(),
+        ),
+        _ => None,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
     RabbitMq,
     Mosquitto,
+    Ejabberd,
 }
 
 impl Flavour {
     pub fn from_name(name: Option<&str>) -> Flavour {
         match name {
             Some("rabbitmq") => Flavour::RabbitMq,
+            Some("ejabberd") => Flavour::Ejabberd,
             _ => Flavour::Mosquitto,
         }
     }
@@ -60,6 +79,8 @@ pub struct Mqtt {
     subscriber: driver::SharedSubscriber,
     subscriber_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     load_start: Arc<tokio::sync::OnceCell<Instant>>,
+    /// Mosquitto: `$SYS` connected-client counts, per broker, for the notes.
+    clients: mosquitto::ClientSeries,
 }
 
 impl Mqtt {
@@ -71,6 +92,7 @@ impl Mqtt {
             subscriber: Default::default(),
             subscriber_task: Mutex::new(None),
             load_start: Default::default(),
+            clients: Default::default(),
         }
     }
 
@@ -102,7 +124,7 @@ impl Mqtt {
             let (client, mut events, _) = driver::connect(o, 4, self.workload.connect_timeout)
                 .await
                 .map_err(|e| format!("{} does not accept MQTT connections yet: {e}", node.name))?;
-            let _ = client.disconnect().await;
+            client.disconnect().await;
             let _ = tokio::time::timeout(Duration::from_millis(100), events.poll()).await;
         }
         match self.flavour {
@@ -121,6 +143,13 @@ impl Mqtt {
                 )
             }
             Flavour::Mosquitto => Ok("the broker accepts MQTT connections".into()),
+            Flavour::Ejabberd => {
+                ejabberd::cluster_whole(&self.nodes).await?;
+                Ok(format!(
+                    "every node accepts MQTT connections and lists all {} in list_cluster (HTTP API)",
+                    self.nodes.len()
+                ))
+            }
         }
     }
 
@@ -296,7 +325,9 @@ impl Broker for Mqtt {
             Flavour::Mosquitto => Box::new(mosquitto::MosquittoProbe::new(
                 &self.workload,
                 self.nodes.clone(),
+                self.clients.clone(),
             )),
+            Flavour::Ejabberd => Box::new(ejabberd::EjabberdProbe::new(self.nodes.clone())),
         }
     }
 
@@ -409,6 +440,15 @@ impl Broker for Mqtt {
         report.received = st.received;
         report.foreign = st.foreign;
         report.notes.extend(st.notes.iter().cloned());
+        report
+            .notes
+            .extend(mosquitto::clients_summary(&self.clients));
+        if self.workload.version == Version::V5 {
+            report.notes.push(format!(
+                "protocol: MQTT 5 (the subscriber's session expiry interval {} s)",
+                self.workload.session_expiry.as_secs()
+            ));
+        }
         if self.workload.qos.level() == 0 {
             report.notes.push(
                 "QoS 0: nothing acknowledges a publish, so no message can be called lost; what arrived is counted as recovered".into(),

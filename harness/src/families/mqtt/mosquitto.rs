@@ -8,20 +8,39 @@
 //! each bridge connection after the node it connects to, so `m1.m2` is the link from m1 to
 //! m2: seen from either end, the other node is the peer. A broker's own death shows as its probe
 //! connection closing (`unreachable`), and to its peer as the bridge going to `0`.
+//!
+//! The same connection reads `$SYS/broker/uptime` ("<n> seconds") and
+//! `$SYS/broker/clients/connected`, which Mosquitto publishes every `sys_interval` (1 s in
+//! faultline's topologies, so both are read at that interval; the bridge states arrive when
+//! they change). An uptime lower than the last one read means the broker started again
+//! (`restarted`, observed by the broker itself); the connected-client counts are kept as a
+//! series per broker and summarised in the result's notes (a bridge or a client that
+//! vanished shows there as a step down).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use rumqttc::{Event, Packet, QoS};
-
-use super::config::MqttWorkload;
+use super::client::Ev;
+use super::config::{MqttWorkload, Qos, Version};
 use super::driver;
 use crate::families::{NodeEndpoint, Observation, Observed, Probe};
 use crate::history::Clock;
+use async_trait::async_trait;
 
 pub const BRIDGE_STATES: &str = "$SYS/broker/connection/+/state";
+pub const UPTIME: &str = "$SYS/broker/uptime";
+pub const CLIENTS: &str = "$SYS/broker/clients/connected";
+
+/// The number a `$SYS` message starts with ("42 seconds", "3").
+pub fn leading_number(payload: &[u8]) -> Option<u64> {
+    std::str::from_utf8(payload)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
 
 /// The peer a bridge state topic names, seen from `observer`.
 pub fn bridge_peer(topic: &str, observer: &str) -> Option<String> {
@@ -39,6 +58,10 @@ pub struct View {
     pub last_error: Option<String>,
     /// Bridge peer -> connection up.
     pub bridges: BTreeMap<String, bool>,
+    /// `$SYS/broker/uptime`, seconds.
+    pub uptime: Option<u64>,
+    /// `$SYS/broker/clients/connected`.
+    pub clients: Option<u64>,
 }
 
 pub type SharedView = Arc<Mutex<View>>;
@@ -50,14 +73,17 @@ pub async fn watch(w: MqttWorkload, who: &'static str, node: NodeEndpoint, view:
     loop {
         let id = format!("faultline-{who}-{}", node.name);
         let mut options = driver::options(&w, &id, &node, true);
-        options.set_keep_alive(Duration::from_secs(2));
+        // The probe speaks 3.1.1 whatever the workload speaks: rumqttc's MQTT 5 client
+        // refuses a keep-alive under 5 s, and $SYS reads the same either way.
+        options.version = Version::V311;
+        options.keep_alive = Duration::from_secs(2);
         match driver::connect(options, 16, Duration::from_secs(1)).await {
             Ok((client, mut events, _)) => {
-                if client
-                    .subscribe(BRIDGE_STATES, QoS::AtMostOnce)
-                    .await
-                    .is_ok()
-                {
+                let mut subscribed = true;
+                for filter in [BRIDGE_STATES, UPTIME, CLIENTS] {
+                    subscribed &= client.subscribe(filter, Qos::Zero).await.is_ok();
+                }
+                if subscribed {
                     {
                         let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
                         v.connected = true;
@@ -65,20 +91,21 @@ pub async fn watch(w: MqttWorkload, who: &'static str, node: NodeEndpoint, view:
                     }
                     loop {
                         match events.poll().await {
-                            Ok(Event::Incoming(Packet::Publish(p))) => {
-                                if let Some(peer) = bridge_peer(&p.topic, &node.name) {
-                                    let up = p.payload.as_ref() == b"1";
-                                    view.lock()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .bridges
-                                        .insert(peer, up);
+                            Ok(Ev::Message { topic, payload }) => {
+                                let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
+                                if topic == UPTIME {
+                                    v.uptime = leading_number(&payload).or(v.uptime);
+                                } else if topic == CLIENTS {
+                                    v.clients = leading_number(&payload).or(v.clients);
+                                } else if let Some(peer) = bridge_peer(&topic, &node.name) {
+                                    v.bridges.insert(peer, payload.as_ref() == b"1");
                                 }
                             }
                             Ok(_) => {}
                             Err(e) => {
                                 let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
                                 v.connected = false;
-                                v.last_error = Some(driver::connection_error(&e));
+                                v.last_error = Some(e);
                                 break;
                             }
                         }
@@ -103,12 +130,42 @@ struct NodeState {
     reachable: bool,
 }
 
+/// Per broker, each change of `$SYS/broker/clients/connected`: (µs since the run's start, count).
+pub type ClientSeries = Arc<Mutex<BTreeMap<String, Vec<(u64, u64)>>>>;
+
+/// The series in words, for the result's notes (at most 12 steps per broker).
+pub fn clients_summary(series: &ClientSeries) -> Option<String> {
+    let s = series.lock().unwrap_or_else(|e| e.into_inner());
+    if s.is_empty() {
+        return None;
+    }
+    let per_node: Vec<String> = s
+        .iter()
+        .map(|(node, steps)| {
+            let mut words: Vec<String> = steps
+                .iter()
+                .take(12)
+                .map(|(t, n)| format!("{n} at {:.1} s", *t as f64 / 1e6))
+                .collect();
+            if steps.len() > 12 {
+                words.push(format!("... ({} changes in all)", steps.len()));
+            }
+            format!("{node}: {}", words.join(", "))
+        })
+        .collect();
+    Some(format!(
+        "$SYS/broker/clients/connected (read every 1 s): {}",
+        per_node.join("; ")
+    ))
+}
+
 pub struct MosquittoProbe {
     nodes: Vec<NodeState>,
+    clients: ClientSeries,
 }
 
 impl MosquittoProbe {
-    pub fn new(w: &MqttWorkload, members: Vec<NodeEndpoint>) -> Self {
+    pub fn new(w: &MqttWorkload, members: Vec<NodeEndpoint>, clients: ClientSeries) -> Self {
         let nodes = members
             .into_iter()
             .map(|node| {
@@ -123,7 +180,7 @@ impl MosquittoProbe {
                 }
             })
             .collect();
-        MosquittoProbe { nodes }
+        MosquittoProbe { nodes, clients }
     }
 }
 
@@ -137,6 +194,13 @@ impl Drop for MosquittoProbe {
 
 fn diff(old: Option<&View>, new: &View) -> Vec<Observed> {
     let mut out = Vec::new();
+    if let (Some(before), Some(now)) = (old.and_then(|o| o.uptime), new.uptime) {
+        if now < before {
+            out.push(Observed::Restarted {
+                detail: format!("$SYS/broker/uptime {now} s, after {before} s"),
+            });
+        }
+    }
     for (peer, up) in &new.bridges {
         let before = old.and_then(|o| o.bridges.get(peer));
         if before == Some(up) {
@@ -190,6 +254,13 @@ impl Probe for MosquittoProbe {
             for what in diff(n.last.as_ref(), &view) {
                 push(what);
             }
+            if let Some(count) = view.clients {
+                let mut series = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+                let steps = series.entry(n.name.clone()).or_default();
+                if steps.last().map(|(_, c)| *c) != Some(count) {
+                    steps.push((t_us, count));
+                }
+            }
             n.last = Some(view);
         }
         out
@@ -227,5 +298,36 @@ mod tests {
         );
         assert_eq!(diff(Some(&down), &down), vec![]);
         assert_eq!(diff(None, &up).len(), 1);
+    }
+
+    #[test]
+    fn an_uptime_that_goes_back_is_a_restart() {
+        assert_eq!(leading_number(b"42 seconds"), Some(42));
+        assert_eq!(leading_number(b"x"), None);
+        let before = View {
+            connected: true,
+            uptime: Some(31),
+            ..Default::default()
+        };
+        let after = View {
+            uptime: Some(2),
+            ..before.clone()
+        };
+        assert_eq!(
+            diff(Some(&before), &after),
+            vec![Observed::Restarted {
+                detail: "$SYS/broker/uptime 2 s, after 31 s".into()
+            }]
+        );
+        assert_eq!(diff(Some(&after), &before), vec![]);
+        let series = ClientSeries::default();
+        series
+            .lock()
+            .unwrap()
+            .insert("m2".into(), vec![(1_000_000, 3), (12_300_000, 2)]);
+        assert_eq!(
+            clients_summary(&series).unwrap(),
+            "$SYS/broker/clients/connected (read every 1 s): m2: 3 at 1.0 s, 2 at 12.3 s"
+        );
     }
 }

@@ -7,6 +7,9 @@
 //! distribution connection to it closes; a partitioned one only after `net_ticktime`, when
 //! the peers declare it down and list it in `partitions`.
 //!
+//! Every node's Prometheus endpoint is scraped once a second beside it (see `prometheus`):
+//! the Erlang distribution links it has, and its uptime.
+//!
 //! Node names are `rabbit@<hostname>` and the topology's hostnames are its service names,
 //! so `rabbit@r2` is node `r2`.
 
@@ -17,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::prometheus;
 use crate::families::{NodeEndpoint, Observation, Observed, Probe};
 use crate::history::Clock;
 
@@ -136,11 +140,14 @@ struct NodeState {
     node: NodeEndpoint,
     view: Option<View>,
     reachable: bool,
+    /// The last scrape of its Prometheus endpoint.
+    scrape: Option<prometheus::Scrape>,
 }
 
 pub struct RabbitProbe {
     nodes: Vec<NodeState>,
     queue: String,
+    next_scrape: std::time::Instant,
 }
 
 impl RabbitProbe {
@@ -152,9 +159,11 @@ impl RabbitProbe {
                     node,
                     view: None,
                     reachable: true,
+                    scrape: None,
                 })
                 .collect(),
             queue,
+            next_scrape: std::time::Instant::now(),
         }
     }
 }
@@ -197,24 +206,53 @@ fn diff(role: &str, old: Option<&View>, new: &View) -> Vec<Observed> {
 impl Probe for RabbitProbe {
     async fn observe(&mut self, clock: &Clock) -> Vec<Observation> {
         let queue = self.queue.clone();
+        let scrape_now = std::time::Instant::now() >= self.next_scrape;
+        if scrape_now {
+            self.next_scrape = std::time::Instant::now() + prometheus::INTERVAL;
+        }
         let answers = futures::future::join_all(self.nodes.iter().map(|n| {
             let queue = queue.clone();
             async move {
                 // Asked separately: while a queue member is unreachable, the queue's own
                 // answer can block for seconds, and must not hide the node list.
-                let (view, leader) = tokio::join!(nodes(&n.node), queue_leader(&n.node, &queue));
+                let metrics = async {
+                    if scrape_now {
+                        Some((prometheus::scrape(&n.node).await, clock.now_us()))
+                    } else {
+                        None
+                    }
+                };
+                let (view, leader, metrics) =
+                    tokio::join!(nodes(&n.node), queue_leader(&n.node, &queue), metrics);
                 let view = view.map(|mut v| {
                     v.queue_leader = leader.ok();
                     v
                 });
-                (view, clock.now_us())
+                (view, clock.now_us(), metrics)
             }
         }))
         .await;
         let role = format!("queue:{}", self.queue);
         let mut out = Vec::new();
-        for (n, (view, t_us)) in self.nodes.iter_mut().zip(answers) {
+        for (n, (view, t_us, metrics)) in self.nodes.iter_mut().zip(answers) {
             let observer = n.node.name.clone();
+            // A failed scrape says nothing (the management API's answer covers reachability);
+            // the next good one is compared with the last good one.
+            if let Some((Ok(mut scrape), t_us)) = metrics {
+                if let Some(old) = &n.scrape {
+                    // A node just started publishes its uptime only with its first
+                    // statistics: keep the last one read until then.
+                    scrape.uptime_s = scrape.uptime_s.or(old.uptime_s);
+                    for what in prometheus::diff(old, &scrape) {
+                        out.push(Observation {
+                            t_us,
+                            observer: observer.clone(),
+                            what,
+                        });
+                    }
+                }
+                n.scrape = Some(scrape);
+            }
             let mut push = |what| {
                 out.push(Observation {
                     t_us,
