@@ -321,3 +321,43 @@ fn an_ejabberd_session_dies_with_its_node() {
         "{notes}"
     );
 }
+
+#[test]
+fn emqx_node_kill_runs_where_its_image_exists_and_is_reported_unavailable_elsewhere() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = registry_only("scenarios/mqtt/emqx-node-kill.yaml", "emqx/emqx:5.8.6") {
+        let f = &r["faults"][0];
+        let detection = f64_at(f, "/detection_ms").expect("detection measured");
+        assert!(detection < 2_000.0, "detection {detection} ms: {f}");
+    }
+}
+
+#[test]
+fn a_partitioned_ejabberd_node_is_dropped_after_net_ticktime_and_the_split_outlives_the_heal() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/ejabberd-partition.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "partition");
+    // net_ticktime 10 s: a silent peer is declared down 7.5-12.5 s after it went silent.
+    let detection = f64_at(f, "/detection_ms").expect("detection measured");
+    assert!(
+        (5_000.0..=20_000.0).contains(&detection),
+        "detection {detection} ms with net_ticktime 10 s: {f}"
+    );
+    let signal = f["detection_signal"].as_str().unwrap();
+    assert!(
+        signal.contains("e3 down (gone from list_cluster"),
+        "{signal}"
+    );
+    // ejabberd does not merge the sides again after the heal: faultline must say so.
+    let health = &r["health_after"];
+    assert_eq!(health["healthy"], false, "{health}");
+    assert!(
+        health["detail"]
+            .as_str()
+            .unwrap()
+            .contains(r#"lists {"e1", "e2"} in list_cluster"#),
+        "{health}"
+    );
+}

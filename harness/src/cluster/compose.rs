@@ -996,7 +996,7 @@ mod tests {
             vec![
                 "5:23: services.b.depends_on.c.condition: expected one of service_started, service_healthy, found \"service_ready\"",
                 "8:26: services.c.healthcheck.test: expected [\"CMD\", prog, args...] or [\"CMD-SHELL\", \"command\"]",
-                "10:3: x-faultline: missing key `broker`: expected which mqtt broker runs, one of rabbitmq, mosquitto, ejabberd",
+                "10:3: x-faultline: missing key `broker`: expected which mqtt broker runs, one of rabbitmq, mosquitto, ejabberd, emqx",
             ]
         );
     }

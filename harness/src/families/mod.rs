@@ -365,6 +365,28 @@ impl Reachability {
     }
 }
 
+/// What changed in the set of members one node reports running: those gone are reported down
+/// with `down`, those new up with `up` (the signals, in the broker's words).
+pub fn membership_diff(
+    old: &std::collections::BTreeSet<String>,
+    new: &std::collections::BTreeSet<String>,
+    down: &str,
+    up: &str,
+) -> Vec<Observed> {
+    let mut out: Vec<Observed> = old
+        .difference(new)
+        .map(|peer| Observed::PeerDown {
+            peer: peer.clone(),
+            signal: down.into(),
+        })
+        .collect();
+    out.extend(new.difference(old).map(|peer| Observed::PeerUp {
+        peer: peer.clone(),
+        signal: up.into(),
+    }));
+    out
+}
+
 /// A family's cluster monitoring; `observe` polls once and returns what changed since the
 /// last call.
 #[async_trait]

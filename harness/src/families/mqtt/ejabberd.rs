@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::rabbitmq::node_name;
-use crate::families::{NodeEndpoint, Observation, Observed, Probe, Reachability};
+use crate::families::{membership_diff, NodeEndpoint, Observation, Observed, Probe, Reachability};
 use crate::history::Clock;
 
 pub const API_PORT: u16 = 5280;
@@ -68,8 +68,13 @@ pub async fn cluster_whole(members: &[NodeEndpoint]) -> Result<(), String> {
     for m in members {
         let seen = running(m).await.map_err(|e| format!("{}: {e}", m.name))?;
         if seen != names {
+            let hint = if seen.is_disjoint(&names) {
+                " (each node must be named ejabberd@<service name>)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "{} lists {seen:?} in list_cluster; the members are {names:?} (each node must be named ejabberd@<service name>)",
+                "{} lists {seen:?} in list_cluster; the members are {names:?}{hint}",
                 m.name
             ));
         }
@@ -79,18 +84,7 @@ pub async fn cluster_whole(members: &[NodeEndpoint]) -> Result<(), String> {
 
 /// What changed in one node's list between two answers.
 pub fn diff(old: &BTreeSet<String>, new: &BTreeSet<String>) -> Vec<Observed> {
-    let mut out: Vec<Observed> = old
-        .difference(new)
-        .map(|peer| Observed::PeerDown {
-            peer: peer.clone(),
-            signal: SIGNAL.into(),
-        })
-        .collect();
-    out.extend(new.difference(old).map(|peer| Observed::PeerUp {
-        peer: peer.clone(),
-        signal: "back in list_cluster (HTTP API)".into(),
-    }));
-    out
+    membership_diff(old, new, SIGNAL, "back in list_cluster (HTTP API)")
 }
 
 struct NodeState {

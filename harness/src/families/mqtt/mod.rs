@@ -8,9 +8,10 @@
 //!   `prometheus`: its Prometheus endpoint (distribution links, uptime).
 //! - `mosquitto`: `$SYS` bridge states, uptime and connected clients.
 //! - `ejabberd`: the HTTP API (`list_cluster`, uptime).
+//! - `emqx`: the REST API (`/api/v5/nodes`); written for registry machines, not run here.
 //!
 //! The topology's `x-faultline.broker` says which broker runs (`rabbitmq`, `mosquitto`,
-//! `ejabberd`), so
+//! `ejabberd`, `emqx`), so
 //! the probes and the health check fit it.
 //!
 //! Unlike a stream, an MQTT subscription has no end to read to. The subscriber reads while the
@@ -25,6 +26,7 @@ mod client;
 mod config;
 mod driver;
 mod ejabberd;
+mod emqx;
 mod mosquitto;
 mod prometheus;
 mod rabbitmq;
@@ -43,7 +45,7 @@ pub use config::{MqttWorkload, Version};
 pub const ROLES: &[&str] = &["queue-leader", "subscriber-node"];
 
 /// The brokers faultline knows how to watch, as written in `x-faultline.broker`.
-pub const BROKERS: &[&str] = &["rabbitmq", "mosquitto", "ejabberd"];
+pub const BROKERS: &[&str] = &["rabbitmq", "mosquitto", "ejabberd", "emqx"];
 
 /// Why this broker cannot run the workload as written, if it cannot (checked at validation).
 pub fn refuse(w: &MqttWorkload, broker: Option<&str>) -> Option<String> {
@@ -60,6 +62,7 @@ pub enum Flavour {
     RabbitMq,
     Mosquitto,
     Ejabberd,
+    Emqx,
 }
 
 impl Flavour {
@@ -67,6 +70,7 @@ impl Flavour {
         match name {
             Some("rabbitmq") => Flavour::RabbitMq,
             Some("ejabberd") => Flavour::Ejabberd,
+            Some("emqx") => Flavour::Emqx,
             _ => Flavour::Mosquitto,
         }
     }
@@ -143,6 +147,13 @@ impl Mqtt {
                 )
             }
             Flavour::Mosquitto => Ok("the broker accepts MQTT connections".into()),
+            Flavour::Emqx => {
+                emqx::cluster_whole(&self.nodes).await?;
+                Ok(format!(
+                    "every node accepts MQTT connections and reports all {} running (/api/v5/nodes)",
+                    self.nodes.len()
+                ))
+            }
             Flavour::Ejabberd => {
                 ejabberd::cluster_whole(&self.nodes).await?;
                 Ok(format!(
@@ -328,6 +339,7 @@ impl Broker for Mqtt {
                 self.clients.clone(),
             )),
             Flavour::Ejabberd => Box::new(ejabberd::EjabberdProbe::new(self.nodes.clone())),
+            Flavour::Emqx => Box::new(emqx::EmqxProbe::new(self.nodes.clone())),
         }
     }
 
