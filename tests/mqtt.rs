@@ -274,6 +274,12 @@ fn an_mqtt_5_qos2_session_survives_a_mosquitto_restart() {
             "{expected:?} missing in:\n{notes}"
         );
     }
+    // result.json says which protocol ran (it once said 3.1.1 for every MQTT run).
+    assert_eq!(
+        r["workload"]["settings"]["protocol"], "MQTT 5",
+        "{}",
+        r["workload"]
+    );
     // The broker's own uptime went back after the restart.
     assert_restarted(out.path(), "m1", "$SYS/broker/uptime");
 }

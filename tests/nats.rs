@@ -204,7 +204,7 @@ fn a_majority_minority_split_of_five_loses_nothing() {
 }
 
 #[test]
-fn packet_loss_on_the_leader_slows_acks_but_loses_nothing() {
+fn packet_loss_on_the_leader_drops_packets_and_loses_nothing() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let r = passing("scenarios/nats/jetstream-loss-20.yaml", out.path());
@@ -212,13 +212,33 @@ fn packet_loss_on_the_leader_slows_acks_but_loses_nothing() {
     assert_eq!(f["kind"], "loss");
     assert_eq!(f["description"], "20 % of packets sent dropped");
     assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
-    // The broker really lost packets: retransmissions show in the tail latency.
-    let base = f64_at(&r, "/latency_ms/baseline/p99").unwrap();
-    let during = f64_at(&r, "/latency_ms/fault/p99").unwrap();
+    // The rules really dropped packets, by the kernel's own count read just before the heal
+    // (about 20 % of what the leader sent: thousands of packets at this load, so the share
+    // sits well inside 10-30 %). The latency effect is a figure, not an assertion: a ratio of
+    // two latencies is a timed test that a busy machine breaks.
+    let notes = f["notes"].to_string();
+    let (dropped, sent) = dropped_of_sent(&notes).unwrap_or_else(|| panic!("no counters: {f}"));
+    assert!(sent >= 1000, "the leader sent only {sent} packets: {f}");
+    let share = dropped as f64 / sent as f64;
     assert!(
-        during > 2.0 * base,
-        "p99 {during} ms under loss vs {base} ms before"
+        (0.10..0.30).contains(&share),
+        "dropped {dropped} of {sent}: {f}"
     );
+    println!(
+        "loss 20 %: dropped {dropped} of {sent} packets; p99 {} ms under loss vs {} ms before",
+        f64_at(&r, "/latency_ms/fault/p99").unwrap_or(f64::NAN),
+        f64_at(&r, "/latency_ms/baseline/p99").unwrap_or(f64::NAN)
+    );
+}
+
+/// (dropped, sent) from a loss fault's "dropped D of N packets sent" note.
+fn dropped_of_sent(notes: &str) -> Option<(u64, u64)> {
+    let rest = &notes[notes.find("dropped ")? + "dropped ".len()..];
+    let mut words = rest.split_whitespace();
+    let dropped = words.next()?.parse().ok()?;
+    (words.next()? == "of").then_some(())?;
+    let sent = words.next()?.parse().ok()?;
+    Some((dropped, sent))
 }
 
 #[test]

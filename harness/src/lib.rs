@@ -5,22 +5,33 @@
 //! client, injects the faults, records everything in an append-only history, and the checkers
 //! turn that history into a verdict and reports.
 //!
-//! Layers, each talking to the next only through the types named here:
-//! [`scenario`] (model and validation) -> [`cluster`] (Docker) -> [`families`] (driver and
-//! probes per broker family) -> [`workload`] (open-loop generator) and [`faults`] ->
-//! [`history`] -> [`check`] -> [`report`].
+//! The modules stand on floors, and each imports only from floors below it (tests/layers.rs
+//! keeps this; docs/architecture.md explains it), from the ground up:
+//! 1. the shared vocabulary: [`yaml`], [`http`], [`progress`], [`history`], [`rng`],
+//!    [`payload`], [`endpoint`], [`fault_kind`];
+//! 2. [`target`] (who a fault hits), [`check`] (history -> findings), [`cluster`] (Docker);
+//! 3. [`families`] (the family registry; driver and probes per broker family);
+//! 4. [`faults`] (each fault with its own settings) and [`workload`] (open-loop generator);
+//! 5. [`scenario`] (the file and its validation);
+//! 6. [`schedule`] (faults at their times) and [`report`];
+//! 7. [`run`] (one run, start to verdict).
 
 pub mod check;
 pub mod cluster;
+pub mod endpoint;
 pub mod families;
+pub mod fault_kind;
 pub mod faults;
 pub mod history;
 pub mod http;
+pub mod payload;
 pub mod progress;
 pub mod report;
+pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod target;
 pub mod workload;
 pub mod yaml;
 

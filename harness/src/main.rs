@@ -93,7 +93,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "warn,async_nats=off,librdkafka=off,rdkafka=off,pulsar=off".into()
+                let quiet = faultline::families::FAMILIES
+                    .iter()
+                    .flat_map(|f| f.quiet_logs())
+                    .map(|target| format!(",{target}=off"));
+                format!("warn{}", quiet.collect::<String>()).into()
             }),
         )
         .init();

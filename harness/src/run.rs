@@ -9,16 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::check::verdict::{self, Validity, Verdict};
 use crate::check::{self, Analysis};
-use crate::cluster::compose::{ConfigFile, Topology};
 use crate::cluster::docker::Backend;
-use crate::cluster::images::ResolvedImage;
 use crate::cluster::{images, Cluster};
 use crate::families::{self, Broker, Observed};
-use crate::faults::FaultCtx;
+use crate::faults::{self, FaultCtx};
 use crate::history::{self, Clock, Kind, Op, Record};
 use crate::progress::Progress;
 use crate::report::{self, RunResult};
-use crate::scenario::{FaultKind, Scenario};
+use crate::scenario::Scenario;
 use crate::schedule::Scheduler;
 use crate::workload::{self, Counters, LoadSpec};
 
@@ -48,27 +46,6 @@ pub enum RunError {
 
 fn infra(e: impl std::fmt::Display) -> RunError {
     RunError::Infrastructure(e.to_string())
-}
-
-/// A small deterministic generator (splitmix64) so `--seed` reproduces random choices.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
 }
 
 fn utc_stamp() -> String {
@@ -208,16 +185,12 @@ impl RunCtx {
             None
         };
 
-        let topology = if s.faults.iter().any(|f| f.kind == FaultKind::ClockSkew) {
-            let t = clock_controlled(&s.topology, &images).map_err(infra)?;
-            progress.note(&format!(
-                "clock-skew: every node starts with libfaketime preloaded, offset +0 ({})",
-                crate::faults::clock::OFFSET_FILE
-            ));
-            t
-        } else {
-            s.topology.clone()
-        };
+        let kinds: Vec<_> = s.faults.iter().map(|f| f.kind).collect();
+        let (topology, notes) =
+            faults::prepare_topology(&kinds, &s.topology, &images).map_err(infra)?;
+        for note in notes {
+            progress.note(&note);
+        }
         progress.phase(&format!(
             "starting cluster ({} nodes from {})",
             s.topology.services.len(),
@@ -233,11 +206,11 @@ impl RunCtx {
         )
         .await
         .map_err(infra)?;
-        let broker: Arc<dyn Broker> = Arc::from(families::connect(
-            &s.workload.settings,
-            &s.topology,
-            cluster.endpoints(),
-        ));
+        let broker: Arc<dyn Broker> = Arc::from(
+            s.workload
+                .settings
+                .connect(&s.topology, cluster.endpoints()),
+        );
         progress.phase("waiting for the cluster's own health");
         let ready_started = Instant::now();
         broker
@@ -428,48 +401,6 @@ impl RunCtx {
         print!("{}", report::terminal::render(&result, &self.out_dir));
         Ok(result.verdict)
     }
-}
-
-/// The topology with every node's clock under faultline's control (libfaketime preloaded,
-/// offset +0), for scenarios with clock-skew faults. Validation made sure each image has a
-/// local recipe providing libfaketime; here the image really used must be that local one.
-fn clock_controlled(
-    topology: &Topology,
-    images: &std::collections::BTreeMap<String, ResolvedImage>,
-) -> Result<Topology, String> {
-    let mut t = topology.clone();
-    for service in &mut t.services {
-        let local = topology.local_images.get(&service.image);
-        let library = local.and_then(|l| l.faketime.clone());
-        let used = images.get(&service.image).map(|r| r.used.as_str());
-        match (local, library) {
-            (Some(local), Some(library)) if used == Some(local.tag.as_str()) => {
-                service
-                    .environment
-                    .extend(crate::faults::clock::control_environment(&library));
-                service.files.push(ConfigFile {
-                    target: crate::faults::clock::OFFSET_FILE.into(),
-                    content: crate::faults::clock::offset_text(0.0),
-                });
-            }
-            (Some(local), Some(_)) => {
-                return Err(format!(
-                    "clock-skew needs libfaketime, which faultline's local image {} has but node {}'s image {} (used as is: present or pulled) may not; remove {} from Docker so the local equivalent is built, or drop the clock-skew fault",
-                    local.tag,
-                    service.name,
-                    service.image,
-                    service.image
-                ))
-            }
-            _ => {
-                return Err(format!(
-                    "clock-skew needs libfaketime in node {}'s image {}, and no local recipe provides it",
-                    service.name, service.image
-                ))
-            }
-        }
-    }
-    Ok(t)
 }
 
 fn observation_record(o: families::Observation) -> Record {

@@ -11,7 +11,11 @@ use std::time::Duration;
 use crate::check::verdict::Checks;
 use crate::cluster::compose::{self, Topology};
 use crate::families::{self, WorkloadSettings};
+use crate::faults;
 use crate::yaml::{self, Diagnostic, Diagnostics, Fields, Node, Pos};
+
+pub use crate::fault_kind::FaultKind;
+pub use crate::target::{read_target, Target};
 
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -40,166 +44,8 @@ pub struct Workload {
     pub settings: WorkloadSettings,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Send a signal to the nodes' main process (SIGKILL by default); heal starts them again.
-    /// With several targets (`all`, `majority`) they are killed together: a coordinated crash.
-    Kill,
-    /// Freeze every process of the nodes (cgroup freezer); heal thaws them.
-    Pause,
-    /// SIGSTOP to the main process; heal sends SIGCONT.
-    Stop,
-    /// Stop the nodes gracefully and start them again; it heals itself.
-    Restart,
-    /// Restart every target node in turn, waiting for the cluster's health between nodes.
-    RollingRestart,
-    /// Cut links between nodes (iptables in each node's network namespace).
-    Partition,
-    /// Drop a share of the packets the target nodes send.
-    Loss,
-    /// Limit the target nodes' outgoing bandwidth (tc tbf).
-    Bandwidth,
-    /// Fill the size-limited filesystem holding the target's data directory; heal frees it.
-    DiskFull,
-    /// Start spare nodes and wait until the cluster reports them joined.
-    ScaleOut,
-    /// Stop member nodes and remove them from the cluster's membership, waiting until the
-    /// cluster reports them gone (and their data re-placed).
-    ScaleIn,
-    /// Shift the nodes' wall clock by an offset (libfaketime in images faultline builds);
-    /// heal sets it back.
-    ClockSkew,
-}
-
-impl FaultKind {
-    pub const NAMES: &'static [&'static str] = &[
-        "kill",
-        "pause",
-        "stop",
-        "restart",
-        "rolling-restart",
-        "partition",
-        "loss",
-        "bandwidth",
-        "disk-full",
-        "scale-out",
-        "scale-in",
-        "clock-skew",
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Stop => "stop",
-            FaultKind::Restart => "restart",
-            FaultKind::RollingRestart => "rolling-restart",
-            FaultKind::Partition => "partition",
-            FaultKind::Loss => "loss",
-            FaultKind::Bandwidth => "bandwidth",
-            FaultKind::DiskFull => "disk-full",
-            FaultKind::ScaleOut => "scale-out",
-            FaultKind::ScaleIn => "scale-in",
-            FaultKind::ClockSkew => "clock-skew",
-        }
-    }
-
-    const ALL: &'static [FaultKind] = &[
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Stop,
-        FaultKind::Restart,
-        FaultKind::RollingRestart,
-        FaultKind::Partition,
-        FaultKind::Loss,
-        FaultKind::Bandwidth,
-        FaultKind::DiskFull,
-        FaultKind::ScaleOut,
-        FaultKind::ScaleIn,
-        FaultKind::ClockSkew,
-    ];
-
-    fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.name() == name)
-    }
-
-    /// Topology changes: they settle by themselves once the cluster reports the change.
-    pub fn is_topology_change(self) -> bool {
-        matches!(self, FaultKind::ScaleOut | FaultKind::ScaleIn)
-    }
-
-    /// Faults that act from a sidecar and need the tools image.
-    pub fn needs_tools(self) -> bool {
-        self.is_network() || self == FaultKind::DiskFull
-    }
-
-    /// Faults that change the network from a sidecar (and need the tools image).
-    pub fn is_network(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Partition | FaultKind::Loss | FaultKind::Bandwidth
-        )
-    }
-
-    /// Faults whose `for` means something (the others heal themselves).
-    fn takes_duration(self) -> bool {
-        !matches!(
-            self,
-            FaultKind::Restart
-                | FaultKind::RollingRestart
-                | FaultKind::ScaleOut
-                | FaultKind::ScaleIn
-        )
-    }
-}
-
-/// Who a fault hits, decided when it is injected.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    Node(String),
-    Nodes(Vec<String>),
-    /// A node picked with the run's seed.
-    Random,
-    /// floor((n-1)/2) nodes, or the rest, or every node, picked with the run's seed.
-    Minority,
-    Majority,
-    All,
-    /// A role the family's probes resolve at fault time ("stream-leader").
-    Role(String),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Node(n) => write!(f, "{n}"),
-            Target::Nodes(n) => write!(f, "{}", n.join(",")),
-            Target::Random => write!(f, "random"),
-            Target::Minority => write!(f, "minority"),
-            Target::Majority => write!(f, "majority"),
-            Target::All => write!(f, "all"),
-            Target::Role(r) => write!(f, "{r}"),
-        }
-    }
-}
-
-/// A partition's shape as written; one-way sides are target expressions resolved at fault
-/// time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ShapeSpec {
-    Isolate,
-    MajorityMinority,
-    Halves,
-    Bridge,
-    Ring,
-    OneWay {
-        from: Target,
-        to: Target,
-    },
-    Links(Vec<(String, String)>),
-    /// The harness's clients lose the targets (client port only; monitoring still answers).
-    Client,
-}
-
+/// One fault of the scenario: the common envelope (when, whom, how long, how often) around
+/// the settings its kind reads in `faults/<kind>.rs`.
 #[derive(Clone, Debug)]
 pub struct FaultSpec {
     pub at: Duration,
@@ -208,22 +54,8 @@ pub struct FaultSpec {
     pub target: Option<Target>,
     /// Heal this long after injection; `None` heals when the load ends.
     pub heal_after: Option<Duration>,
-    /// Signal for `kill`.
-    pub signal: String,
-    pub shape: Option<ShapeSpec>,
-    /// Loss: share of packets dropped, 0-1.
-    pub probability: Option<f64>,
-    /// Loss: only packets to these nodes (per link); empty means all.
-    pub peers: Vec<String>,
-    /// Bandwidth: a tc rate such as "1mbit".
-    pub rate: Option<String>,
-    /// Disk-full: the data directory in the container whose filesystem is filled.
-    pub path: Option<String>,
-    /// Clock-skew: seconds added to the nodes' wall clock (negative: behind).
-    pub offset_s: Option<f64>,
-    /// Clock-skew: seconds the nodes' wall clock gains per real second while the fault is in
-    /// effect (negative: loses).
-    pub drift_s: Option<f64>,
+    /// What the kind reads beside the envelope (signal, shape, percent, rate, path, offset...).
+    pub settings: faults::Settings,
     /// Repeat every this long, `times` times in all.
     pub every: Option<Duration>,
     /// Each interval is drawn uniformly from `every ± jitter` with the run's seed.
@@ -237,7 +69,7 @@ impl FaultSpec {
     /// Start times of every occurrence, from the start of the load. With `jitter`, each
     /// interval is drawn from `rng`; without an rng, the latest possible times (for
     /// validation).
-    pub fn occurrences(&self, mut rng: Option<&mut crate::run::Rng>) -> Vec<Duration> {
+    pub fn occurrences(&self, mut rng: Option<&mut crate::rng::Rng>) -> Vec<Duration> {
         let every = self.every.unwrap_or_default();
         let jitter = self.jitter.unwrap_or_default().min(every);
         let mut at = self.at;
@@ -258,8 +90,6 @@ impl FaultSpec {
         out
     }
 }
-
-const SIGNALS: &[&str] = &["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"];
 
 /// Reads and validates a scenario. Every problem found is returned at once.
 pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
@@ -362,7 +192,14 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
         .as_ref()
         .map(|t| t.node_names())
         .unwrap_or_default();
-    let roles = family.as_deref().map(families::roles).unwrap_or(&[]);
+    let roles = family
+        .as_deref()
+        .and_then(families::family)
+        .map_or(&[][..], |f| f.roles());
+    let cx = faults::ReadCtx {
+        nodes: &nodes,
+        roles,
+    };
     let faults = match top.get("faults") {
         Some(n) => yaml::list(n, "faults", d)
             .map(|items| {
@@ -370,14 +207,7 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
                     .iter()
                     .enumerate()
                     .filter_map(|(i, item)| {
-                        read_fault(
-                            item,
-                            &format!("faults[{i}]"),
-                            &nodes,
-                            roles,
-                            family.as_deref(),
-                            d,
-                        )
+                        read_fault(item, &format!("faults[{i}]"), &cx, family.as_deref(), d)
                     })
                     .collect()
             })
@@ -428,7 +258,7 @@ fn read_cluster(node: &Node, dir: &Path, d: &mut Diagnostics) -> (Option<Topolog
                 );
                 return None;
             }
-            compose::load(&file, families::FAMILIES, d)
+            compose::load(&file, &families::topology_vocabulary(), d)
         });
     (topology, ready)
 }
@@ -445,7 +275,7 @@ const WORKLOAD_KEYS: &[&str] = &[
 
 fn read_workload(node: &Node, family: Option<&str>, d: &mut Diagnostics) -> Option<Workload> {
     let mut allowed: Vec<&str> = WORKLOAD_KEYS.to_vec();
-    allowed.extend_from_slice(families::FAMILIES);
+    allowed.extend(families::FAMILIES.iter().map(|f| f.name()));
     let f = Fields::new(node, &allowed, "workload", d)?;
     let rate = f
         .require("rate", "messages per second, all producers together", d)
@@ -475,10 +305,11 @@ fn read_workload(node: &Node, family: Option<&str>, d: &mut Diagnostics) -> Opti
     };
 
     let mut settings = None;
-    for other in families::FAMILIES {
+    for registered in families::FAMILIES {
+        let other = registered.name();
         let Some(n) = f.get(other) else { continue };
         match family {
-            Some(fam) if fam == *other => settings = families::parse_workload(fam, n, d),
+            Some(fam) if fam == other => settings = registered.read_workload(n, d),
             Some(fam) => d.error(
                 n.pos,
                 format!("workload.{other}: this cluster is a {fam} cluster; {other} settings do not apply"),
@@ -509,330 +340,42 @@ fn read_workload(node: &Node, family: Option<&str>, d: &mut Diagnostics) -> Opti
     })
 }
 
-fn read_target(
-    node: &Node,
-    path: &str,
-    nodes: &[String],
-    roles: &[&str],
-    d: &mut Diagnostics,
-) -> Option<Target> {
-    let known = |t: &str, pos, d: &mut Diagnostics| {
-        if nodes.iter().any(|n| n == t) || nodes.is_empty() {
-            return true;
-        }
-        d.error(
-            pos,
-            format!(
-                "{path}: no node or role named {t:?}: expected one of {}, random, minority, majority, all{}",
-                nodes.join(", "),
-                roles.iter().map(|r| format!(", {r}")).collect::<String>()
-            ),
-        );
-        false
-    };
-    if let yaml::Value::Seq(items) = &node.value {
-        let mut names = Vec::new();
-        for item in items {
-            let name = yaml::string(item, path, d)?;
-            if known(name, item.pos, d) {
-                names.push(name.to_string());
-            }
-        }
-        return (names.len() == items.len() && !names.is_empty()).then_some(Target::Nodes(names));
-    }
-    let t = yaml::string(node, path, d)?;
-    match t {
-        "random" => Some(Target::Random),
-        "minority" => Some(Target::Minority),
-        "majority" => Some(Target::Majority),
-        "all" => Some(Target::All),
-        _ if roles.contains(&t) => Some(Target::Role(t.to_string())),
-        _ => known(t, node.pos, d).then(|| Target::Node(t.to_string())),
-    }
-}
+/// The envelope every fault has, whatever its kind.
+const ENVELOPE_KEYS: &[&str] = &["at", "kind", "target", "for", "every", "jitter", "times"];
 
-/// True when the running kernel has (or can load) the netem queueing discipline.
-pub fn netem_available() -> bool {
-    if Path::new("/sys/module/sch_netem").exists() {
-        return true;
-    }
-    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return false;
-    };
-    let dir = PathBuf::from(format!("/lib/modules/{}/kernel/net/sched", release.trim()));
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("sch_netem"))
-        })
-        .unwrap_or(false)
+fn fault_keys() -> Vec<&'static str> {
+    let mut keys = ENVELOPE_KEYS[..4].to_vec();
+    keys.extend(
+        faults::KIND_KEYS
+            .iter()
+            .flat_map(|(_, k)| k.iter().copied()),
+    );
+    keys.extend_from_slice(&ENVELOPE_KEYS[4..]);
+    keys
 }
-
-/// Why a fault kind this machine or family cannot do is refused, with an alternative.
-fn unsupported(kind: &str, family: Option<&str>) -> Option<String> {
-    match kind {
-        "delay" | "jitter" | "duplicate" | "corrupt" => Some(if netem_available() {
-            format!("fault kind {kind} is not implemented yet; alternatives: loss (dropped packets) or bandwidth (tc tbf)")
-        } else {
-            format!(
-                "fault kind {kind} needs the kernel's netem queueing discipline (sch_netem), which this kernel does not have; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf), or run on a kernel with netem"
-            )
-        }),
-        "slow-disk" => Some("fault kind slow-disk is not implemented: a cgroup I/O limit throttles a block device, but a node's data is on the container's overlay storage, written back later through the host's page cache (and, where Docker uses fuse-overlayfs, by a process outside the container's cgroup), or on tmpfs, so the limit would not reliably slow the broker's writes; alternatives: disk-full (a size-limited tmpfs filled up), pause or stop".into()),
-        "clock-skew" if family == Some("nats") => Some("fault kind clock-skew shifts a broker's clock with libfaketime, which only works on dynamically linked programs; nats-server is a static Go binary that reads the clock without libc, so its clock cannot be skewed this way; alternative: pause or stop the node to make its timers fall behind".into()),
-        _ => None,
-    }
-}
-
-const FAULT_KEYS: &[&str] = &[
-    "at", "kind", "target", "for", "signal", "shape", "from", "to", "links", "percent", "peers",
-    "rate", "path", "offset", "drift", "every", "jitter", "times",
-];
 
 fn read_fault(
     node: &Node,
     path: &str,
-    nodes: &[String],
-    roles: &[&str],
+    cx: &faults::ReadCtx,
     family: Option<&str>,
     d: &mut Diagnostics,
 ) -> Option<FaultSpec> {
-    let f = Fields::new(node, FAULT_KEYS, path, d)?;
+    let f = Fields::new(node, &fault_keys(), path, d)?;
     let at = f
         .require("at", "when the fault starts, from the start of the load", d)
         .and_then(|n| yaml::duration(n, &f.path_of("at"), d));
-    let kind_node = f.require(
-        "kind",
-        &format!("one of {}", FaultKind::NAMES.join(", ")),
-        d,
-    );
-    let kind = kind_node.and_then(|n| {
-        let text = yaml::string(n, &f.path_of("kind"), d)?;
-        if let Some(reason) = unsupported(text, family) {
-            d.error(n.pos, format!("{}: {reason}", f.path_of("kind")));
-            return None;
-        }
-        yaml::choice(n, &f.path_of("kind"), FaultKind::NAMES, d).and_then(FaultKind::parse)
-    });
-    let target_expr = |key: &str, d: &mut Diagnostics| {
-        f.get(key)
-            .map(|n| read_target(n, &f.path_of(key), nodes, roles, d))
-    };
-    let target = target_expr("target", d);
-    let forbid = |key: &str, why: &str, d: &mut Diagnostics| {
-        if let Some(n) = f.get(key) {
-            d.error(n.pos, format!("{}: {why}", f.path_of(key)));
-        }
-    };
-
-    let mut shape = None;
-    let mut probability = None;
-    let mut rate = None;
-    let mut peers = Vec::new();
-    let mut data_path = None;
-    let mut offset_s = None;
-    let mut drift_s = None;
-    match kind {
-        Some(FaultKind::Partition) => {
-            let name = f
-                .require(
-                    "shape",
-                    &format!("one of {}", crate::faults::shapes::Shape::NAMES.join(", ")),
-                    d,
-                )
-                .and_then(|n| {
-                    yaml::choice(
-                        n,
-                        &f.path_of("shape"),
-                        crate::faults::shapes::Shape::NAMES,
-                        d,
-                    )
-                });
-            shape = match name {
-                Some("isolate") => Some(ShapeSpec::Isolate),
-                Some("majority-minority") => Some(ShapeSpec::MajorityMinority),
-                Some("halves") => Some(ShapeSpec::Halves),
-                Some("bridge") => Some(ShapeSpec::Bridge),
-                Some("ring") => Some(ShapeSpec::Ring),
-                Some("client") => Some(ShapeSpec::Client),
-                Some("one-way") => {
-                    let from = target_expr("from", d);
-                    let to = target_expr("to", d);
-                    if from.is_none() || to.is_none() {
-                        d.error(f.pos, format!("{path}: a one-way partition needs `from` and `to` (nodes or roles)"));
-                    }
-                    match (from, to) {
-                        (Some(Some(from)), Some(Some(to))) => Some(ShapeSpec::OneWay { from, to }),
-                        _ => None,
-                    }
-                }
-                Some("links") => f
-                    .require("links", "a list of node pairs such as [[n1, n2]]", d)
-                    .and_then(|n| yaml::list(n, &f.path_of("links"), d))
-                    .and_then(|items| {
-                        let mut links = Vec::new();
-                        for item in items {
-                            let pair = yaml::list(item, &f.path_of("links"), d)?;
-                            let names: Vec<String> = pair
-                                .iter()
-                                .filter_map(|p| read_target(p, &f.path_of("links"), nodes, &[], d))
-                                .filter_map(|t| match t {
-                                    Target::Node(n) => Some(n),
-                                    _ => None,
-                                })
-                                .collect();
-                            if names.len() != 2 || names[0] == names[1] {
-                                d.error(
-                                    item.pos,
-                                    format!(
-                                        "{}: expected a pair of two different nodes",
-                                        f.path_of("links")
-                                    ),
-                                );
-                                return None;
-                            }
-                            links.push((names[0].clone(), names[1].clone()));
-                        }
-                        Some(ShapeSpec::Links(links))
-                    }),
-                _ => None,
-            };
-            let needs_target = matches!(
-                shape,
-                Some(
-                    ShapeSpec::Isolate
-                        | ShapeSpec::MajorityMinority
-                        | ShapeSpec::Bridge
-                        | ShapeSpec::Client
-                )
-            );
-            if needs_target && target.is_none() {
-                d.error(
-                    f.pos,
-                    format!("{path}: this partition shape needs a `target` (the side to cut off)"),
-                );
-            }
-            if matches!(
-                shape,
-                Some(ShapeSpec::Ring | ShapeSpec::OneWay { .. } | ShapeSpec::Links(_))
-            ) {
-                forbid("target", "this partition shape takes no target", d);
-            }
-        }
-        Some(FaultKind::Loss) => {
-            probability = f
-                .require("percent", "the share of packets dropped, in percent", d)
-                .and_then(|n| yaml::positive_number(n, &f.path_of("percent"), d))
-                .and_then(|p| {
-                    if p > 100.0 {
-                        d.error(
-                            f.get("percent")?.pos,
-                            format!("{}: expected at most 100", f.path_of("percent")),
-                        );
-                        return None;
-                    }
-                    Some(p / 100.0)
-                });
-            if let Some(n) = f.get("peers") {
-                if let Some(Target::Nodes(list)) =
-                    read_target(n, &f.path_of("peers"), nodes, &[], d)
-                {
-                    peers = list;
-                } else {
-                    d.error(
-                        n.pos,
-                        format!("{}: expected a list of node names", f.path_of("peers")),
-                    );
-                }
-            }
-        }
-        Some(FaultKind::Bandwidth) => {
-            rate = f
-                .require("rate", "a rate such as \"1mbit\" or \"512kbit\"", d)
-                .and_then(|n| {
-                    let text = yaml::string(n, &f.path_of("rate"), d)?;
-                    let ok = crate::faults::bandwidth::rate_bytes(text).is_some();
-                    if !ok {
-                        d.error(n.pos, format!("{}: expected a rate such as \"1mbit\", \"512kbit\" or \"10mbit\", found {text:?}", f.path_of("rate")));
-                    }
-                    ok.then(|| text.to_string())
-                });
-        }
-        Some(FaultKind::DiskFull) => {
-            data_path = match f.get("path") {
-                Some(n) => yaml::string(n, &f.path_of("path"), d).and_then(|p| {
-                    if !p.starts_with('/') {
-                        d.error(
-                            n.pos,
-                            format!(
-                                "{}: expected the data directory's absolute path in the container, found {p:?}",
-                                f.path_of("path")
-                            ),
-                        );
-                        return None;
-                    }
-                    Some(p.trim_end_matches('/').to_string())
-                }),
-                None => Some("/data".to_string()),
-            };
-        }
-        Some(FaultKind::ClockSkew) => {
-            let signed = |key: &str, suffix: &str, example: &str, d: &mut Diagnostics| {
-                let n = f.get(key)?;
-                let text = yaml::string(n, &f.path_of(key), d)?;
-                let (sign, rest) = match text.strip_prefix('-') {
-                    Some(rest) => (-1.0, rest),
-                    None => (1.0, text.strip_prefix('+').unwrap_or(text)),
-                };
-                match rest.strip_suffix(suffix).and_then(yaml::parse_duration) {
-                    Some(v) if !v.is_zero() => Some(sign * v.as_secs_f64()),
-                    _ => {
-                        d.error(
-                            n.pos,
-                            format!("{}: expected {example}, found {text:?}", f.path_of(key)),
-                        );
-                        None
-                    }
-                }
-            };
-            offset_s = signed(
-                "offset",
-                "",
-                "a signed duration such as \"+30s\" or \"-2m\"",
-                d,
-            );
-            drift_s = signed(
-                "drift",
-                "/s",
-                "a signed duration per second such as \"+200ms/s\" or \"-1s/s\"",
-                d,
-            );
-            if f.get("offset").is_none() && f.get("drift").is_none() {
-                d.error(
-                    f.pos,
-                    format!("{path}: a clock-skew needs `offset` (how far the clock jumps, such as \"+30s\"), `drift` (how fast it runs away, such as \"+200ms/s\"), or both"),
-                );
-            }
-        }
-        _ => {}
-    }
-    for (key, kinds) in [
-        ("shape", "partition"),
-        ("links", "partition"),
-        ("from", "partition"),
-        ("to", "partition"),
-        ("percent", "loss"),
-        ("peers", "loss"),
-        ("rate", "bandwidth"),
-        ("path", "disk-full"),
-        ("offset", "clock-skew"),
-        ("drift", "clock-skew"),
-    ] {
-        if kind.is_some_and(|k| k.name() != kinds) {
-            forbid(key, &format!("only a {kinds} fault takes `{key}`"), d);
-        }
-    }
+    let kind = f
+        .require(
+            "kind",
+            &format!("one of {}", FaultKind::NAMES.join(", ")),
+            d,
+        )
+        .and_then(|n| read_kind(n, &f.path_of("kind"), family, d));
+    let target = f
+        .get("target")
+        .map(|n| read_target(n, &f.path_of("target"), cx.nodes, cx.roles, d));
+    let settings = kind.map(|k| faults::read_settings(k, &f, path, cx, d));
     let target = match (kind, target) {
         (Some(FaultKind::RollingRestart), None) => Some(Some(Target::All)),
         (Some(FaultKind::Partition), None) => Some(None),
@@ -843,7 +386,6 @@ fn read_fault(
         (_, Some(Some(t))) => Some(Some(t)),
         (_, Some(None)) | (None, None) => None,
     };
-
     let heal_after = match f.get("for") {
         Some(n) => {
             if kind.is_some_and(|k| !k.takes_duration()) {
@@ -860,18 +402,43 @@ fn read_fault(
         }
         None => Some(None),
     };
-    let signal = match f.get("signal") {
-        Some(n) => {
-            if kind.is_some() && kind != Some(FaultKind::Kill) {
-                d.error(
-                    n.pos,
-                    format!("{}: only a kill takes a signal", f.path_of("signal")),
-                );
-            }
-            yaml::choice(n, &f.path_of("signal"), SIGNALS, d).map(String::from)
-        }
-        None => Some("SIGKILL".to_string()),
-    };
+    let (every, jitter, times) = read_repetition(&f, d);
+    Some(FaultSpec {
+        at: at?,
+        kind: kind?,
+        target: target?,
+        heal_after: heal_after?,
+        settings: settings?,
+        every: every?,
+        jitter: jitter?,
+        times: times?,
+        pos: node.pos,
+    })
+}
+
+/// The kind, refused with a reason when faultline does not build it or the family cannot
+/// take it whatever its settings.
+fn read_kind(n: &Node, path: &str, family: Option<&str>, d: &mut Diagnostics) -> Option<FaultKind> {
+    let text = yaml::string(n, path, d)?;
+    let refused = faults::refuse_unbuilt(text).or_else(|| {
+        let kind = FaultKind::parse(text)?;
+        families::family(family?)?.refuse_kind(kind)
+    });
+    if let Some(reason) = refused {
+        d.error(n.pos, format!("{path}: {reason}"));
+        return None;
+    }
+    yaml::choice(n, path, FaultKind::NAMES, d).and_then(FaultKind::parse)
+}
+
+type Repetition = (
+    Option<Option<Duration>>,
+    Option<Option<Duration>>,
+    Option<u32>,
+);
+
+/// `every`, `jitter` and `times`.
+fn read_repetition(f: &Fields, d: &mut Diagnostics) -> Repetition {
     let every = match f.get("every") {
         Some(n) => yaml::duration(n, &f.path_of("every"), d).map(Some),
         None => Some(None),
@@ -903,24 +470,7 @@ fn read_fault(
             );
         }
     }
-    Some(FaultSpec {
-        at: at?,
-        kind: kind?,
-        target: target?,
-        heal_after: heal_after?,
-        signal: signal?,
-        shape,
-        probability,
-        peers,
-        rate,
-        path: data_path,
-        offset_s,
-        drift_s,
-        every: every?,
-        jitter: jitter?,
-        times: times?,
-        pos: node.pos,
-    })
+    (every, jitter, times)
 }
 
 fn read_checks(node: &Node, d: &mut Diagnostics) -> Option<Checks> {
@@ -998,8 +548,7 @@ fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
             }
         }
     }
-    families::check_settings(
-        &s.workload.settings,
+    s.workload.settings.check(
         &s.topology,
         s.workload.duration,
         top.get("workload").map(|n| n.pos).unwrap_or_default(),
@@ -1010,113 +559,30 @@ fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
     }
 }
 
-/// Checks a fault against the topology: scale-out starts spares, scale-in stops members, and
-/// disk-full fills only a size-limited tmpfs (never the host's disk).
+/// Checks a fault against the topology (the fault's own file knows what it needs) and the
+/// family's settings.
 fn check_fault_topology(s: &Scenario, fault: &FaultSpec, d: &mut Diagnostics) {
-    let services = &s.topology.services;
-    let spares: Vec<&str> = services
-        .iter()
-        .filter(|x| x.is_spare())
-        .map(|x| x.name.as_str())
-        .collect();
+    if let Some(reason) = s.workload.settings.refuse_fault(fault.kind) {
+        d.error(fault.pos, reason);
+    }
     let named: Option<Vec<&str>> = match &fault.target {
         Some(Target::Node(n)) => Some(vec![n.as_str()]),
         Some(Target::Nodes(list)) => Some(list.iter().map(String::as_str).collect()),
         _ => None,
     };
-    if let Some(reason) = crate::families::refuse_fault(&s.workload.settings, fault.kind) {
-        d.error(fault.pos, reason);
-    }
-    match fault.kind {
-        FaultKind::ClockSkew => {
-            for service in services.iter().filter(|x| !x.is_spare()) {
-                let local = s.topology.local_images.get(&service.image);
-                if local.is_none_or(|l| l.faketime.is_none()) {
-                    d.error(
-                        fault.pos,
-                        format!(
-                            "clock-skew needs libfaketime in every node's image, and node {}'s image {} has no local recipe that provides it (x-faultline.local-image.\"{}\".faketime); alternative: pause or stop the node to make its timers fall behind",
-                            service.name, service.image, service.image
-                        ),
-                    );
-                }
-            }
-        }
-        FaultKind::ScaleOut => {
-            let hint = if spares.is_empty() {
-                "this topology has none: give a service `profiles: [spare]` so it is created but not started".to_string()
-            } else {
-                format!("spares here: {}", spares.join(", "))
-            };
-            match &named {
-                None => d.error(
-                    fault.pos,
-                    format!("scale-out: expected the spare node(s) to start by name ({hint})"),
-                ),
-                Some(names) => {
-                    for n in names.iter().filter(|n| !spares.contains(n)) {
-                        d.error(
-                            fault.pos,
-                            format!(
-                                "scale-out: {n} is started with the cluster, not a spare ({hint})"
-                            ),
-                        );
-                    }
-                }
-            }
-            if fault.times > 1 {
-                d.error(
-                    fault.pos,
-                    "scale-out: a spare can join only once; `times` must be 1",
-                );
-            }
-        }
-        FaultKind::ScaleIn if fault.times > 1 => {
-            d.error(
-                fault.pos,
-                "scale-in: a node can leave only once; `times` must be 1",
-            );
-        }
-        FaultKind::DiskFull => {
-            let path = fault.path.as_deref().unwrap_or("/data");
-            let checked: Vec<&crate::cluster::compose::Service> = services
-                .iter()
-                .filter(|x| match &named {
-                    Some(names) => names.contains(&x.name.as_str()),
-                    None => !x.is_spare(),
-                })
-                .collect();
-            for service in checked {
-                match service.tmpfs_holding(path).map(|t| t.size_bytes) {
-                    Some(Some(size)) if size <= MAX_DISK_FULL_BYTES => {}
-                    Some(Some(size)) => d.error(
-                        fault.pos,
-                        format!(
-                            "disk-full: the tmpfs holding {path} on {} is {size} bytes; filling it would take that much memory: give it at most {} MiB (size=64m)",
-                            service.name,
-                            MAX_DISK_FULL_BYTES >> 20
-                        ),
-                    ),
-                    _ => d.error(
-                        fault.pos,
-                        format!(
-                            "disk-full fills the filesystem holding {path} on the target, and on {} that is not a size-limited tmpfs, so faultline would fill the host's disk; give services.{}.tmpfs an entry such as \"{path}:size=64m\" (its contents then live in memory and do not survive a restart of the container)",
-                            service.name, service.name
-                        ),
-                    ),
-                }
-            }
-        }
-        _ => {}
-    }
+    let planned = faults::Planned {
+        pos: fault.pos,
+        named,
+        times: fault.times,
+    };
+    faults::check_topology(fault.kind, &fault.settings, &planned, &s.topology, d);
 }
-
-/// The largest tmpfs disk-full will fill (it takes that much memory).
-const MAX_DISK_FULL_BYTES: u64 = 1 << 30;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::partition::ShapeSpec;
+    use crate::faults::Settings;
 
     const COMPOSE: &str = "services:\n  n1: { image: nats:2.15.1 }\n  n2: { image: nats:2.15.1 }\n  n3: { image: nats:2.15.1 }\nx-faultline:\n  family: nats\n";
 
@@ -1298,16 +764,24 @@ faults:
 ",
         )
         .unwrap();
-        assert_eq!(s.faults[0].shape, Some(ShapeSpec::Isolate));
         assert_eq!(
-            s.faults[1].shape,
-            Some(ShapeSpec::OneWay {
+            s.faults[0].settings,
+            Settings::Partition(ShapeSpec::Isolate)
+        );
+        assert_eq!(
+            s.faults[1].settings,
+            Settings::Partition(ShapeSpec::OneWay {
                 from: Target::Node("n1".into()),
                 to: Target::Nodes(vec!["n2".into(), "n3".into()])
             })
         );
-        assert_eq!(s.faults[2].probability, Some(0.2));
-        assert_eq!(s.faults[2].peers, vec!["n1"]);
+        assert_eq!(
+            s.faults[2].settings,
+            Settings::Loss {
+                probability: 0.2,
+                peers: vec!["n1".into()]
+            }
+        );
         let starts: Vec<u64> = s.faults[3]
             .occurrences(None)
             .iter()
@@ -1324,9 +798,9 @@ faults:
         )
         .unwrap();
         let f = &s.faults[0];
-        let a = f.occurrences(Some(&mut crate::run::Rng::new(9)));
-        let b = f.occurrences(Some(&mut crate::run::Rng::new(9)));
-        let c = f.occurrences(Some(&mut crate::run::Rng::new(10)));
+        let a = f.occurrences(Some(&mut crate::rng::Rng::new(9)));
+        let b = f.occurrences(Some(&mut crate::rng::Rng::new(9)));
+        let c = f.occurrences(Some(&mut crate::rng::Rng::new(10)));
         assert_eq!(a, b, "the same seed gives the same schedule");
         assert_ne!(a, c);
         for pair in a.windows(2) {
@@ -1363,7 +837,7 @@ faults:
             errs[0].contains("fault kind delay") && errs[0].contains("alternative"),
             "{errs:?}"
         );
-        if !netem_available() {
+        if !crate::faults::netem_available() {
             assert!(errs[0].contains("netem"), "{errs:?}");
         }
     }
@@ -1376,7 +850,13 @@ faults:
         let scenario = "name: skew\ncluster:\n  compose: c.yml\nworkload:\n  rate: 10\n  duration: 30s\n  mqtt: { topic: t }\nfaults:\n  - { at: 5s, kind: clock-skew, target: m1, offset: \"-90s\", for: 5s }\n";
         let s = load_with(&compose(", faketime: /lib/libfaketimeMT.so.1"), scenario).unwrap();
         assert_eq!(s.faults[0].kind, FaultKind::ClockSkew);
-        assert_eq!(s.faults[0].offset_s, Some(-90.0));
+        assert_eq!(
+            s.faults[0].settings,
+            Settings::ClockSkew {
+                offset_s: -90.0,
+                drift_s: None
+            }
+        );
         let errs = load_with(&compose(""), scenario).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(
@@ -1399,8 +879,14 @@ faults:
             &scenario.replace("offset: \"-90s\"", "drift: \"-250ms/s\""),
         )
         .unwrap();
-        assert_eq!(s.faults[0].offset_s, None);
-        assert_eq!(s.faults[0].drift_s, Some(-0.25));
+        assert_eq!(
+            s.faults[0].settings,
+            Settings::ClockSkew {
+                offset_s: 0.0,
+                drift_s: Some(-0.25)
+            },
+            "a drift alone starts from the true time"
+        );
         let errs = load_with(
             &compose,
             &scenario.replace("offset: \"-90s\"", "drift: \"+2s\""),

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::families::Broker;
+use crate::faults::partition::ShapeSpec;
+use crate::faults::Settings;
 use crate::faults::{self, shapes, Fault, FaultCtx};
 use crate::history::{Clock, HistorySink, Kind, Op, Record};
 use crate::progress::Progress;
-use crate::run::Rng;
-use crate::scenario::{FaultKind, FaultSpec, ShapeSpec, Target};
+use crate::rng::Rng;
+use crate::scenario::{FaultKind, FaultSpec, Target};
 
 /// How long a rolling restart waits for the cluster's health after each node.
 const ROLLING_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -219,7 +221,11 @@ impl Scheduler {
         self.next_id += 1;
         let kind = spec.kind.name();
         // A one-way partition's targets are the side whose packets are dropped.
-        let expression = match (&spec.target, &spec.shape) {
+        let shape = match &spec.settings {
+            Settings::Partition(shape) => Some(shape),
+            _ => None,
+        };
+        let expression = match (&spec.target, shape) {
             (Some(t), _) => Some(t.clone()),
             (None, Some(ShapeSpec::OneWay { from, .. })) => Some(from.clone()),
             (None, _) => None,
@@ -228,7 +234,7 @@ impl Scheduler {
             Some(t) => self.resolve(t).await,
             None => Ok(Vec::new()),
         };
-        let plan = match (targets, &spec.shape) {
+        let plan = match (targets, shape) {
             (Ok(targets), Some(ShapeSpec::Client)) => Ok((targets, None)),
             (Ok(targets), Some(shape)) => self
                 .partition(shape, &targets)
@@ -249,7 +255,7 @@ impl Scheduler {
             .filter_map(|t| self.ctx.cluster.node(t).cloned())
             .collect();
         let shown = targets.join(",");
-        let fault = faults::build(spec, id, nodes, partition);
+        let fault = faults::build(spec.kind, &spec.settings, id, nodes, partition);
         let active = self.inject(id, spec_index, kind, shown, fault).await;
         match spec.heal_after {
             Some(after) => {
@@ -323,7 +329,7 @@ impl Scheduler {
             };
             let id = self.next_id;
             self.next_id += 1;
-            let fault = faults::build(spec, id, vec![node], None);
+            let fault = faults::build(spec.kind, &spec.settings, id, vec![node], None);
             let active = self
                 .inject(id, spec_index, "restart", name.clone(), fault)
                 .await;
@@ -359,6 +365,13 @@ impl Scheduler {
                 None => Ok(names),
             }
         });
+        // Validation refuses topology changes for families that do not automate them.
+        let targets = targets.and_then(|t| match self.broker.scaling() {
+            Some(_) => Ok(t),
+            None => Err(format!(
+                "this family cannot {kind} (it does not automate membership changes)"
+            )),
+        });
         let targets = match targets {
             Ok(t) => t,
             Err(e) => {
@@ -368,13 +381,17 @@ impl Scheduler {
                 return;
             }
         };
+        let broker = self.broker.clone();
+        let Some(scaling) = broker.scaling() else {
+            return;
+        };
         for name in targets {
             let Some(node) = self.ctx.cluster.node(&name).cloned() else {
                 continue;
             };
             let id = self.next_id;
             self.next_id += 1;
-            let fault = faults::build(spec, id, vec![node.clone()], None);
+            let fault = faults::build(spec.kind, &spec.settings, id, vec![node.clone()], None);
             let active = self.inject(id, spec_index, kind, name.clone(), fault).await;
             if !active.applied {
                 self.healer().heal(active).await;
@@ -383,17 +400,14 @@ impl Scheduler {
             let settled = if scale_out {
                 self.progress
                     .note(&format!("waiting for the cluster to report {name} joined"));
-                let r = self
-                    .broker
-                    .add_node(node.endpoint(), TOPOLOGY_TIMEOUT)
-                    .await;
+                let r = scaling.add_node(node.endpoint(), TOPOLOGY_TIMEOUT).await;
                 self.ctx.cluster.set_member(&name, true);
                 r
             } else {
                 self.ctx.cluster.set_member(&name, false);
                 self.progress
                     .note(&format!("removing {name} from the cluster's membership"));
-                self.broker.remove_node(&name, TOPOLOGY_TIMEOUT).await
+                scaling.remove_node(&name, TOPOLOGY_TIMEOUT).await
             };
             let settled = settled.map_err(|e| e.to_string());
             match &settled {

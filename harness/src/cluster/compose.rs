@@ -147,15 +147,27 @@ const SERVICE_KEYS: &[&str] = &[
     "networks",
 ];
 
+/// What the topology reader must know of a broker family; the family registry provides it
+/// (the cluster layer sits below the families and names none of them).
+#[derive(Clone, Debug)]
+pub struct KnownFamily {
+    /// As written in `x-faultline.family`.
+    pub name: &'static str,
+    /// The values `x-faultline.broker` takes (empty: the family has one broker).
+    pub brokers: &'static [&'static str],
+    /// The kinds of node `x-faultline.roles` names (empty: every node is a broker).
+    pub node_roles: &'static [&'static str],
+}
+
 /// Reads a compose file; problems go to `d` under the compose file's name.
-pub fn load(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology> {
+pub fn load(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Option<Topology> {
     let previous = d.switch_file(path);
     let topology = read(path, families, d);
     d.switch_file(&previous);
     topology
 }
 
-fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology> {
+fn read(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Option<Topology> {
     let src = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) => {
@@ -228,12 +240,13 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
             d,
         ) {
             if let Some(node) = f.require("family", "the broker family", d) {
-                family = yaml::choice(node, "x-faultline.family", families, d).map(String::from);
+                let names: Vec<&str> = families.iter().map(|f| f.name).collect();
+                family = yaml::choice(node, "x-faultline.family", &names, d).map(String::from);
             }
-            let known = family
+            let this = family
                 .as_deref()
-                .map(crate::families::brokers)
-                .unwrap_or(&[]);
+                .and_then(|name| families.iter().find(|f| f.name == name));
+            let known = this.map_or(&[][..], |f| f.brokers);
             match (f.get("broker"), family.as_deref()) {
                 (Some(node), Some(fam)) if known.is_empty() => d.error(
                     node.pos,
@@ -258,7 +271,8 @@ fn read(path: &Path, families: &[&str], d: &mut Diagnostics) -> Option<Topology>
                 gateways = read_gateways(node, &services, d);
             }
             if let Some(node) = f.get("roles") {
-                roles = read_roles(node, &services, d);
+                let kinds = this.map_or(&[][..], |f| f.node_roles);
+                roles = read_roles(node, kinds, &services, d);
             }
         }
     }
@@ -360,14 +374,15 @@ fn service_names(
 /// for families with more than one kind of node.
 fn read_roles(
     node: &Node,
+    kinds: &[&str],
     services: &[Service],
     d: &mut Diagnostics,
 ) -> BTreeMap<String, Vec<String>> {
     let mut roles = BTreeMap::new();
-    let Some(f) = Fields::new(node, NODE_ROLES, "x-faultline.roles", d) else {
+    let Some(f) = Fields::new(node, kinds, "x-faultline.roles", d) else {
         return roles;
     };
-    for role in NODE_ROLES {
+    for role in kinds {
         if let Some(n) = f.get(role) {
             if let Some(names) = service_names(n, &f.path_of(role), services, d) {
                 roles.insert(role.to_string(), names);
@@ -376,9 +391,6 @@ fn read_roles(
     }
     roles
 }
-
-/// The kinds of node `x-faultline.roles` names.
-pub const NODE_ROLES: &[&str] = &["broker", "bookie", "metadata"];
 
 /// `networks: {default: {aliases: [name, ...]}}`: the only network is the run's own.
 fn read_aliases(node: &Node, path: &str, d: &mut Diagnostics) -> Option<Vec<String>> {
@@ -446,7 +458,7 @@ fn read_service(
     let path = format!("services.{name}");
     let f = Fields::new(node, SERVICE_KEYS, &path, d)?;
     let image = f
-        .require("image", "an image reference such as nats:2.15.1", d)
+        .require("image", "an image reference such as name:tag", d)
         .and_then(|n| yaml::string(n, &f.path_of("image"), d));
     let hostname = match f.get("hostname") {
         Some(n) => yaml::string(n, &f.path_of("hostname"), d).map(String::from),
@@ -887,6 +899,26 @@ fn read_local_images(
 mod tests {
     use super::*;
 
+    /// The families as the registry describes them, written out so this layer's tests do not
+    /// reach up to the families.
+    fn families() -> Vec<KnownFamily> {
+        let family = |name, brokers, node_roles| KnownFamily {
+            name,
+            brokers,
+            node_roles,
+        };
+        vec![
+            family("nats", &[], &[]),
+            family("mqtt", &["rabbitmq", "mosquitto", "ejabberd", "emqx"], &[]),
+            family("kafka", &["tansu", "apache-kafka"], &[]),
+            family(
+                "pulsar",
+                &["pulsar-lite", "apache-pulsar"],
+                &["broker", "bookie", "metadata"],
+            ),
+        ]
+    }
+
     fn load_str(text: &str) -> (Option<Topology>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let recipe = dir.path().join("images/nats");
@@ -895,7 +927,7 @@ mod tests {
         let file = dir.path().join("c.yml");
         std::fs::write(&file, text).unwrap();
         let mut d = Diagnostics::new(Path::new("scenario.yaml"));
-        let t = load(&file, crate::families::FAMILIES, &mut d);
+        let t = load(&file, &families(), &mut d);
         let msgs = d
             .into_vec()
             .into_iter()

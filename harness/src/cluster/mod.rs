@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
 
-use crate::families::NodeEndpoint;
+use crate::endpoint::NodeEndpoint;
 use crate::progress::Progress;
 use compose::Topology;
 use docker::{Backend, DockerError, NodeSpec};

@@ -3,17 +3,20 @@
 //! A family is one folder here holding its scenario settings, its workload driver and its
 //! probes. The harness talks to it only through [`Broker`] (prepare the cluster's data
 //! structures, open producers, resolve roles such as "stream-leader", probe, drain) and
-//! [`Producer`] (send one message, get its completion). Adding a family means adding a folder
-//! and a line in each registry function below.
+//! [`Producer`] (send one message, get its completion). What the harness knows of a family
+//! before a cluster runs ([`Family`]: names, roles, refusals, its settings reader) is in the
+//! one table [`FAMILIES`]; adding a family is one folder and one line there.
 
-use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::cluster::compose::Topology;
+use crate::cluster::compose::{self, Topology};
+pub use crate::endpoint::NodeEndpoint;
+use crate::fault_kind::FaultKind;
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 use crate::yaml::{Diagnostics, Node, Pos};
@@ -23,186 +26,120 @@ pub mod mqtt;
 pub mod nats;
 pub mod pulsar;
 
-/// Names of the families, as written in a topology's `x-faultline.family`.
-pub const FAMILIES: &[&str] = &["nats", "mqtt", "kafka", "pulsar"];
+/// Every family faultline knows. Adding a family is one folder and one line here.
+pub static FAMILIES: &[&dyn Family] = &[
+    &nats::FAMILY,
+    &mqtt::FAMILY,
+    &kafka::FAMILY,
+    &pulsar::FAMILY,
+];
 
-/// The brokers a family tells apart, as written in a topology's `x-faultline.broker`
-/// (empty: the family has one broker, and the key is not used).
-pub fn brokers(family: &str) -> &'static [&'static str] {
-    match family {
-        "mqtt" => mqtt::BROKERS,
-        "kafka" => kafka::BROKERS,
-        "pulsar" => pulsar::BROKERS,
-        _ => &[],
+/// The family written as `name` in a topology's `x-faultline.family`.
+pub fn family(name: &str) -> Option<&'static dyn Family> {
+    FAMILIES.iter().copied().find(|f| f.name() == name)
+}
+
+/// One broker family: what the harness knows of it before any cluster runs.
+pub trait Family: Sync {
+    /// As written in a topology's `x-faultline.family` and as the scenario's `workload.<name>`.
+    fn name(&self) -> &'static str;
+    /// The brokers the family tells apart, as written in `x-faultline.broker` (empty: the
+    /// family has one broker, and the key is not used).
+    fn brokers(&self) -> &'static [&'static str] {
+        &[]
     }
-}
-
-/// Family-specific workload settings (the `workload.<family>` section of a scenario).
-#[derive(Clone, Debug)]
-pub enum WorkloadSettings {
-    Nats(nats::NatsWorkload),
-    Mqtt(Box<mqtt::MqttWorkload>),
-    Kafka(Box<kafka::KafkaWorkload>),
-    Pulsar(Box<pulsar::PulsarWorkload>),
-}
-
-/// Reads `workload.<family>`.
-pub fn parse_workload(family: &str, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings> {
-    match family {
-        "nats" => nats::NatsWorkload::parse(node, d).map(WorkloadSettings::Nats),
-        "mqtt" => mqtt::MqttWorkload::parse(node, d).map(|w| WorkloadSettings::Mqtt(Box::new(w))),
-        "kafka" => {
-            kafka::KafkaWorkload::parse(node, d).map(|w| WorkloadSettings::Kafka(Box::new(w)))
-        }
-        "pulsar" => {
-            pulsar::PulsarWorkload::parse(node, d).map(|w| WorkloadSettings::Pulsar(Box::new(w)))
-        }
-        _ => None,
+    /// The kinds of node `x-faultline.roles` may name, for families with several (empty: every
+    /// node is a broker).
+    fn node_roles(&self) -> &'static [&'static str] {
+        &[]
     }
+    /// The roles a fault target can name, resolved to a node at fault time.
+    fn roles(&self) -> &'static [&'static str];
+    /// Why a fault kind can never be run on this family, whatever its settings.
+    fn refuse_kind(&self, _kind: FaultKind) -> Option<String> {
+        None
+    }
+    /// Log targets of the family's client crates, silenced unless the user asks for them
+    /// (their own retries would drown the terminal during a fault).
+    fn quiet_logs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Reads `workload.<name>`.
+    fn read_workload(&self, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings>;
 }
 
-/// Checks the family's settings against the topology and the load: nodes they name exist,
-/// replicas fit in the cluster, schedules fit in the load. `at` is the workload section.
-pub fn check_settings(
-    settings: &WorkloadSettings,
-    topology: &Topology,
-    load: Duration,
-    at: Pos,
-    d: &mut Diagnostics,
-) {
-    let started: Vec<&str> = topology
-        .services
+/// What the cluster layer must know of each family to read a topology.
+pub fn topology_vocabulary() -> Vec<compose::KnownFamily> {
+    FAMILIES
         .iter()
-        .filter(|s| !s.is_spare())
-        .map(|s| s.name.as_str())
-        .collect();
-    match settings {
-        WorkloadSettings::Nats(n) => {
-            if n.replicas as usize > started.len() {
-                d.error(
-                    at,
-                    format!(
-                        "workload: {} replicas asked for, but the cluster starts with {} node(s)",
-                        n.replicas,
-                        started.len()
-                    ),
-                );
-            }
-        }
-        WorkloadSettings::Mqtt(m) => {
-            for (name, pos) in m.named_nodes() {
-                if !started.contains(&name.as_str()) {
-                    d.error(
-                        *pos,
-                        format!(
-                            "workload.mqtt: no node named {name:?}: expected one of {}",
-                            started.join(", ")
-                        ),
-                    );
-                }
-            }
-            m.check_duration(load, d);
-            if let Some(why) = mqtt::refuse(m, topology.broker.as_deref()) {
-                d.error(m.pos, why);
-            }
-        }
-        WorkloadSettings::Kafka(k) => {
-            let brokers = if topology.gateways.is_empty() {
-                started.len()
-            } else {
-                let mut named: Vec<&String> =
-                    topology.gateways.iter().flat_map(|g| &g.services).collect();
-                named.sort();
-                named.dedup();
-                named.len()
-            };
-            if k.replication_factor as usize > brokers {
-                d.error(
-                    k.pos,
-                    format!(
-                        "workload.kafka: replication factor {} asked for, but the cluster has {brokers} broker(s)",
-                        k.replication_factor
-                    ),
-                );
-            }
-        }
-        WorkloadSettings::Pulsar(p) => {
-            let bookies = topology.roles.get("bookie").map_or(0, Vec::len);
-            match (&p.persistence, topology.broker.as_deref()) {
-                (Some(_), Some("pulsar-lite")) => d.error(
-                    p.pos,
-                    "workload.pulsar.persistence: pulsar-lite has no BookKeeper; remove it, or run on real Pulsar (docker-compose/pulsar-3.yml)",
-                ),
-                (Some(q), _) if q.ensemble as usize > bookies => d.error(
-                    p.pos,
-                    format!(
-                        "workload.pulsar.persistence: an ensemble of {} asked for, but the topology names {bookies} bookie(s) (x-faultline.roles.bookie)",
-                        q.ensemble
-                    ),
-                ),
-                _ => {}
-            }
-        }
+        .map(|f| compose::KnownFamily {
+            name: f.name(),
+            brokers: f.brokers(),
+            node_roles: f.node_roles(),
+        })
+        .collect()
+}
+
+/// A family's workload settings (the `workload.<family>` section of a scenario), and what the
+/// family does with them.
+pub trait Settings: std::fmt::Debug + Send + Sync {
+    /// Checks the settings against the topology and the load: nodes they name exist, replicas
+    /// fit in the cluster, schedules fit in the load. `started` are the nodes started with
+    /// the cluster; `at` is the workload section.
+    fn check(
+        &self,
+        topology: &Topology,
+        started: &[&str],
+        load: Duration,
+        at: Pos,
+        d: &mut Diagnostics,
+    );
+    /// Why this family cannot do a fault kind with these settings, if it cannot.
+    fn refuse_fault(&self, kind: FaultKind) -> Option<String>;
+    /// Connects the family's driver to a started cluster.
+    fn connect(&self, topology: &Topology, nodes: Vec<NodeEndpoint>) -> Box<dyn Broker>;
+    /// What the run drove, for result.json's `workload.settings`: the family's settings, the
+    /// protocol and client as they were used, and the broker's known limits.
+    fn describe(&self, topology: &Topology) -> serde_json::Value;
+}
+
+/// The workload settings of whichever family the topology names.
+#[derive(Clone, Debug)]
+pub struct WorkloadSettings(Arc<dyn Settings>);
+
+impl WorkloadSettings {
+    pub fn new(settings: impl Settings + 'static) -> Self {
+        WorkloadSettings(Arc::new(settings))
+    }
+
+    /// Checks the settings against the topology and the load (see [`Settings::check`]).
+    pub fn check(&self, topology: &Topology, load: Duration, at: Pos, d: &mut Diagnostics) {
+        let started: Vec<&str> = topology
+            .services
+            .iter()
+            .filter(|s| !s.is_spare())
+            .map(|s| s.name.as_str())
+            .collect();
+        self.0.check(topology, &started, load, at, d);
     }
 }
 
-/// The roles a fault target can name for this family, resolved to a node at fault time.
-pub fn roles(family: &str) -> &'static [&'static str] {
-    match family {
-        "nats" => nats::ROLES,
-        "mqtt" => mqtt::ROLES,
-        "kafka" => kafka::ROLES,
-        "pulsar" => pulsar::ROLES,
-        _ => &[],
+impl std::ops::Deref for WorkloadSettings {
+    type Target = dyn Settings;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 
-/// Why this family cannot do a fault kind with these settings, if it cannot.
-pub fn refuse_fault(
-    settings: &WorkloadSettings,
-    kind: crate::scenario::FaultKind,
-) -> Option<String> {
-    match settings {
-        WorkloadSettings::Nats(w) => w.refuse_fault(kind),
-        WorkloadSettings::Kafka(_) => kind.is_topology_change().then(|| {
-            format!(
-                "{} is not supported on Kafka clusters yet (reassigning partitions to a new or retiring broker is not automated); alternatives: kill, restart or rolling-restart",
-                kind.name()
-            )
-        }),
-        WorkloadSettings::Pulsar(_) => kind.is_topology_change().then(|| {
-            format!(
-                "{} is not supported on Pulsar yet (adding or retiring a broker or bookie is not automated); alternatives: kill, restart or rolling-restart",
-                kind.name()
-            )
-        }),
-        WorkloadSettings::Mqtt(_) => kind.is_topology_change().then(|| {
-            format!(
-                "{} is not supported on MQTT brokers yet (joining and retiring a RabbitMQ node or a bridged Mosquitto is not automated); alternatives: kill, restart or rolling-restart",
-                kind.name()
-            )
-        }),
-    }
-}
-
-/// Connects the family's driver to a started cluster.
-pub fn connect(
-    settings: &WorkloadSettings,
-    topology: &Topology,
-    nodes: Vec<NodeEndpoint>,
-) -> Box<dyn Broker> {
-    match settings {
-        WorkloadSettings::Nats(w) => Box::new(nats::Nats::new(w.clone(), nodes)),
-        WorkloadSettings::Mqtt(w) => Box::new(mqtt::Mqtt::new(
-            (**w).clone(),
-            topology.broker.as_deref(),
-            nodes,
-        )),
-        WorkloadSettings::Kafka(w) => Box::new(kafka::Kafka::new((**w).clone(), topology, nodes)),
-        WorkloadSettings::Pulsar(w) => {
-            Box::new(pulsar::PulsarFamily::new((**w).clone(), topology, nodes))
-        }
-    }
+/// The refusal of a topology change by a family that does not automate it.
+pub fn refuse_topology_change(kind: FaultKind, on: &str, why: &str) -> Option<String> {
+    kind.is_topology_change().then(|| {
+        format!(
+            "{} is not supported on {on} yet ({why}); alternatives: kill, restart or rolling-restart",
+            kind.name()
+        )
+    })
 }
 
 /// Checks until `check` holds or `deadline` passes, every 100 ms (the precision of the
@@ -252,13 +189,6 @@ impl Credentials {
             password: password?.to_string(),
         })
     }
-}
-
-/// A node as the driver and probes reach it.
-#[derive(Clone, Debug)]
-pub struct NodeEndpoint {
-    pub name: String,
-    pub ip: Ipv4Addr,
 }
 
 /// How one publish ended.
@@ -419,14 +349,10 @@ pub trait Broker: Send + Sync {
     /// restart).
     async fn wait_healthy(&self, timeout: Duration) -> Result<(), BrokerError>;
 
-    /// Scale-out: `node` was just started. From now on the driver and probes reach it; returns
-    /// once the cluster's own monitoring shows it joined, saying what showed it.
-    async fn add_node(&self, node: NodeEndpoint, timeout: Duration) -> Result<String, BrokerError>;
-
-    /// Scale-in: `node` was just stopped. Removes it from the cluster's membership the way an
-    /// operator would, and returns once the cluster no longer counts on it (its data
-    /// re-placed), saying what showed it. The driver and probes stop reaching it at once.
-    async fn remove_node(&self, node: &str, timeout: Duration) -> Result<String, BrokerError>;
+    /// The family's part of a scale-out or scale-in, where the family automates it.
+    fn scaling(&self) -> Option<&dyn Scaling> {
+        None
+    }
 
     /// The port clients connect to (what a `client` partition cuts).
     fn client_port(&self) -> u16;
@@ -449,7 +375,7 @@ pub trait Broker: Send + Sync {
     /// count from it.
     fn load_starts(&self, _at: std::time::Instant) {}
 
-    /// Resolves a role (one of [`roles`]) to the node holding it now.
+    /// Resolves a role (one of [`Family::roles`]) to the node holding it now.
     async fn resolve_role(&self, role: &str) -> Result<String, BrokerError>;
 
     /// A new probe over the cluster's monitoring endpoints.
@@ -463,6 +389,19 @@ pub trait Broker: Send + Sync {
         clock: &Clock,
         timeout: Duration,
     ) -> Result<DrainReport, BrokerError>;
+}
+
+/// Changing the cluster's membership under load: an ability only some families have.
+#[async_trait]
+pub trait Scaling: Send + Sync {
+    /// Scale-out: `node` was just started. From now on the driver and probes reach it; returns
+    /// once the cluster's own monitoring shows it joined, saying what showed it.
+    async fn add_node(&self, node: NodeEndpoint, timeout: Duration) -> Result<String, BrokerError>;
+
+    /// Scale-in: `node` was just stopped. Removes it from the cluster's membership the way an
+    /// operator would, and returns once the cluster no longer counts on it (its data
+    /// re-placed), saying what showed it. The driver and probes stop reaching it at once.
+    async fn remove_node(&self, node: &str, timeout: Duration) -> Result<String, BrokerError>;
 }
 
 #[cfg(test)]

@@ -6,8 +6,29 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::network::{apply_on_each, undo_and_remove, Sidecar};
-use super::{Fault, FaultCtx, FaultError};
+use super::{Fault, FaultCtx, FaultError, Settings};
 use crate::cluster::ClusterNode;
+use crate::yaml::{self, Diagnostics, Fields};
+
+/// The settings only a bandwidth fault takes.
+pub const KEYS: &[&str] = &["rate"];
+
+/// Reads `rate`, a tc rate.
+pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
+    let rate = f
+        .require("rate", "a rate such as \"1mbit\" or \"512kbit\"", d)
+        .and_then(|n| {
+            let text = yaml::string(n, &f.path_of("rate"), d)?;
+            let ok = rate_bytes(text).is_some();
+            if !ok {
+                d.error(n.pos, format!("{}: expected a rate such as \"1mbit\", \"512kbit\" or \"10mbit\", found {text:?}", f.path_of("rate")));
+            }
+            ok.then(|| text.to_string())
+        });
+    Settings::Bandwidth {
+        rate: rate.unwrap_or_default(),
+    }
+}
 
 /// Bytes per second of a tc rate ("1mbit", "512kbit", "2gbit", "100kbps"), or `None`.
 pub fn rate_bytes(rate: &str) -> Option<u64> {

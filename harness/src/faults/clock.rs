@@ -13,13 +13,81 @@
 //! to `offset + drift × elapsed`. The nodes' clock therefore runs away in one-second steps, and
 //! at heal the clock read in the container is compared with the offset last written.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-use super::{on_all, Fault, FaultCtx, FaultError};
+use super::{on_all, Fault, FaultCtx, FaultError, Planned, Settings};
+use crate::cluster::compose::{ConfigFile, Topology};
+use crate::cluster::images::ResolvedImage;
 use crate::cluster::ClusterNode;
+use crate::yaml::{self, Diagnostics, Fields};
+
+/// The settings only a clock-skew takes.
+pub const KEYS: &[&str] = &["offset", "drift"];
+
+/// Reads `offset` (a signed duration) and `drift` (a signed duration per second); at least one.
+pub fn read(f: &Fields, path: &str, d: &mut Diagnostics) -> Settings {
+    let signed = |key: &str, suffix: &str, example: &str, d: &mut Diagnostics| {
+        let n = f.get(key)?;
+        let text = yaml::string(n, &f.path_of(key), d)?;
+        let (sign, rest) = match text.strip_prefix('-') {
+            Some(rest) => (-1.0, rest),
+            None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+        };
+        match rest.strip_suffix(suffix).and_then(yaml::parse_duration) {
+            Some(v) if !v.is_zero() => Some(sign * v.as_secs_f64()),
+            _ => {
+                d.error(
+                    n.pos,
+                    format!("{}: expected {example}, found {text:?}", f.path_of(key)),
+                );
+                None
+            }
+        }
+    };
+    let offset_s = signed(
+        "offset",
+        "",
+        "a signed duration such as \"+30s\" or \"-2m\"",
+        d,
+    );
+    let drift_s = signed(
+        "drift",
+        "/s",
+        "a signed duration per second such as \"+200ms/s\" or \"-1s/s\"",
+        d,
+    );
+    if f.get("offset").is_none() && f.get("drift").is_none() {
+        d.error(
+            f.pos,
+            format!("{path}: a clock-skew needs `offset` (how far the clock jumps, such as \"+30s\"), `drift` (how fast it runs away, such as \"+200ms/s\"), or both"),
+        );
+    }
+    Settings::ClockSkew {
+        offset_s: offset_s.unwrap_or(0.0),
+        drift_s,
+    }
+}
+
+/// A clock-skew needs libfaketime in every node's image (every node is started with it
+/// preloaded, see [`control_environment`]).
+pub fn check_topology(planned: &Planned, topology: &Topology, d: &mut Diagnostics) {
+    for service in topology.services.iter().filter(|x| !x.is_spare()) {
+        let local = topology.local_images.get(&service.image);
+        if local.is_none_or(|l| l.faketime.is_none()) {
+            d.error(
+                planned.pos,
+                format!(
+                    "clock-skew needs libfaketime in every node's image, and node {}'s image {} has no local recipe that provides it (x-faultline.local-image.\"{}\".faketime); alternative: pause or stop the node to make its timers fall behind",
+                    service.name, service.image, service.image
+                ),
+            );
+        }
+    }
+}
 
 /// The file libfaketime reads the offset from, in every node.
 pub const OFFSET_FILE: &str = "/etc/faultline-faketime";
@@ -224,6 +292,48 @@ impl Fault for ClockSkew {
     fn healed_detail(&self) -> Option<String> {
         self.healed.clone()
     }
+}
+
+/// The topology with every node's clock under faultline's control (libfaketime preloaded,
+/// offset +0), for scenarios with clock-skew faults. Validation made sure each image has a
+/// local recipe providing libfaketime; here the image really used must be that local one.
+pub fn controlled(
+    topology: &Topology,
+    images: &BTreeMap<String, ResolvedImage>,
+) -> Result<Topology, String> {
+    let mut t = topology.clone();
+    for service in &mut t.services {
+        let local = topology.local_images.get(&service.image);
+        let library = local.and_then(|l| l.faketime.clone());
+        let used = images.get(&service.image).map(|r| r.used.as_str());
+        match (local, library) {
+            (Some(local), Some(library)) if used == Some(local.tag.as_str()) => {
+                service
+                    .environment
+                    .extend(control_environment(&library));
+                service.files.push(ConfigFile {
+                    target: OFFSET_FILE.into(),
+                    content: offset_text(0.0),
+                });
+            }
+            (Some(local), Some(_)) => {
+                return Err(format!(
+                    "clock-skew needs libfaketime, which faultline's local image {} has but node {}'s image {} (used as is: present or pulled) may not; remove {} from Docker so the local equivalent is built, or drop the clock-skew fault",
+                    local.tag,
+                    service.name,
+                    service.image,
+                    service.image
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "clock-skew needs libfaketime in node {}'s image {}, and no local recipe provides it",
+                    service.name, service.image
+                ))
+            }
+        }
+    }
+    Ok(t)
 }
 
 #[cfg(test)]

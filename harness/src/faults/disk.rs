@@ -11,9 +11,72 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::network::Sidecar;
-use super::{on_all, Fault, FaultCtx, FaultError};
+use super::{on_all, Fault, FaultCtx, FaultError, Planned, Settings};
+use crate::cluster::compose::Topology;
 use crate::cluster::docker::Share;
 use crate::cluster::ClusterNode;
+use crate::yaml::{self, Diagnostics, Fields};
+
+/// The settings only a disk-full fault takes.
+pub const KEYS: &[&str] = &["path"];
+
+/// The data directory when `path` is not given.
+const DEFAULT_PATH: &str = "/data";
+
+/// The largest tmpfs disk-full will fill (it takes that much memory): checked at validation
+/// and again by the fill script in the container.
+const MAX_DISK_FULL_BYTES: u64 = 1 << 30;
+
+/// Reads `path`, the data directory's absolute path in the container.
+pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
+    let path = match f.get("path") {
+        Some(n) => yaml::string(n, &f.path_of("path"), d).and_then(|p| {
+            if !p.starts_with('/') {
+                d.error(
+                    n.pos,
+                    format!(
+                        "{}: expected the data directory's absolute path in the container, found {p:?}",
+                        f.path_of("path")
+                    ),
+                );
+                return None;
+            }
+            Some(p.trim_end_matches('/').to_string())
+        }),
+        None => Some(DEFAULT_PATH.to_string()),
+    };
+    Settings::DiskFull {
+        path: path.unwrap_or_else(|| DEFAULT_PATH.into()),
+    }
+}
+
+/// Disk-full fills only a size-limited tmpfs (never the host's disk), on every node it may hit.
+pub fn check_topology(path: &str, planned: &Planned, topology: &Topology, d: &mut Diagnostics) {
+    let checked = topology.services.iter().filter(|x| match &planned.named {
+        Some(names) => names.contains(&x.name.as_str()),
+        None => !x.is_spare(),
+    });
+    for service in checked {
+        match service.tmpfs_holding(path).map(|t| t.size_bytes) {
+            Some(Some(size)) if size <= MAX_DISK_FULL_BYTES => {}
+            Some(Some(size)) => d.error(
+                planned.pos,
+                format!(
+                    "disk-full: the tmpfs holding {path} on {} is {size} bytes; filling it would take that much memory: give it at most {} MiB (size=64m)",
+                    service.name,
+                    MAX_DISK_FULL_BYTES >> 20
+                ),
+            ),
+            _ => d.error(
+                planned.pos,
+                format!(
+                    "disk-full fills the filesystem holding {path} on the target, and on {} that is not a size-limited tmpfs, so faultline would fill the host's disk; give services.{}.tmpfs an entry such as \"{path}:size=64m\" (its contents then live in memory and do not survive a restart of the container)",
+                    service.name, service.name
+                ),
+            ),
+        }
+    }
+}
 
 pub struct DiskFull {
     id: usize,
@@ -46,8 +109,6 @@ fn field(output: &str, key: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-const MAX_BYTES: u64 = 1 << 30;
-
 #[async_trait]
 impl Fault for DiskFull {
     async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
@@ -61,7 +122,7 @@ fs=$(stat -f -c %T "$d")
 # statfs through the magic link reaches the node's own mount (df would look in our mount table)
 size=$(stat -f -c '%b %S' "$d" | awk '{{print $1 * $2}}')
 [ "$fs" = tmpfs ] || {{ echo "{path} is on $fs, not a tmpfs: refusing to fill it"; exit 1; }}
-[ "$size" -le {MAX_BYTES} ] || {{ echo "the tmpfs holding {path} is $size bytes, over {MAX_BYTES}: refusing to fill it"; exit 1; }}
+[ "$size" -le {MAX_DISK_FULL_BYTES} ] || {{ echo "the tmpfs holding {path} is $size bytes, over {MAX_DISK_FULL_BYTES}: refusing to fill it"; exit 1; }}
 dd if=/dev/zero of='{ballast}' bs=1M 2>/dev/null || true
 dd if=/dev/zero of='{ballast}.tail' bs=4k 2>/dev/null || true
 avail=$(stat -f -c '%a %S' "$d" | awk '{{print $1 * $2}}')

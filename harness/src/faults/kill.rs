@@ -6,8 +6,25 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{on_all, start_all, wait_state, Fault, FaultCtx, FaultError};
+use super::{on_all, start_all, wait_state, Fault, FaultCtx, FaultError, Settings};
 use crate::cluster::ClusterNode;
+use crate::yaml::{self, Diagnostics, Fields};
+
+/// The settings only a kill takes.
+pub const KEYS: &[&str] = &["signal"];
+
+const SIGNALS: &[&str] = &["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"];
+
+/// Reads `signal` (SIGKILL when absent).
+pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
+    let signal = match f.get("signal") {
+        Some(n) => yaml::choice(n, &f.path_of("signal"), SIGNALS, d).unwrap_or("SIGKILL"),
+        None => "SIGKILL",
+    };
+    Settings::Kill {
+        signal: signal.to_string(),
+    }
+}
 
 pub struct Kill {
     pub signal: String,

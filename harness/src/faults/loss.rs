@@ -5,9 +5,49 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::network::{apply_on_each, install_script, remove_script, undo_and_remove, Sidecar};
-use super::{Fault, FaultCtx, FaultError};
+use super::network::{
+    apply_on_each, drop_counters_script, install_script, parse_drop_counters, remove_script,
+    undo_and_remove, Sidecar,
+};
+use super::{Fault, FaultCtx, FaultError, ReadCtx, Settings};
 use crate::cluster::ClusterNode;
+use crate::target::{read_target, Target};
+use crate::yaml::{self, Diagnostics, Fields};
+
+/// The settings only a loss fault takes.
+pub const KEYS: &[&str] = &["percent", "peers"];
+
+/// Reads `percent` (0-100] and the optional `peers` (nodes the dropped packets go to).
+pub fn read(f: &Fields, cx: &ReadCtx, d: &mut Diagnostics) -> Settings {
+    let probability = f
+        .require("percent", "the share of packets dropped, in percent", d)
+        .and_then(|n| yaml::positive_number(n, &f.path_of("percent"), d))
+        .and_then(|p| {
+            if p > 100.0 {
+                d.error(
+                    f.get("percent")?.pos,
+                    format!("{}: expected at most 100", f.path_of("percent")),
+                );
+                return None;
+            }
+            Some(p / 100.0)
+        });
+    let mut peers = Vec::new();
+    if let Some(n) = f.get("peers") {
+        if let Some(Target::Nodes(list)) = read_target(n, &f.path_of("peers"), cx.nodes, &[], d) {
+            peers = list;
+        } else {
+            d.error(
+                n.pos,
+                format!("{}: expected a list of node names", f.path_of("peers")),
+            );
+        }
+    }
+    Settings::Loss {
+        probability: probability.unwrap_or(0.0),
+        peers,
+    }
+}
 
 pub struct Loss {
     id: usize,
@@ -15,6 +55,8 @@ pub struct Loss {
     probability: f64,
     peers: Vec<String>,
     sidecars: Vec<Sidecar>,
+    /// What the kernel counted, read just before the heal removed the rules.
+    counted: Option<String>,
 }
 
 impl Loss {
@@ -25,7 +67,44 @@ impl Loss {
             probability,
             peers,
             sidecars: Vec::new(),
+            counted: None,
         }
+    }
+}
+
+impl Loss {
+    /// "dropped D of N packets sent (P %): n2 D/N, ..." from the rules' own counters: the
+    /// deterministic proof that the loss took effect (a latency effect is only a figure).
+    async fn read_counters(&self, ctx: &FaultCtx) -> String {
+        let mut total = (0, 0);
+        let mut per_node = Vec::new();
+        for sidecar in &self.sidecars {
+            let read = sidecar
+                .sh(
+                    ctx,
+                    &drop_counters_script(self.id, "OUTPUT"),
+                    "read the loss rule counters",
+                )
+                .await;
+            match read.as_deref().map(parse_drop_counters) {
+                Ok(Some((entered, dropped))) => {
+                    total = (total.0 + entered, total.1 + dropped);
+                    per_node.push(format!("{} {dropped}/{entered}", sidecar.node.name));
+                }
+                Ok(None) => per_node.push(format!("{} unreadable counters", sidecar.node.name)),
+                Err(e) => per_node.push(format!("{} counters not read: {e}", sidecar.node.name)),
+            }
+        }
+        let (entered, dropped) = total;
+        let share = if entered > 0 {
+            format!("{:.1} %", dropped as f64 * 100.0 / entered as f64)
+        } else {
+            "no packet sent".into()
+        };
+        format!(
+            "dropped {dropped} of {entered} packets sent ({share}): {}",
+            per_node.join(", ")
+        )
     }
 }
 
@@ -57,6 +136,9 @@ impl Fault for Loss {
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
+        if !self.sidecars.is_empty() {
+            self.counted = Some(self.read_counters(ctx).await);
+        }
         undo_and_remove(
             &mut self.sidecars,
             ctx,
@@ -64,6 +146,10 @@ impl Fault for Loss {
             "remove loss rules",
         )
         .await
+    }
+
+    fn healed_detail(&self) -> Option<String> {
+        self.counted.clone()
     }
 
     fn describe(&self) -> Option<String> {

@@ -13,21 +13,26 @@ mod disk;
 mod kill;
 mod loss;
 mod network;
-mod partition;
+pub mod partition;
 mod pause;
 mod restart;
 mod scale;
 pub mod shapes;
 mod stop;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::cluster::compose::Topology;
 use crate::cluster::docker::{Backend, DockerError};
+use crate::cluster::images::ResolvedImage;
 use crate::cluster::{Cluster, ClusterNode};
-use crate::scenario::{FaultKind, FaultSpec};
+use crate::fault_kind::FaultKind;
+use crate::yaml::{Diagnostics, Fields, Pos};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
@@ -67,53 +72,219 @@ pub trait Fault: Send + Sync {
     }
 }
 
-/// A fault for one occurrence of `spec`, on already resolved nodes. `id` is unique in the run
-/// (it names the fault's iptables chains).
+/// A fault kind's own settings, read by its file (`faults/<kind>.rs`) from the scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Settings {
+    /// Kinds with no settings of their own (pause, stop, restart, rolling-restart, scale-out,
+    /// scale-in).
+    None,
+    Kill {
+        signal: String,
+    },
+    Partition(partition::ShapeSpec),
+    Loss {
+        /// Share of packets dropped, 0-1.
+        probability: f64,
+        /// Only packets to these nodes (per link); empty means all.
+        peers: Vec<String>,
+    },
+    Bandwidth {
+        /// A tc rate such as "1mbit".
+        rate: String,
+    },
+    DiskFull {
+        /// The data directory in the container whose filesystem is filled.
+        path: String,
+    },
+    ClockSkew {
+        /// Seconds added to the nodes' wall clock (negative: behind).
+        offset_s: f64,
+        /// Seconds the wall clock gains per real second while in effect (negative: loses).
+        drift_s: Option<f64>,
+    },
+}
+
+/// The settings each kind reads, beside the common envelope. A key of one kind given to
+/// another is an error that names the kind it belongs to.
+pub const KIND_KEYS: &[(FaultKind, &[&str])] = &[
+    (FaultKind::Kill, kill::KEYS),
+    (FaultKind::Partition, partition::KEYS),
+    (FaultKind::Loss, loss::KEYS),
+    (FaultKind::Bandwidth, bandwidth::KEYS),
+    (FaultKind::DiskFull, disk::KEYS),
+    (FaultKind::ClockSkew, clock::KEYS),
+];
+
+/// What a fault's settings reader may look up: the topology's node names and the family's
+/// roles (for settings that name nodes, such as a one-way partition's sides).
+pub struct ReadCtx<'a> {
+    pub nodes: &'a [String],
+    pub roles: &'a [&'a str],
+}
+
+/// Reads the settings of a `kind` fault from its scenario entry `f` (at `path`, such as
+/// `faults[2]`); every problem goes to `d` with its position.
+pub fn read_settings(
+    kind: FaultKind,
+    f: &Fields,
+    path: &str,
+    cx: &ReadCtx,
+    d: &mut Diagnostics,
+) -> Settings {
+    for (owner, keys) in KIND_KEYS.iter().filter(|(k, _)| *k != kind) {
+        for key in *keys {
+            if let Some(n) = f.get(key) {
+                d.error(
+                    n.pos,
+                    format!(
+                        "{}: only a {} fault takes `{key}`",
+                        f.path_of(key),
+                        owner.name()
+                    ),
+                );
+            }
+        }
+    }
+    match kind {
+        FaultKind::Kill => kill::read(f, d),
+        FaultKind::Partition => partition::read(f, path, cx, d),
+        FaultKind::Loss => loss::read(f, cx, d),
+        FaultKind::Bandwidth => bandwidth::read(f, d),
+        FaultKind::DiskFull => disk::read(f, d),
+        FaultKind::ClockSkew => clock::read(f, path, d),
+        FaultKind::Pause
+        | FaultKind::Stop
+        | FaultKind::Restart
+        | FaultKind::RollingRestart
+        | FaultKind::ScaleOut
+        | FaultKind::ScaleIn => Settings::None,
+    }
+}
+
+/// What a fault's check against the topology sees of the fault as written.
+pub struct Planned<'a> {
+    /// Where the fault is written.
+    pub pos: Pos,
+    /// The nodes its target names, when it names nodes (not a role or a seeded choice).
+    pub named: Option<Vec<&'a str>>,
+    pub times: u32,
+}
+
+/// Checks a fault against the topology, before anything starts.
+pub fn check_topology(
+    kind: FaultKind,
+    settings: &Settings,
+    planned: &Planned,
+    topology: &Topology,
+    d: &mut Diagnostics,
+) {
+    match (kind, settings) {
+        (FaultKind::ClockSkew, _) => clock::check_topology(planned, topology, d),
+        (FaultKind::ScaleOut, _) => scale::check_out(planned, topology, d),
+        (FaultKind::ScaleIn, _) => scale::check_in(planned, d),
+        (FaultKind::DiskFull, Settings::DiskFull { path }) => {
+            disk::check_topology(path, planned, topology, d)
+        }
+        _ => {}
+    }
+}
+
+/// The topology as the run must start it for these faults (clock-skew: every node with its
+/// clock under faultline's control from the start), and what to tell the user about it.
+pub fn prepare_topology(
+    kinds: &[FaultKind],
+    topology: &Topology,
+    images: &BTreeMap<String, ResolvedImage>,
+) -> Result<(Topology, Vec<String>), String> {
+    if !kinds.contains(&FaultKind::ClockSkew) {
+        return Ok((topology.clone(), Vec::new()));
+    }
+    let prepared = clock::controlled(topology, images)?;
+    let note = format!(
+        "clock-skew: every node starts with libfaketime preloaded, offset +0 ({})",
+        clock::OFFSET_FILE
+    );
+    Ok((prepared, vec![note]))
+}
+
+/// Why a fault kind that faultline does not build (yet, or on this kernel) is refused, with
+/// the alternatives; `None` for every other name.
+pub fn refuse_unbuilt(kind: &str) -> Option<String> {
+    match kind {
+        "delay" | "jitter" | "duplicate" | "corrupt" => Some(if netem_available() {
+            format!("fault kind {kind} is not implemented yet; alternatives: loss (dropped packets) or bandwidth (tc tbf)")
+        } else {
+            format!(
+                "fault kind {kind} needs the kernel's netem queueing discipline (sch_netem), which this kernel does not have; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf), or run on a kernel with netem"
+            )
+        }),
+        "slow-disk" => Some("fault kind slow-disk is not implemented: a cgroup I/O limit throttles a block device, but a node's data is on the container's overlay storage, written back later through the host's page cache (and, where Docker uses fuse-overlayfs, by a process outside the container's cgroup), or on tmpfs, so the limit would not reliably slow the broker's writes; alternatives: disk-full (a size-limited tmpfs filled up), pause or stop".into()),
+        _ => None,
+    }
+}
+
+/// True when the running kernel has (or can load) the netem queueing discipline.
+pub fn netem_available() -> bool {
+    if Path::new("/sys/module/sch_netem").exists() {
+        return true;
+    }
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let dir = PathBuf::from(format!("/lib/modules/{}/kernel/net/sched", release.trim()));
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("sch_netem"))
+        })
+        .unwrap_or(false)
+}
+
+/// A fault for one occurrence of a `kind` fault with these settings, on already resolved
+/// nodes. `id` is unique in the run (it names the fault's iptables chains).
 pub fn build(
-    spec: &FaultSpec,
+    kind: FaultKind,
+    settings: &Settings,
     id: usize,
     targets: Vec<ClusterNode>,
     partition: Option<(shapes::Blocked, String)>,
 ) -> Box<dyn Fault> {
-    match spec.kind {
-        FaultKind::Kill => Box::new(kill::Kill {
-            signal: spec.signal.clone(),
+    match (kind, settings) {
+        (FaultKind::Kill, Settings::Kill { signal }) => Box::new(kill::Kill {
+            signal: signal.clone(),
             nodes: targets,
         }),
-        FaultKind::Pause => Box::new(pause::Pause { nodes: targets }),
-        FaultKind::Stop => Box::new(stop::Stop { nodes: targets }),
-        FaultKind::Restart | FaultKind::RollingRestart => {
+        (FaultKind::Pause, _) => Box::new(pause::Pause { nodes: targets }),
+        (FaultKind::Stop, _) => Box::new(stop::Stop { nodes: targets }),
+        (FaultKind::Restart | FaultKind::RollingRestart, _) => {
             Box::new(restart::Restart { nodes: targets })
         }
-        FaultKind::Partition if spec.shape == Some(crate::scenario::ShapeSpec::Client) => {
+        (FaultKind::Partition, Settings::Partition(partition::ShapeSpec::Client)) => {
             Box::new(partition::Partition::client(id, targets))
         }
-        FaultKind::Partition => {
+        (FaultKind::Partition, _) => {
             let (blocked, description) = partition.unwrap_or_default();
             Box::new(partition::Partition::new(id, blocked, description))
         }
-        FaultKind::Loss => Box::new(loss::Loss::new(
-            id,
-            targets,
-            spec.probability.unwrap_or(0.0),
-            spec.peers.clone(),
-        )),
-        FaultKind::Bandwidth => Box::new(bandwidth::Bandwidth::new(
-            targets,
-            spec.rate.clone().unwrap_or_default(),
-        )),
-        FaultKind::DiskFull => Box::new(disk::DiskFull::new(
-            id,
-            targets,
-            spec.path.clone().unwrap_or_else(|| "/data".into()),
-        )),
-        FaultKind::ScaleOut => Box::new(scale::ScaleOut { nodes: targets }),
-        FaultKind::ScaleIn => Box::new(scale::ScaleIn { nodes: targets }),
-        FaultKind::ClockSkew => Box::new(clock::ClockSkew::new(
-            targets,
-            spec.offset_s.unwrap_or(0.0),
-            spec.drift_s,
-        )),
+        (FaultKind::Loss, Settings::Loss { probability, peers }) => {
+            Box::new(loss::Loss::new(id, targets, *probability, peers.clone()))
+        }
+        (FaultKind::Bandwidth, Settings::Bandwidth { rate }) => {
+            Box::new(bandwidth::Bandwidth::new(targets, rate.clone()))
+        }
+        (FaultKind::DiskFull, Settings::DiskFull { path }) => {
+            Box::new(disk::DiskFull::new(id, targets, path.clone()))
+        }
+        (FaultKind::ScaleOut, _) => Box::new(scale::ScaleOut { nodes: targets }),
+        (FaultKind::ScaleIn, _) => Box::new(scale::ScaleIn { nodes: targets }),
+        (FaultKind::ClockSkew, Settings::ClockSkew { offset_s, drift_s }) => {
+            Box::new(clock::ClockSkew::new(targets, *offset_s, *drift_s))
+        }
+        (kind, settings) => unreachable!(
+            "the scenario reader gives each kind its own settings; {} got {settings:?}",
+            kind.name()
+        ),
     }
 }
 

@@ -139,6 +139,28 @@ pub fn install_script(id: usize, input: &[String], output: &[String]) -> String 
     s
 }
 
+/// A script that prints two numbers for the fault's chain hooked from `hook` (INPUT or
+/// OUTPUT): the packets that entered the chain and the packets its DROP rules dropped. Read
+/// before the heal removes the rules: the kernel's own count is the proof that the fault acted.
+pub fn drop_counters_script(id: usize, hook: &str) -> String {
+    let (cin, cout) = chains(id);
+    let chain = if hook == "INPUT" { cin } else { cout };
+    format!(
+        "set -e\nentered=$(iptables -w -L {hook} -v -n -x | awk '$3 == \"{chain}\" {{ s += $1 }} END {{ print s + 0 }}')\n\
+         dropped=$(iptables -w -L {chain} -v -n -x | awk '$3 == \"DROP\" {{ s += $1 }} END {{ print s + 0 }}')\n\
+         echo \"$entered $dropped\"\n"
+    )
+}
+
+/// Parses the output of [`drop_counters_script`]: (entered, dropped).
+pub fn parse_drop_counters(output: &str) -> Option<(u64, u64)> {
+    let mut numbers = output.split_whitespace().map(str::parse::<u64>);
+    match (numbers.next(), numbers.next(), numbers.next()) {
+        (Some(Ok(entered)), Some(Ok(dropped)), None) => Some((entered, dropped)),
+        _ => None,
+    }
+}
+
 /// A script that removes the fault's chains (whatever is left of them) and fails if any rule
 /// or chain of the fault remains.
 pub fn remove_script(id: usize) -> String {
@@ -164,6 +186,16 @@ mod tests {
         assert!(s.contains("iptables -w -A FL3-IN -s 10.0.0.11 -j DROP\n"));
         assert!(s.contains("grep -c -- '^-A FL3-IN ')\" = 1"));
         assert!(!s.contains("FL3-OUT"));
+    }
+
+    #[test]
+    fn drop_counters_read_the_hook_and_the_drop_rules_of_one_chain() {
+        let s = drop_counters_script(4, "OUTPUT");
+        assert!(s.contains("iptables -w -L OUTPUT -v -n -x | awk '$3 == \"FL4-OUT\""));
+        assert!(s.contains("iptables -w -L FL4-OUT -v -n -x | awk '$3 == \"DROP\""));
+        assert_eq!(parse_drop_counters("6170 1234\n"), Some((6170, 1234)));
+        assert_eq!(parse_drop_counters("6170\n"), None);
+        assert_eq!(parse_drop_counters("iptables: No chain\n"), None);
     }
 
     #[test]

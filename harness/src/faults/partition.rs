@@ -13,9 +13,128 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::network::{install_script, remove_script, undo_and_remove, Sidecar};
-use super::shapes::Blocked;
-use super::{Fault, FaultCtx, FaultError};
+use super::shapes::{Blocked, Shape};
+use super::{Fault, FaultCtx, FaultError, ReadCtx, Settings};
 use crate::cluster::ClusterNode;
+use crate::target::{read_target, Target};
+use crate::yaml::{self, Diagnostics, Fields};
+
+/// The settings only a partition takes.
+pub const KEYS: &[&str] = &["shape", "from", "to", "links"];
+
+/// A partition's shape as written; one-way sides are target expressions resolved at fault
+/// time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShapeSpec {
+    Isolate,
+    MajorityMinority,
+    Halves,
+    Bridge,
+    Ring,
+    OneWay {
+        from: Target,
+        to: Target,
+    },
+    Links(Vec<(String, String)>),
+    /// The harness's clients lose the targets (client port only; monitoring still answers).
+    Client,
+}
+
+/// Reads `shape` and what the shape needs (`from`/`to`, `links`), and checks the shape's
+/// use of the envelope's `target`.
+pub fn read(f: &Fields, path: &str, cx: &ReadCtx, d: &mut Diagnostics) -> Settings {
+    let target_expr = |key: &str, d: &mut Diagnostics| {
+        f.get(key)
+            .map(|n| read_target(n, &f.path_of(key), cx.nodes, cx.roles, d))
+    };
+    let name = f
+        .require("shape", &format!("one of {}", Shape::NAMES.join(", ")), d)
+        .and_then(|n| yaml::choice(n, &f.path_of("shape"), Shape::NAMES, d));
+    let shape = match name {
+        Some("isolate") => Some(ShapeSpec::Isolate),
+        Some("majority-minority") => Some(ShapeSpec::MajorityMinority),
+        Some("halves") => Some(ShapeSpec::Halves),
+        Some("bridge") => Some(ShapeSpec::Bridge),
+        Some("ring") => Some(ShapeSpec::Ring),
+        Some("client") => Some(ShapeSpec::Client),
+        Some("one-way") => {
+            let from = target_expr("from", d);
+            let to = target_expr("to", d);
+            if from.is_none() || to.is_none() {
+                d.error(
+                    f.pos,
+                    format!("{path}: a one-way partition needs `from` and `to` (nodes or roles)"),
+                );
+            }
+            match (from, to) {
+                (Some(Some(from)), Some(Some(to))) => Some(ShapeSpec::OneWay { from, to }),
+                _ => None,
+            }
+        }
+        Some("links") => f
+            .require("links", "a list of node pairs such as [[n1, n2]]", d)
+            .and_then(|n| yaml::list(n, &f.path_of("links"), d))
+            .and_then(|items| read_links(items, &f.path_of("links"), cx.nodes, d)),
+        _ => None,
+    };
+    let needs_target = matches!(
+        shape,
+        Some(
+            ShapeSpec::Isolate
+                | ShapeSpec::MajorityMinority
+                | ShapeSpec::Bridge
+                | ShapeSpec::Client
+        )
+    );
+    if needs_target && f.get("target").is_none() {
+        d.error(
+            f.pos,
+            format!("{path}: this partition shape needs a `target` (the side to cut off)"),
+        );
+    }
+    if let (Some(ShapeSpec::Ring | ShapeSpec::OneWay { .. } | ShapeSpec::Links(_)), Some(n)) =
+        (&shape, f.get("target"))
+    {
+        d.error(
+            n.pos,
+            format!(
+                "{}: this partition shape takes no target",
+                f.path_of("target")
+            ),
+        );
+    }
+    Settings::Partition(shape.unwrap_or(ShapeSpec::Isolate))
+}
+
+/// `[[n1, n2], ...]`: pairs of two different nodes.
+fn read_links(
+    items: &[yaml::Node],
+    path: &str,
+    nodes: &[String],
+    d: &mut Diagnostics,
+) -> Option<ShapeSpec> {
+    let mut links = Vec::new();
+    for item in items {
+        let pair = yaml::list(item, path, d)?;
+        let names: Vec<String> = pair
+            .iter()
+            .filter_map(|p| read_target(p, path, nodes, &[], d))
+            .filter_map(|t| match t {
+                Target::Node(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        if names.len() != 2 || names[0] == names[1] {
+            d.error(
+                item.pos,
+                format!("{path}: expected a pair of two different nodes"),
+            );
+            return None;
+        }
+        links.push((names[0].clone(), names[1].clone()));
+    }
+    Some(ShapeSpec::Links(links))
+}
 
 pub struct Partition {
     id: usize,

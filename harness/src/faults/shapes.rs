@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::run::Rng;
+use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shape {

@@ -11,7 +11,7 @@ use crate::check::verdict::{Judgement, Verdict};
 use crate::check::{Analysis, FaultTiming, LatencySummary, MessageRef, Messages, Second};
 use crate::cluster::images::ResolvedImage;
 use crate::cluster::Cluster;
-use crate::families::{DrainReport, WorkloadSettings};
+use crate::families::DrainReport;
 use crate::scenario::Scenario;
 
 /// Everything a run knows at the end, for the reporters.
@@ -103,55 +103,7 @@ impl RunResult {
     pub fn new(f: RunFacts<'_>) -> Self {
         let s = f.scenario;
         let w = &s.workload;
-        let settings = match &w.settings {
-            WorkloadSettings::Nats(n) => serde_json::json!({
-                "stream": n.stream,
-                "subject": n.subject,
-                "replicas": n.replicas,
-                "storage": n.storage.name(),
-            }),
-            WorkloadSettings::Mqtt(m) => {
-                let sub = &m.subscriber;
-                serde_json::json!({
-                    "broker": s.topology.broker,
-                    "protocol": "MQTT 3.1.1",
-                    "topic": m.topic,
-                    "qos": m.qos.level(),
-                    "publish_to": m.publish_to,
-                    "subscriber": {
-                        "client_id": sub.client_id,
-                        "clean_session": sub.clean_session,
-                        "filter": sub.filter,
-                        "node": sub.node,
-                        "offline_at_s": sub.offline_at.map(|d| d.as_secs_f64()),
-                        "reconnect_at_s": sub.reconnect_at.map(|d| d.as_secs_f64()),
-                        "reconnect_to": sub.reconnect_to,
-                    },
-                })
-            }
-            WorkloadSettings::Kafka(k) => serde_json::json!({
-                "broker": s.topology.broker,
-                "topic": k.topic,
-                "partitions": k.partitions,
-                "replication_factor": k.replication_factor,
-                "acks": k.acks.property(),
-                "idempotence": k.idempotence,
-                "properties": k.properties.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-                "consumer_group": k.consumer_group.as_ref().map(|g| serde_json::json!({"group": g.group, "members": g.members})),
-                "client": format!("rdkafka {} (librdkafka {})", "0.39", rdkafka::util::get_rdkafka_version().1),
-                "limits": (s.topology.broker.as_deref() == Some("tansu")).then_some(crate::families::kafka::TANSU_LIMITS),
-            }),
-            WorkloadSettings::Pulsar(p) => serde_json::json!({
-                "broker": s.topology.broker,
-                "topic": p.topic,
-                "subscription": p.subscription.name(),
-                "consumers": p.consumers,
-                "batch_size": p.batch_size,
-                "operation_timeout_s": p.operation_timeout.as_secs_f64(),
-                "client": "pulsar 6.9.1 (patched: frames without a checksum, see vendor/README.md)",
-                "limits": (s.topology.broker.as_deref() == Some("pulsar-lite")).then_some(crate::families::pulsar::PULSAR_LITE_LIMITS),
-            }),
-        };
+        let settings = w.settings.describe(&s.topology);
         let mut notes = f.analysis.notes.clone();
         notes.extend(f.drain.notes.iter().cloned());
         if f.drain.foreign > 0 {

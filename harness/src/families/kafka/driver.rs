@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::config::KafkaWorkload;
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
 use crate::history::{Clock, HistorySink, Kind, Op, Record};
-use crate::workload::decode_payload;
+use crate::payload::decode_payload;
 
 /// What the producers ran into that is about the client rather than one message, for the
 /// result's notes: fatal errors (the producer is unusable after one) and error kinds seen.

@@ -14,6 +14,7 @@
 
 mod config;
 mod driver;
+mod family;
 mod gateway;
 mod group;
 mod probe;
@@ -32,6 +33,7 @@ use crate::cluster::compose::Topology;
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 pub use config::KafkaWorkload;
+pub use family::FAMILY;
 
 /// Roles a fault can target on a Kafka-API cluster.
 /// - `partition-leader`: the leader of partition 0 in the metadata (Apache Kafka);
@@ -326,23 +328,6 @@ impl Broker for Kafka {
         })
         .await
         .map(|_| ())
-    }
-
-    async fn add_node(
-        &self,
-        node: NodeEndpoint,
-        _timeout: Duration,
-    ) -> Result<String, BrokerError> {
-        Err(BrokerError(format!(
-            "scale-out of {} is not supported on Kafka clusters yet",
-            node.name
-        )))
-    }
-
-    async fn remove_node(&self, node: &str, _timeout: Duration) -> Result<String, BrokerError> {
-        Err(BrokerError(format!(
-            "scale-in of {node} is not supported on Kafka clusters yet"
-        )))
     }
 
     fn client_port(&self) -> u16 {

@@ -26,7 +26,7 @@ use super::client::{self, Client, Ev, Events, Options};
 use super::config::{MqttWorkload, Qos};
 use crate::families::{BrokerError, Completion, NodeEndpoint, Producer, Sent};
 use crate::history::{Clock, HistorySink, Kind, Op, Record};
-use crate::workload::decode_payload;
+use crate::payload::decode_payload;
 
 pub use client::MQTT_PORT;
 
@@ -603,7 +603,7 @@ mod tests {
         let m = end_marker("r2", 3);
         assert_eq!(read_end_marker(&m).as_deref(), Some("r2"));
         assert_eq!(decode_payload(&m), None);
-        let payload = crate::workload::encode_payload(1, 7, 64);
+        let payload = crate::payload::encode_payload(1, 7, 64);
         assert_eq!(read_end_marker(&payload), None);
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::rabbitmq::node_name;
+use super::erlang::node_name;
 use crate::families::{membership_diff, NodeEndpoint, Observation, Observed, Probe, Reachability};
 use crate::history::Clock;
 

@@ -27,6 +27,8 @@ mod config;
 mod driver;
 mod ejabberd;
 mod emqx;
+mod erlang;
+mod family;
 mod mosquitto;
 mod prometheus;
 mod rabbitmq;
@@ -40,6 +42,7 @@ use super::{wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Pro
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 pub use config::{MqttWorkload, Version};
+pub use family::FAMILY;
 
 /// Roles a fault can target on an MQTT cluster.
 pub const ROLES: &[&str] = &["queue-leader", "subscriber-node"];
@@ -230,23 +233,6 @@ impl Broker for Mqtt {
         wait_for("the brokers' own health", deadline, || self.healthy())
             .await
             .map(|_| ())
-    }
-
-    async fn add_node(
-        &self,
-        node: NodeEndpoint,
-        _timeout: Duration,
-    ) -> Result<String, BrokerError> {
-        Err(BrokerError(format!(
-            "scale-out of {} is not supported on MQTT brokers yet",
-            node.name
-        )))
-    }
-
-    async fn remove_node(&self, node: &str, _timeout: Duration) -> Result<String, BrokerError> {
-        Err(BrokerError(format!(
-            "scale-in of {node} is not supported on MQTT brokers yet"
-        )))
     }
 
     fn client_port(&self) -> u16 {

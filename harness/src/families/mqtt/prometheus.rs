@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::rabbitmq::node_name;
+use super::erlang::node_name;
 use crate::families::{NodeEndpoint, Observed};
 
 pub const PROMETHEUS_PORT: u16 = 15692;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::erlang::node_name;
 use super::prometheus;
 use crate::families::{NodeEndpoint, Observation, Observed, Probe};
 use crate::history::Clock;
@@ -32,14 +33,6 @@ const AUTH: crate::http::BasicAuth<'static> = Some(("guest", "guest"));
 
 pub fn management(node: &NodeEndpoint) -> SocketAddr {
     SocketAddr::from((node.ip, MANAGEMENT_PORT))
-}
-
-/// `rabbit@r2` -> `r2`.
-pub fn node_name(erlang: &str) -> String {
-    erlang
-        .split_once('@')
-        .map_or(erlang, |(_, host)| host)
-        .to_string()
 }
 
 /// The queue RabbitMQ 3.x's MQTT plugin keeps a QoS 1 (or 2, served as 1) session in.

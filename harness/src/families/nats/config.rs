@@ -90,10 +90,4 @@ impl NatsWorkload {
             system_account: system_account?,
         })
     }
-
-    pub fn refuse_fault(&self, kind: crate::scenario::FaultKind) -> Option<String> {
-        (kind == crate::scenario::FaultKind::ScaleIn && self.system_account.is_none()).then(|| {
-            "scale-in on NATS removes the server from the JetStream meta group ($JS.API.SERVER.REMOVE), which only the system account may do; set workload.nats.system_account {user, password} to a system-account user the topology defines (see docker-compose/nats-jetstream-3-spare.yml)".to_string()
-        })
-    }
 }

@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 use super::config::{NatsWorkload, Storage};
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
 use crate::history::{Clock, HistorySink, Kind, Op, Record};
-use crate::workload::decode_payload;
+use crate::payload::decode_payload;
 
 /// Connects to the first reachable server of `urls`, keeping their order (so producers spread
 /// over the nodes) and reconnecting forever during the run.

@@ -10,6 +10,7 @@
 
 mod config;
 mod driver;
+mod family;
 mod probe;
 
 use std::collections::BTreeSet;
@@ -19,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Producer};
+use super::{wait_for, Broker, BrokerError, DrainReport, NodeEndpoint, Probe, Producer, Scaling};
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 pub use config::NatsWorkload;
+pub use family::FAMILY;
 
 /// Roles a fault can target on a NATS cluster.
 pub const ROLES: &[&str] = &["stream-leader", "meta-leader"];
@@ -220,6 +222,77 @@ impl Broker for Nats {
         .await
     }
 
+    fn scaling(&self) -> Option<&dyn Scaling> {
+        Some(self)
+    }
+
+    fn client_port(&self) -> u16 {
+        CLIENT_PORT
+    }
+
+    async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
+        let urls = self.urls(index as usize % self.nodes().len().max(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client =
+            driver::connect(&urls, &format!("faultline-producer-{index}"), deadline).await?;
+        Ok(Box::new(driver::NatsProducer::new(client, &self.workload)))
+    }
+
+    async fn resolve_role(&self, role: &str) -> Result<String, BrokerError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let addrs: Vec<SocketAddr> = self.nodes().iter().map(|n| self.monitor(n)).collect();
+        let stream = self.workload.stream.clone();
+        wait_for(&format!("{role} known"), deadline, || {
+            let addrs = addrs.clone();
+            let stream = stream.clone();
+            async move {
+                // Ask every node and take the leader the majority reports, so one node with a
+                // stale view cannot pick the target.
+                let mut votes: Vec<String> = Vec::new();
+                for addr in addrs {
+                    let Ok(jsz) =
+                        crate::http::get_json(addr, probe::JSZ_STREAMS, MONITOR_TIMEOUT).await
+                    else {
+                        continue;
+                    };
+                    let leader = match role {
+                        "meta-leader" => probe::meta_leader(&jsz),
+                        _ => probe::stream_leader(&jsz, &stream),
+                    };
+                    if let Some(l) = leader {
+                        votes.push(l);
+                    }
+                }
+                votes.sort();
+                let best = votes
+                    .chunk_by(|a, b| a == b)
+                    .max_by_key(|c| c.len())
+                    .map(|c| c[0].clone());
+                best.ok_or_else(|| format!("no node reports a {role}"))
+            }
+        })
+        .await
+    }
+
+    fn probe(&self) -> Box<dyn Probe> {
+        Box::new(probe::NatsProbe::new(
+            self.nodes.clone(),
+            self.workload.stream.clone(),
+        ))
+    }
+
+    async fn drain(
+        &self,
+        history: &HistorySink,
+        clock: &Clock,
+        timeout: Duration,
+    ) -> Result<DrainReport, BrokerError> {
+        driver::drain(&self.urls(0), &self.workload, history, clock, timeout).await
+    }
+}
+
+#[async_trait]
+impl Scaling for Nats {
     async fn add_node(&self, node: NodeEndpoint, timeout: Duration) -> Result<String, BrokerError> {
         let deadline = Instant::now() + timeout;
         let name = node.name.clone();
@@ -302,69 +375,5 @@ impl Broker for Nats {
             self.workload.stream,
             replicas.join(", ")
         ))
-    }
-
-    fn client_port(&self) -> u16 {
-        CLIENT_PORT
-    }
-
-    async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
-        let urls = self.urls(index as usize % self.nodes().len().max(1));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client =
-            driver::connect(&urls, &format!("faultline-producer-{index}"), deadline).await?;
-        Ok(Box::new(driver::NatsProducer::new(client, &self.workload)))
-    }
-
-    async fn resolve_role(&self, role: &str) -> Result<String, BrokerError> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let addrs: Vec<SocketAddr> = self.nodes().iter().map(|n| self.monitor(n)).collect();
-        let stream = self.workload.stream.clone();
-        wait_for(&format!("{role} known"), deadline, || {
-            let addrs = addrs.clone();
-            let stream = stream.clone();
-            async move {
-                // Ask every node and take the leader the majority reports, so one node with a
-                // stale view cannot pick the target.
-                let mut votes: Vec<String> = Vec::new();
-                for addr in addrs {
-                    let Ok(jsz) =
-                        crate::http::get_json(addr, probe::JSZ_STREAMS, MONITOR_TIMEOUT).await
-                    else {
-                        continue;
-                    };
-                    let leader = match role {
-                        "meta-leader" => probe::meta_leader(&jsz),
-                        _ => probe::stream_leader(&jsz, &stream),
-                    };
-                    if let Some(l) = leader {
-                        votes.push(l);
-                    }
-                }
-                votes.sort();
-                let best = votes
-                    .chunk_by(|a, b| a == b)
-                    .max_by_key(|c| c.len())
-                    .map(|c| c[0].clone());
-                best.ok_or_else(|| format!("no node reports a {role}"))
-            }
-        })
-        .await
-    }
-
-    fn probe(&self) -> Box<dyn Probe> {
-        Box::new(probe::NatsProbe::new(
-            self.nodes.clone(),
-            self.workload.stream.clone(),
-        ))
-    }
-
-    async fn drain(
-        &self,
-        history: &HistorySink,
-        clock: &Clock,
-        timeout: Duration,
-    ) -> Result<DrainReport, BrokerError> {
-        driver::drain(&self.urls(0), &self.workload, history, clock, timeout).await
     }
 }

@@ -22,7 +22,7 @@ use pulsar::{
 use super::config::{PulsarWorkload, Subscription};
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
 use crate::history::{Clock, HistorySink, Kind, Op, Record};
-use crate::workload::decode_payload;
+use crate::payload::decode_payload;
 
 pub type Client = Pulsar<TokioExecutor>;
 

@@ -19,6 +19,7 @@
 mod admin;
 mod config;
 mod driver;
+mod family;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use crate::cluster::compose::Topology;
 use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 pub use config::PulsarWorkload;
+pub use family::FAMILY;
 
 /// Roles a fault can target on a Pulsar cluster.
 pub const ROLES: &[&str] = &["topic-owner"];
@@ -191,14 +193,6 @@ impl Broker for PulsarFamily {
         wait_for("the topic's lookup", deadline, || self.owner())
             .await
             .map(|_| ())
-    }
-
-    async fn add_node(&self, _: NodeEndpoint, _: Duration) -> Result<String, BrokerError> {
-        Err(BrokerError("scale-out is not supported on Pulsar".into()))
-    }
-
-    async fn remove_node(&self, _: &str, _: Duration) -> Result<String, BrokerError> {
-        Err(BrokerError("scale-in is not supported on Pulsar".into()))
     }
 
     fn client_port(&self) -> u16 {

@@ -1,0 +1,193 @@
+//! The layer order of `harness/src`, checked from the source text (no Docker): a module may
+//! import only from a lower floor (or from inside itself), and no file outside
+//! `harness/src/families/` names a broker. docs/architecture.md explains the floors; this test
+//! is what keeps them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Floors from the ground up; the top-level modules of `harness/src` on each.
+const FLOORS: &[&[&str]] = &[
+    // The shared vocabulary: no imports from the crate at all.
+    &[
+        "yaml",
+        "http",
+        "progress",
+        "history",
+        "rng",
+        "payload",
+        "endpoint",
+        "fault_kind",
+    ],
+    &["target", "check", "cluster"],
+    &["families"],
+    &["faults", "workload"],
+    &["scenario"],
+    &["schedule", "report"],
+    &["run"],
+];
+
+/// What a file outside `families/` must not name (the registry line and comments aside).
+const BROKER_WORDS: &[&str] = &[
+    "nats",
+    "jetstream",
+    "mqtt",
+    "rabbitmq",
+    "mosquitto",
+    "ejabberd",
+    "emqx",
+    "kafka",
+    "tansu",
+    "pulsar",
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file belongs to (`faults/loss.rs` -> `faults`), or `None` for the
+/// crate root and the binary.
+fn module_of(file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src()).unwrap();
+    let first = rel.components().next()?.as_os_str().to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_string();
+    (name != "lib" && name != "main").then_some(name)
+}
+
+/// The code of a file: its unit tests (from the first `#[cfg(test)]`) and comments left out.
+fn code(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every top-level module a piece of code reaches through `crate::`, including the names of a
+/// grouped `use crate::{a::X, b}`.
+fn crate_modules(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut rest = code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level names of the group, up to its matching brace.
+            let mut depth = 1;
+            let mut start = true;
+            for (k, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 1 => start = true,
+                    c if start && depth == 1 && !c.is_whitespace() => {
+                        start = false;
+                        out.insert(ident(&group[k..]));
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    break;
+                }
+            }
+        } else {
+            out.insert(ident(rest));
+        }
+    }
+    out.remove("");
+    out
+}
+
+fn floor_of(module: &str) -> Option<usize> {
+    FLOORS.iter().position(|f| f.contains(&module))
+}
+
+#[test]
+fn every_module_imports_only_from_lower_floors() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for file in &files {
+        let Some(module) = module_of(file) else {
+            continue;
+        };
+        seen.insert(module.clone());
+        let Some(floor) = floor_of(&module) else {
+            problems.push(format!(
+                "{module} is on no floor: add it to FLOORS and docs/architecture.md"
+            ));
+            continue;
+        };
+        for used in crate_modules(&code(file)) {
+            if used == module {
+                continue;
+            }
+            match floor_of(&used) {
+                Some(f) if f < floor => {}
+                Some(f) => problems.push(format!(
+                    "{} (floor {floor}) imports {used} (floor {f}): a module imports only from lower floors",
+                    file.display()
+                )),
+                None => problems.push(format!(
+                    "{} imports {used}, which is on no floor",
+                    file.display()
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The table must not name modules that are gone.
+    for module in FLOORS.iter().flat_map(|f| f.iter()) {
+        assert!(
+            seen.contains(*module),
+            "FLOORS names {module}, which is gone"
+        );
+    }
+}
+
+#[test]
+fn no_file_outside_the_families_names_a_broker() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let families = src().join("families");
+    let mut problems = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&families)) {
+        for (n, line) in code(file).lines().enumerate() {
+            let lower = line.to_lowercase();
+            let words: BTreeSet<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+            for broker in BROKER_WORDS.iter().filter(|b| words.contains(**b)) {
+                problems.push(format!(
+                    "{} names {broker} (code line {}): {}",
+                    file.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_import_reader_sees_grouped_and_inline_paths() {
+    let code = "use crate::history::{Kind, Op};\nuse crate::{cluster::Cluster, faults::{self, x}};\nlet a = crate::http::get();";
+    let found: Vec<String> = crate_modules(code).into_iter().collect();
+    assert_eq!(found, vec!["cluster", "faults", "history", "http"]);
+}
