@@ -1,0 +1,200 @@
+//! Pass 1 over the history: every record read once, as a stream, into what the measures
+//! need: per-producer bitsets of identities (invoked, acknowledged, failed, unknown, received,
+//! received twice), the faults with their issue, effect and heal times, the probe observations,
+//! the phase boundaries and a per-millisecond count of acknowledgements.
+
+use std::collections::BTreeMap;
+
+use super::bitset::Bitset;
+use crate::history::{Kind, Op, Record};
+
+#[derive(Clone, Debug)]
+pub(super) struct ProbeEvent {
+    pub(super) t: u64,
+    pub(super) observer: String,
+    pub(super) event: String,
+    pub(super) subject: Option<String>,
+    pub(super) role: Option<String>,
+    pub(super) detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct FaultEvent {
+    pub(super) kind: String,
+    pub(super) target: String,
+    pub(super) spec: Option<usize>,
+    pub(super) description: Option<String>,
+    /// When the harness issued the call that applies the fault.
+    pub(super) t_invoke: Option<u64>,
+    pub(super) t_fault: Option<u64>,
+    pub(super) t_heal: Option<u64>,
+    pub(super) notes: Vec<String>,
+}
+
+#[derive(Default)]
+pub(super) struct ProducerState {
+    pub(super) invoked: Bitset,
+    pub(super) ok: Bitset,
+    pub(super) fail: Bitset,
+    pub(super) info: Bitset,
+    pub(super) received: Bitset,
+    pub(super) received_twice: Bitset,
+}
+
+/// Phase boundaries in µs, from the `phase` records.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Phases {
+    pub(super) load_start: Option<u64>,
+    pub(super) fault: Option<u64>,
+    pub(super) recovery: Option<u64>,
+    pub(super) load_end: Option<u64>,
+}
+
+impl Phases {
+    pub(super) fn of(&self, t: u64) -> &'static str {
+        match (self.fault, self.recovery) {
+            (_, Some(r)) if t >= r => "recovery",
+            (Some(f), _) if t >= f => "fault",
+            _ => "baseline",
+        }
+    }
+}
+
+/// Topology changes settle by themselves; their heal record says what showed it.
+pub(super) fn is_topology_change(kind: &str) -> bool {
+    matches!(kind, "scale-out" | "scale-in")
+}
+
+/// Everything pass 1 gathers.
+#[derive(Default)]
+pub(super) struct Ingested {
+    pub(super) producers: Vec<ProducerState>,
+    pub(super) faults: BTreeMap<usize, FaultEvent>,
+    pub(super) probes: Vec<ProbeEvent>,
+    pub(super) phases: Phases,
+    /// Acknowledgements per millisecond of completion time.
+    pub(super) acks_per_ms: Vec<u32>,
+    /// Messages received that carry no faultline identity.
+    pub(super) foreign: u64,
+}
+
+fn state(producers: &mut Vec<ProducerState>, p: u32) -> &mut ProducerState {
+    let p = p as usize;
+    if p >= producers.len() {
+        producers.resize_with(p + 1, Default::default);
+    }
+    &mut producers[p]
+}
+
+/// Reads the history once.
+pub(super) fn ingest(
+    records: impl Iterator<Item = std::io::Result<Record>>,
+) -> std::io::Result<Ingested> {
+    let mut i = Ingested::default();
+    for record in records {
+        let r = record?;
+        match r.op() {
+            Op::Phase => phase(&r, &mut i.phases),
+            Op::Fault | Op::Heal => fault(&r, &mut i.faults),
+            Op::Probe => i.probes.push(ProbeEvent {
+                t: r.t_done.unwrap_or(0),
+                observer: r.observer.clone().unwrap_or_default(),
+                event: r.event.clone().unwrap_or_default(),
+                subject: r.subject.clone(),
+                role: r.role.clone(),
+                detail: r.detail.clone(),
+            }),
+            Op::Publish => {
+                let (Some(p), Some(seq)) = (r.producer, r.seq) else {
+                    continue;
+                };
+                let s = state(&mut i.producers, p);
+                match r.kind() {
+                    Kind::Invoke => {
+                        s.invoked.set(seq);
+                    }
+                    Kind::Ok => {
+                        s.ok.set(seq);
+                        if let Some(t) = r.t_done {
+                            let ms = (t / 1000) as usize;
+                            if ms >= i.acks_per_ms.len() {
+                                i.acks_per_ms.resize(ms + 1, 0);
+                            }
+                            i.acks_per_ms[ms] += 1;
+                        }
+                    }
+                    Kind::Fail => {
+                        s.fail.set(seq);
+                    }
+                    Kind::Info => {
+                        s.info.set(seq);
+                    }
+                }
+            }
+            Op::Receive => match (r.producer, r.seq) {
+                (Some(p), Some(seq)) => {
+                    let s = state(&mut i.producers, p);
+                    if s.received.set(seq) {
+                        s.received_twice.set(seq);
+                    }
+                }
+                _ => i.foreign += 1,
+            },
+        }
+    }
+    Ok(i)
+}
+
+/// A `phase` record: the boundaries of baseline, fault, recovery and the end of the load.
+fn phase(r: &Record, phases: &mut Phases) {
+    let t = r.t_done;
+    match r.phase.as_deref() {
+        Some("baseline") => phases.load_start = t,
+        Some("fault") => phases.fault = phases.fault.or(t),
+        Some("recovery") => phases.recovery = t,
+        Some("drain") => phases.load_end = t,
+        _ => {}
+    }
+}
+
+/// A `fault` or `heal` record: issue, effect and heal times, and what went wrong.
+fn fault(r: &Record, faults: &mut BTreeMap<usize, FaultEvent>) {
+    let Some(index) = r.fault else { return };
+    let f = faults.entry(index).or_default();
+    if let Some(kind) = &r.fault_kind {
+        f.kind = kind.clone();
+    }
+    if let Some(target) = &r.target {
+        f.target = target.clone();
+    }
+    if r.spec.is_some() {
+        f.spec = r.spec;
+    }
+    if r.op() == Op::Fault && r.kind() == Kind::Ok {
+        f.description = r.detail.clone();
+    }
+    let topology = is_topology_change(&f.kind);
+    match (r.op(), r.kind()) {
+        (Op::Fault, Kind::Invoke) => f.t_invoke = r.t_done,
+        (Op::Fault, Kind::Ok) => f.t_fault = r.t_done,
+        (Op::Heal, Kind::Ok) => {
+            f.t_heal = f.t_heal.or(r.t_done);
+            match (topology, &r.detail) {
+                (true, Some(d)) => f.notes.push(format!("settled: {d}")),
+                (false, Some(d)) => f.notes.push(format!("at heal: {d}")),
+                _ => {}
+            }
+        }
+        (_, Kind::Fail) | (_, Kind::Info) => f.notes.push(format!(
+            "{} of {} did not complete: {}",
+            match (r.op(), topology) {
+                (Op::Fault, _) => "injection".to_string(),
+                (_, true) => f.kind.clone(),
+                _ => "heal".to_string(),
+            },
+            f.target,
+            r.detail.as_deref().unwrap_or("no detail")
+        )),
+        _ => {}
+    }
+}
