@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.0 GET for the brokers' monitoring endpoints on the run's private network.
+//! HTTP for the brokers' monitoring and admin endpoints on the run's private network, through
+//! hyper's HTTP/1 client.
 //!
 //! Probes poll several nodes every 100 ms and must never hang on a frozen node, so every call
 //! is bounded by a timeout and opens a fresh connection (a paused node's half-open connection
@@ -7,7 +8,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,8 +23,8 @@ pub enum HttpError {
     Timeout(SocketAddr, Duration),
     #[error("cannot reach {0}: {1}")]
     Io(SocketAddr, std::io::Error),
-    #[error("malformed answer from {0}")]
-    Malformed(SocketAddr),
+    #[error("malformed answer from {0}: {1}")]
+    Malformed(SocketAddr, String),
 }
 
 /// Fetches `path` from `addr`; returns the status code and body.
@@ -60,49 +67,61 @@ async fn request(
     body: Option<String>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), HttpError> {
-    let content = body
-        .map(|b| {
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-                b.len()
-            )
-        })
-        .unwrap_or_else(|| "\r\n".into());
-    let authorization = auth
-        .map(|(user, password)| {
-            format!(
-                "Authorization: Basic {}\r\n",
-                base64(format!("{user}:{password}").as_bytes())
-            )
-        })
-        .unwrap_or_default();
+    let malformed = |e: &dyn std::fmt::Display| HttpError::Malformed(addr, e.to_string());
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, addr.to_string())
+        .header(CONNECTION, "close");
+    if let Some((user, password)) = auth {
+        let token = BASE64.encode(format!("{user}:{password}"));
+        builder = builder.header(AUTHORIZATION, format!("Basic {token}"));
+    }
+    let request = match body {
+        Some(b) => builder
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(b))),
+        None => builder.body(Full::new(Bytes::new())),
+    }
+    .map_err(|e| malformed(&e))?;
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream
-            .write_all(
-                format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}{content}")
-                    .as_bytes(),
-            )
-            .await?;
-        let mut buf = Vec::with_capacity(16 * 1024);
-        stream.read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| HttpError::Io(addr, e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| malformed(&e))?;
+        // The connection is driven by a task of its own, ended with the exchange (a node that
+        // keeps it open must not keep the task alive).
+        let driver = AbortOnDrop(tokio::spawn(async move {
+            let _ = connection.await;
+        }));
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| malformed(&e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| malformed(&e))?
+            .to_bytes();
+        drop(driver);
+        Ok((status, body.to_vec()))
     };
-    let buf = tokio::time::timeout(timeout, exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| HttpError::Timeout(addr, timeout))?
-        .map_err(|e| HttpError::Io(addr, e))?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(HttpError::Malformed(addr))?;
-    let head = std::str::from_utf8(&buf[..split]).map_err(|_| HttpError::Malformed(addr))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(HttpError::Malformed(addr))?;
-    Ok((status, buf[split + 4..].to_vec()))
+}
+
+/// Aborts the task when dropped: on success, on error and on timeout alike.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Fetches and parses a JSON body; non-2xx answers are errors.
@@ -133,41 +152,44 @@ pub async fn get_json_as(
     serde_json::from_slice(&body).map_err(|e| format!("{addr}{path}: invalid JSON: {e}"))
 }
 
-/// Standard base64 with padding (RFC 4648), for the basic authentication header.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn base64_as_rfc_4648_gives_it() {
-        assert_eq!(super::base64(b"guest:guest"), "Z3Vlc3Q6Z3Vlc3Q=");
-        assert_eq!(super::base64(b"f"), "Zg==");
-        assert_eq!(super::base64(b"fo"), "Zm8=");
-        assert_eq!(super::base64(b"foo"), "Zm9v");
-        assert_eq!(super::base64(b""), "");
-    }
-
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn basic_authentication_and_a_json_body_reach_the_server() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = vec![0u8; 4096];
+            let n = s.read(&mut req).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&req[..n]).to_string()
+        });
+        let json = get_json_as(
+            addr,
+            "/api/nodes",
+            Some(("guest", "guest")),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(json, serde_json::json!({}));
+        let request = server.await.unwrap().to_lowercase();
+        assert!(
+            request.starts_with("get /api/nodes http/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("authorization: basic z3vlc3q6z3vlc3q=\r\n"),
+            "{request}"
+        );
+    }
 
     #[tokio::test]
     async fn reads_status_and_body() {

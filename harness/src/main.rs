@@ -2,14 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use faultline::check::verdict::Verdict;
-use faultline::cluster::docker::Backend;
+use faultline::cluster::docker::DockerBackend;
 use faultline::exit;
-use faultline::progress::Progress;
+use faultline::report::Reporters;
 use faultline::run::{self, RunError, RunOptions};
 use faultline::scenario;
 
@@ -63,8 +62,16 @@ enum Command {
 
 fn load(path: &Path) -> Result<scenario::Scenario, ExitCode> {
     scenario::load(path).map_err(|errors| {
+        // Each file a problem is in, read once for the excerpts.
+        let mut sources: std::collections::BTreeMap<PathBuf, String> = Default::default();
         for e in &errors {
             eprintln!("error: {e}");
+            let source = sources
+                .entry(e.file.clone())
+                .or_insert_with(|| std::fs::read_to_string(&e.file).unwrap_or_default());
+            if let Some(excerpt) = e.excerpt(source) {
+                eprintln!("{excerpt}");
+            }
         }
         eprintln!(
             "{}: {} problem(s) found; nothing was started",
@@ -137,21 +144,29 @@ async fn async_main(cli: Cli) -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let progress = Arc::new(Progress::new());
-            match run::run(s, RunOptions { out, seed, keep }, progress).await {
-                Ok(outcome) => ExitCode::from(match outcome.verdict {
+            let reporters = Reporters::standard();
+            let outcome = run::run(s, RunOptions { out, seed, keep }, reporters.events()).await;
+            // Every reporter has had every event (result.json written) before the exit.
+            let report_errors = reporters.close();
+            for e in &report_errors {
+                eprintln!("error: a report could not be written: {e}");
+            }
+            let code = match outcome {
+                Ok(_) if !report_errors.is_empty() => exit::INFRASTRUCTURE,
+                Ok(outcome) => match outcome.verdict {
                     Verdict::Pass => exit::PASS,
                     Verdict::Fail | Verdict::Unknown => exit::FAIL,
-                } as u8),
+                },
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::from(match e {
+                    match e {
                         RunError::Infrastructure(_) | RunError::Interrupted(_) => {
                             exit::INFRASTRUCTURE
                         }
-                    } as u8)
+                    }
                 }
-            }
+            };
+            ExitCode::from(code as u8)
         }
         Command::Clean { all } => clean(all).await,
     }
@@ -163,7 +178,7 @@ fn alive(pid: u32) -> bool {
 }
 
 async fn clean(all: bool) -> ExitCode {
-    let backend = match Backend::connect().await {
+    let backend = match DockerBackend::connect().await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");

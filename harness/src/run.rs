@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use crate::check::verdict::{self, Validity, Verdict};
 use crate::check::{self, Analysis};
-use crate::cluster::docker::Backend;
-use crate::cluster::{images, Cluster};
+use crate::cluster::backend::ClusterBackend;
+use crate::cluster::docker::DockerBackend;
+
 use crate::families::{self, Broker, Observed};
 use crate::faults::{self, FaultCtx};
 use crate::history::{self, Clock, Kind, Op, Record};
-use crate::progress::Progress;
+use crate::progress::{LoadStatus, Progress};
 use crate::report::{self, RunResult};
 use crate::scenario::Scenario;
 use crate::schedule::Scheduler;
@@ -59,8 +60,9 @@ fn utc_stamp() -> String {
 pub async fn run(
     scenario: Scenario,
     opts: RunOptions,
-    progress: Arc<Progress>,
+    events: report::Events,
 ) -> Result<Outcome, RunError> {
+    let progress = Arc::new(events.progress());
     let stamp = utc_stamp();
     let run_id = format!(
         "fl-{}-{:04x}",
@@ -87,7 +89,7 @@ pub async fn run(
         scenario.name,
         out_dir.display()
     ));
-    let backend = Backend::connect().await.map_err(infra)?;
+    let backend: Arc<dyn ClusterBackend> = Arc::new(DockerBackend::connect().await.map_err(infra)?);
 
     let ctx = RunCtx {
         scenario,
@@ -97,6 +99,7 @@ pub async fn run(
         started_at: stamp,
         backend: backend.clone(),
         progress: progress.clone(),
+        events,
     };
     let mut work = tokio::spawn(ctx.execute());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -133,8 +136,10 @@ struct RunCtx {
     out_dir: PathBuf,
     seed: u64,
     started_at: String,
-    backend: Backend,
+    backend: Arc<dyn ClusterBackend>,
     progress: Arc<Progress>,
+    /// Where the checked result goes (the reporters).
+    events: report::Events,
 }
 
 fn phase_record(name: &str, t_us: u64) -> Record {
@@ -162,24 +167,17 @@ impl RunCtx {
         let progress = &self.progress;
 
         progress.phase("preparing images");
-        let images = images::ensure(
-            &self.backend,
-            &s.topology,
-            progress,
-            &self.out_dir.join("image-build.log"),
-        )
-        .await
-        .map_err(infra)?;
+        let images = self
+            .backend
+            .images(&s.topology, progress, &self.out_dir.join("image-build.log"))
+            .await
+            .map_err(infra)?;
         let tools_image = if s.faults.iter().any(|f| f.kind.needs_tools()) {
             Some(
-                images::ensure_tools(
-                    &self.backend,
-                    &s.topology,
-                    progress,
-                    &self.out_dir.join("image-build.log"),
-                )
-                .await
-                .map_err(infra)?,
+                self.backend
+                    .tools_image(&s.topology, progress, &self.out_dir.join("image-build.log"))
+                    .await
+                    .map_err(infra)?,
             )
         } else {
             None
@@ -196,16 +194,11 @@ impl RunCtx {
             s.topology.services.len(),
             s.topology.file.display()
         ));
-        let cluster = Cluster::start(
-            &self.backend,
-            &self.run_id,
-            &topology,
-            &images,
-            s.ready_timeout,
-            progress,
-        )
-        .await
-        .map_err(infra)?;
+        let cluster = self
+            .backend
+            .start_cluster(&self.run_id, &topology, &images, s.ready_timeout, progress)
+            .await
+            .map_err(infra)?;
         let broker: Arc<dyn Broker> = Arc::from(
             s.workload
                 .settings
@@ -396,10 +389,9 @@ impl RunCtx {
             stall_us,
             harness_cpu_s: cpu_used,
         });
-        report::write_json(&result, &self.out_dir.join("result.json"))
-            .map_err(|e| infra(format!("write result.json: {e}")))?;
-        print!("{}", report::terminal::render(&result, &self.out_dir));
-        Ok(result.verdict)
+        let verdict = result.verdict;
+        self.events.finished(result, &self.out_dir);
+        Ok(verdict)
     }
 }
 
@@ -422,7 +414,7 @@ fn observation_record(o: families::Observation) -> Record {
     r
 }
 
-/// Prints acknowledgements per second while the load runs.
+/// Emits the load's counters once a second while it runs.
 async fn status_loop(
     counters: Arc<Counters>,
     start: Instant,
@@ -436,15 +428,15 @@ async fn status_loop(
     loop {
         tick.tick().await;
         let acked = counters.acked.load(Ordering::Relaxed);
-        progress.status(&format!(
-            "load {:>5.1}/{:.0}s  acked {acked} ({}/s)  failed {}  unknown {}  in flight {}",
-            start.elapsed().as_secs_f64(),
-            duration.as_secs_f64(),
-            acked - last,
-            counters.failed.load(Ordering::Relaxed),
-            counters.unknown.load(Ordering::Relaxed),
-            counters.in_flight(),
-        ));
+        progress.load(LoadStatus {
+            elapsed_s: start.elapsed().as_secs_f64(),
+            duration_s: duration.as_secs_f64(),
+            acked,
+            acked_per_s: acked - last,
+            failed: counters.failed.load(Ordering::Relaxed),
+            unknown: counters.unknown.load(Ordering::Relaxed),
+            in_flight: counters.in_flight(),
+        });
         last = acked;
     }
 }

@@ -67,6 +67,31 @@ fn record(
     r
 }
 
+/// The nodes a target expression names among `names`, choosing with `rng` where it is a
+/// choice: `random` one node, `minority` floor((n-1)/2) (at least one), `majority` n/2+1. A
+/// role is resolved by the family, not here: it picks nothing.
+fn pick(target: &Target, names: &[String], rng: &mut Rng) -> Vec<String> {
+    let n = names.len();
+    let mut choose = |count: usize| {
+        let mut pool = names.to_vec();
+        let mut out = Vec::new();
+        for _ in 0..count.min(n) {
+            out.push(pool.remove(rng.below(pool.len())));
+        }
+        out.sort();
+        out
+    };
+    match target {
+        Target::Node(name) => vec![name.clone()],
+        Target::Nodes(list) => list.clone(),
+        Target::Random => choose(1),
+        Target::Minority => choose((n.saturating_sub(1) / 2).max(1)),
+        Target::Majority => choose(n / 2 + 1),
+        Target::All => names.to_vec(),
+        Target::Role(_) => Vec::new(),
+    }
+}
+
 fn phase(name: &str, t: u64) -> Record {
     let mut r = Record::new(Op::Phase, Kind::Ok);
     r.phase = Some(name.into());
@@ -134,28 +159,13 @@ impl Scheduler {
     /// Resolves a target expression to node names.
     async fn resolve(&mut self, target: &Target) -> Result<Vec<String>, String> {
         let names = self.ctx.cluster.names();
-        let n = names.len();
-        let pick = |count: usize, rng: &mut Rng| {
-            let mut pool = names.clone();
-            let mut out = Vec::new();
-            for _ in 0..count.min(n) {
-                out.push(pool.remove(rng.below(pool.len())));
-            }
-            out.sort();
-            out
-        };
         let nodes = match target {
-            Target::Node(name) => vec![name.clone()],
-            Target::Nodes(list) => list.clone(),
-            Target::Random => pick(1, &mut self.rng),
-            Target::Minority => pick(((n - 1) / 2).max(1), &mut self.rng),
-            Target::Majority => pick(n / 2 + 1, &mut self.rng),
-            Target::All => names.clone(),
             Target::Role(role) => vec![self
                 .broker
                 .resolve_role(role)
                 .await
                 .map_err(|e| e.to_string())?],
+            _ => pick(target, &names, &mut self.rng),
         };
         match nodes.iter().find(|x| !names.contains(x)) {
             Some(bad) => Err(format!(
@@ -506,5 +516,64 @@ impl Healer {
                 self.sink.record(r);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn minority_majority_and_random_pick_their_share() {
+        for (n, minority, majority) in [(1, 1, 1), (3, 1, 2), (4, 1, 3), (5, 2, 3), (7, 3, 4)] {
+            let mut rng = Rng::new(1);
+            assert_eq!(
+                pick(&Target::Minority, &names(n), &mut rng).len(),
+                minority,
+                "n={n}"
+            );
+            assert_eq!(
+                pick(&Target::Majority, &names(n), &mut rng).len(),
+                majority,
+                "n={n}"
+            );
+            assert_eq!(pick(&Target::Random, &names(n), &mut rng).len(), 1, "n={n}");
+            assert_eq!(pick(&Target::All, &names(n), &mut rng), names(n));
+        }
+        let picked = pick(&Target::Majority, &names(5), &mut Rng::new(3));
+        let mut sorted = picked.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(picked, sorted, "distinct nodes, in order");
+    }
+
+    #[test]
+    fn the_seed_decides_the_choice() {
+        let with = |seed| pick(&Target::Minority, &names(5), &mut Rng::new(seed));
+        assert_eq!(with(42), with(42));
+        let choices: std::collections::BTreeSet<Vec<String>> = (0..20).map(with).collect();
+        assert!(choices.len() > 1, "20 seeds all chose {choices:?}");
+    }
+
+    #[test]
+    fn named_nodes_and_roles_are_not_choices() {
+        let mut rng = Rng::new(0);
+        assert_eq!(
+            pick(&Target::Node("n2".into()), &names(3), &mut rng),
+            vec!["n2"]
+        );
+        assert_eq!(
+            pick(
+                &Target::Nodes(vec!["n3".into(), "n1".into()]),
+                &names(3),
+                &mut rng
+            ),
+            vec!["n3", "n1"]
+        );
+        assert!(pick(&Target::Role("stream-leader".into()), &names(3), &mut rng).is_empty());
     }
 }

@@ -165,6 +165,38 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// The line of `source` the problem is on, with a caret under the value it is about:
+    ///
+    /// ```text
+    ///    9 |   - { at: 5s, kind: clock-skew, target: n1 }
+    ///      |                     ^^^^^^^^^^
+    /// ```
+    ///
+    /// `None` when the problem is with the file as a whole or the line is not in `source`.
+    pub fn excerpt(&self, source: &str) -> Option<String> {
+        let line = source.lines().nth(self.pos.line.checked_sub(1)?)?;
+        let before: String = line.chars().take(self.pos.col.saturating_sub(1)).collect();
+        let token = line
+            .chars()
+            .skip(self.pos.col.saturating_sub(1))
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '}' | ']'))
+            .count()
+            .max(1);
+        let number = self.pos.line.to_string();
+        let gutter = " ".repeat(number.len());
+        // Tabs keep their width so the caret stays under the value.
+        let pad: String = before
+            .chars()
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        Some(format!(
+            "{gutter} |\n{number} | {line}\n{gutter} | {pad}{}",
+            "^".repeat(token)
+        ))
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Line 0: the problem is with the file as a whole (missing, unreadable, empty).
@@ -440,6 +472,35 @@ pub fn list<'a>(node: &'a Node, path: &str, d: &mut Diagnostics) -> Option<&'a [
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod excerpt_tests {
+    use super::*;
+
+    fn at(line: usize, col: usize) -> Diagnostic {
+        Diagnostic {
+            file: PathBuf::from("s.yaml"),
+            pos: Pos { line, col },
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn the_caret_sits_under_the_value() {
+        let src = "faults:\n  - { at: 5s, kind: clock-skew, target: n1 }\n";
+        assert_eq!(
+            at(2, 21).excerpt(src).unwrap(),
+            "  |\n2 |   - { at: 5s, kind: clock-skew, target: n1 }\n  |                     ^^^^^^^^^^"
+        );
+        assert_eq!(
+            at(2, 45).excerpt(src).unwrap().lines().last(),
+            Some("  |                                             ^"),
+            "past the last value: one caret"
+        );
+        assert_eq!(at(0, 0).excerpt(src), None, "the file as a whole");
+        assert_eq!(at(9, 1).excerpt(src), None, "no such line");
     }
 }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::compose::Topology;
-use super::docker::Backend;
+use super::docker::DockerBackend;
 use crate::progress::Progress;
 
 #[derive(Clone, Debug, Serialize)]
@@ -45,7 +45,7 @@ pub enum ImageError {
 /// How long a pull may take before faultline falls back to the local recipe.
 const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
-async fn present(backend: &Backend, image: &str) -> bool {
+async fn present(backend: &DockerBackend, image: &str) -> bool {
     backend.docker.inspect_image(image).await.is_ok()
 }
 
@@ -57,7 +57,7 @@ fn split_ref(image: &str) -> (&str, &str) {
     }
 }
 
-async fn pull(backend: &Backend, image: &str, progress: &Progress) -> Result<(), String> {
+async fn pull(backend: &DockerBackend, image: &str, progress: &Progress) -> Result<(), String> {
     let (repo, tag) = split_ref(image);
     let options = CreateImageOptionsBuilder::new()
         .from_image(repo)
@@ -80,7 +80,7 @@ async fn pull(backend: &Backend, image: &str, progress: &Progress) -> Result<(),
 
 /// Resolves every image of the topology; builds local equivalents when needed.
 pub async fn ensure(
-    backend: &Backend,
+    backend: &DockerBackend,
     topology: &Topology,
     progress: &Progress,
     log: &Path,
@@ -149,7 +149,7 @@ pub async fn ensure(
 pub const TOOLS_IMAGE: &str = "faultline/debian-base:bookworm";
 
 pub async fn ensure_tools(
-    backend: &Backend,
+    backend: &DockerBackend,
     topology: &Topology,
     progress: &Progress,
     log: &Path,
@@ -171,7 +171,7 @@ pub async fn ensure_tools(
 
 /// Runs a recipe, showing its progress lines and keeping everything else in the log.
 async fn build(
-    backend: &Backend,
+    backend: &DockerBackend,
     tag: &str,
     recipe: &Path,
     progress: &Progress,

@@ -1,6 +1,7 @@
 //! The cluster under test: a topology started as containers on a network of the run's own,
 //! each node at a fixed address.
 
+pub mod backend;
 pub mod compose;
 pub mod docker;
 pub mod images;
@@ -12,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use crate::endpoint::NodeEndpoint;
 use crate::progress::Progress;
 use compose::Topology;
-use docker::{Backend, DockerError, NodeSpec};
+use docker::{DockerBackend, DockerError, NodeSpec};
 use images::ResolvedImage;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,7 @@ const FIRST_NODE_HOST: u8 = 10;
 
 /// Waits until Docker reports `node` healthy.
 async fn wait_healthy(
-    backend: &Backend,
+    backend: &DockerBackend,
     node: &ClusterNode,
     waiting: &str,
     deadline: std::time::Instant,
@@ -88,7 +89,7 @@ impl Cluster {
     /// Creates the run's network and starts every node. Whatever was created before an error
     /// carries the run's label, so the caller's teardown removes it.
     pub async fn start(
-        backend: &Backend,
+        backend: &DockerBackend,
         run_id: &str,
         topology: &Topology,
         images: &BTreeMap<String, ResolvedImage>,

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use super::network::Sidecar;
 use super::{on_all, Fault, FaultCtx, FaultError, Planned, Settings};
+use crate::cluster::backend::Share;
 use crate::cluster::compose::Topology;
-use crate::cluster::docker::Share;
 use crate::cluster::ClusterNode;
 use crate::yaml::{self, Diagnostics, Fields};
 

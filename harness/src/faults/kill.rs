@@ -46,7 +46,10 @@ impl Fault for Kill {
                 .kill(&node.container, &node.name, signal)
                 .await?;
             let applied = Instant::now();
-            wait_state(&ctx.backend, node, within, "stopped", |running, _| !running).await?;
+            wait_state(&*ctx.backend, node, within, "stopped", |running, _| {
+                !running
+            })
+            .await?;
             Ok(applied)
         })
         .await

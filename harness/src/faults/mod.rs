@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::cluster::backend::{BackendError, ClusterBackend};
 use crate::cluster::compose::Topology;
-use crate::cluster::docker::{Backend, DockerError};
 use crate::cluster::images::ResolvedImage;
 use crate::cluster::{Cluster, ClusterNode};
 use crate::fault_kind::FaultKind;
@@ -37,7 +37,7 @@ use crate::yaml::{Diagnostics, Fields, Pos};
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Backend(#[from] BackendError),
     #[error("{0}")]
     NotApplied(String),
 }
@@ -45,7 +45,7 @@ pub enum FaultError {
 /// What a fault may use: Docker, the cluster's nodes, and the image its sidecars run.
 #[derive(Clone)]
 pub struct FaultCtx {
-    pub backend: Backend,
+    pub backend: Arc<dyn ClusterBackend>,
     pub run_id: String,
     pub cluster: Arc<Cluster>,
     /// An image with iptables and tc (the Debian base), for network faults.
@@ -305,7 +305,7 @@ where
 
 /// Polls the container's state until `want(running, paused)` holds or `within` passes.
 async fn wait_state(
-    backend: &Backend,
+    backend: &dyn ClusterBackend,
     node: &ClusterNode,
     within: Duration,
     what: &str,
@@ -330,7 +330,7 @@ async fn wait_state(
 /// The heal of faults that stop nodes (kill, restart): start every target not running.
 async fn start_all(ctx: &FaultCtx, nodes: &[ClusterNode]) -> Result<(), FaultError> {
     on_all(nodes, |node| async move {
-        ensure_running(&ctx.backend, node).await?;
+        ensure_running(&*ctx.backend, node).await?;
         Ok(Instant::now())
     })
     .await
@@ -348,7 +348,7 @@ async fn stop_gracefully(ctx: &FaultCtx, node: &ClusterNode) -> Result<Instant, 
         .await?;
     let stopped = Instant::now();
     wait_state(
-        &ctx.backend,
+        &*ctx.backend,
         node,
         Duration::from_secs(5),
         "stopped",
@@ -359,7 +359,10 @@ async fn stop_gracefully(ctx: &FaultCtx, node: &ClusterNode) -> Result<Instant, 
 }
 
 /// Starts a node that is not running.
-async fn ensure_running(backend: &Backend, node: &ClusterNode) -> Result<(), FaultError> {
+async fn ensure_running(
+    backend: &dyn ClusterBackend,
+    node: &ClusterNode,
+) -> Result<(), FaultError> {
     let (running, paused) = backend.state(&node.container, &node.name).await?;
     if paused {
         backend.unpause(&node.container, &node.name).await?;

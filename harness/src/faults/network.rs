@@ -3,7 +3,7 @@
 //! exactly the rules that fault added and can check they are gone.
 
 use super::{FaultCtx, FaultError};
-use crate::cluster::docker::Share;
+use crate::cluster::backend::Share;
 use crate::cluster::ClusterNode;
 
 /// A sidecar sharing one node's network namespace.

@@ -19,7 +19,7 @@ impl Fault for Pause {
             ctx.backend.pause(&node.container, &node.name).await?;
             let applied = Instant::now();
             wait_state(
-                &ctx.backend,
+                &*ctx.backend,
                 node,
                 Duration::from_secs(5),
                 "paused",
@@ -38,7 +38,7 @@ impl Fault for Pause {
                 ctx.backend.unpause(&node.container, &node.name).await?;
             }
             wait_state(
-                &ctx.backend,
+                &*ctx.backend,
                 node,
                 Duration::from_secs(5),
                 "thawed",

@@ -17,7 +17,7 @@ impl Fault for Restart {
     async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
         on_all(&self.nodes, |node| async move {
             let applied = stop_gracefully(ctx, node).await?;
-            ensure_running(&ctx.backend, node).await?;
+            ensure_running(&*ctx.backend, node).await?;
             Ok(applied)
         })
         .await

@@ -67,7 +67,7 @@ pub struct ScaleOut {
 impl Fault for ScaleOut {
     async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
         on_all(&self.nodes, |node| async move {
-            ensure_running(&ctx.backend, node).await?;
+            ensure_running(&*ctx.backend, node).await?;
             Ok(Instant::now())
         })
         .await

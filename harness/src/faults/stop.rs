@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{on_all, Fault, FaultCtx, FaultError};
-use crate::cluster::docker::Backend;
+use crate::cluster::backend::ClusterBackend;
 use crate::cluster::ClusterNode;
 
 pub struct Stop {
@@ -15,7 +15,11 @@ pub struct Stop {
 }
 
 /// Waits until the main process's state is (or is not) "stopped", as `docker top` shows it.
-async fn wait_stopped(backend: &Backend, node: &ClusterNode, want: bool) -> Result<(), FaultError> {
+async fn wait_stopped(
+    backend: &dyn ClusterBackend,
+    node: &ClusterNode,
+    want: bool,
+) -> Result<(), FaultError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let states = backend.process_states(&node.container, &node.name).await?;
@@ -42,7 +46,7 @@ impl Fault for Stop {
                 .kill(&node.container, &node.name, "SIGSTOP")
                 .await?;
             let applied = Instant::now();
-            wait_stopped(&ctx.backend, node, true).await?;
+            wait_stopped(&*ctx.backend, node, true).await?;
             Ok(applied)
         })
         .await
@@ -55,7 +59,7 @@ impl Fault for Stop {
                 ctx.backend
                     .kill(&node.container, &node.name, "SIGCONT")
                     .await?;
-                wait_stopped(&ctx.backend, node, false).await?;
+                wait_stopped(&*ctx.backend, node, false).await?;
             }
             Ok(Instant::now())
         })

@@ -1,9 +1,14 @@
-//! Reporters: `result.json` (the contract other tools read) and the terminal summary.
+//! Reporters (cargo-nextest's shape): the runner emits [`RunEvent`]s on a channel, and each
+//! reporter consumes them on a thread of its own: the live display (`live`), `result.json`
+//! (the contract other tools read) and the terminal summary (`terminal`). Nothing here runs
+//! anything; a new report is one more [`Reporter`].
 
+pub mod live;
 pub mod terminal;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use serde::Serialize;
 
@@ -12,7 +17,137 @@ use crate::check::{Analysis, FaultTiming, LatencySummary, MessageRef, Messages, 
 use crate::cluster::images::ResolvedImage;
 use crate::cluster::Cluster;
 use crate::families::DrainReport;
+use crate::progress::{Progress, Stamped};
 use crate::scenario::Scenario;
+
+/// What the runner tells the reporters, in the order it happened.
+pub enum RunEvent {
+    /// A phase, a note, the load's counters.
+    Progress(Stamped),
+    /// The checked result (sent before teardown; the run's exit follows from its verdict).
+    Finished {
+        result: Box<RunResult>,
+        out_dir: PathBuf,
+    },
+}
+
+/// A consumer of a run's events. An error makes the run exit 3 (the reports are part of the
+/// contract), after every reporter has had every event.
+pub trait Reporter: Send {
+    fn on(&mut self, event: &RunEvent) -> std::io::Result<()>;
+
+    /// The run is over: no event will follow.
+    fn close(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `result.json` into the run directory.
+pub struct JsonReport;
+
+impl Reporter for JsonReport {
+    fn on(&mut self, event: &RunEvent) -> std::io::Result<()> {
+        match event {
+            RunEvent::Finished { result, out_dir } => {
+                let path = out_dir.join("result.json");
+                write_json(result, &path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("write {}: {e}", path.display()))
+                })
+            }
+            RunEvent::Progress(_) => Ok(()),
+        }
+    }
+}
+
+/// Prints the summary on stdout.
+pub struct SummaryReport;
+
+impl Reporter for SummaryReport {
+    fn on(&mut self, event: &RunEvent) -> std::io::Result<()> {
+        if let RunEvent::Finished { result, out_dir } = event {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(terminal::render(result, out_dir).as_bytes())?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// The reporters of a run, fed in order from a channel on a thread of their own, so a slow
+/// terminal never holds up the run.
+pub struct Reporters {
+    tx: mpsc::Sender<RunEvent>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Reporters {
+    pub fn start(mut reporters: Vec<Box<dyn Reporter>>) -> Self {
+        let (tx, rx) = mpsc::channel::<RunEvent>();
+        let thread = std::thread::spawn(move || {
+            let mut errors = Vec::new();
+            for event in rx {
+                for r in reporters.iter_mut() {
+                    if let Err(e) = r.on(&event) {
+                        errors.push(e.to_string());
+                    }
+                }
+            }
+            for r in reporters.iter_mut() {
+                if let Err(e) = r.close() {
+                    errors.push(e.to_string());
+                }
+            }
+            errors
+        });
+        Reporters { tx, thread }
+    }
+
+    /// The live display, result.json and the summary.
+    pub fn standard() -> Self {
+        Self::start(vec![
+            Box::new(live::LiveDisplay::new()),
+            Box::new(JsonReport),
+            Box::new(SummaryReport),
+        ])
+    }
+
+    /// The handle the runner emits through.
+    pub fn events(&self) -> Events {
+        Events(self.tx.clone())
+    }
+
+    /// Waits until every reporter has had every event; the errors they met.
+    pub fn close(self) -> Vec<String> {
+        drop(self.tx);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| vec!["a reporter panicked".into()])
+    }
+}
+
+/// Where the runner sends its events.
+#[derive(Clone)]
+pub struct Events(mpsc::Sender<RunEvent>);
+
+impl Events {
+    /// A progress handle whose events go to the reporters.
+    pub fn progress(&self) -> Progress {
+        let tx = self.0.clone();
+        Progress::new(move |s| {
+            // The reporters outlive the run; a send fails only once they are gone.
+            let _ = tx.send(RunEvent::Progress(s));
+        })
+    }
+
+    /// The checked result.
+    pub fn finished(&self, result: RunResult, out_dir: &Path) {
+        let _ = self.0.send(RunEvent::Finished {
+            result: Box::new(result),
+            out_dir: out_dir.to_path_buf(),
+        });
+    }
+}
 
 /// Everything a run knows at the end, for the reporters.
 pub struct RunFacts<'a> {
@@ -172,3 +307,6 @@ pub fn write_json(result: &RunResult, path: &Path) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(result).map_err(std::io::Error::other)?;
     std::fs::write(path, text + "\n")
 }
+
+#[cfg(test)]
+mod tests;
