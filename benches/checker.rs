@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 use faultline::check;
-use faultline::history::{self, Kind, Op, Record};
+use faultline::history::{self, Kind, Op, Phase, Record};
 
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -35,7 +35,7 @@ fn main() {
         out.write_all(b"\n").unwrap();
     };
     let mut phase = Record::new(Op::Phase, Kind::Ok);
-    phase.phase = Some("baseline".into());
+    phase.phase = Some(Phase::Baseline);
     phase.t_done = Some(0);
     line(&phase);
     let mut planted = 0u64;

@@ -63,6 +63,71 @@ pub enum Kind {
     Info,
 }
 
+/// The phase boundaries of a run, as `phase` records name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The load started.
+    Baseline,
+    /// The first fault took effect.
+    Fault,
+    /// No fault is in effect any more.
+    Recovery,
+    /// The load ended; the drain starts.
+    Drain,
+}
+
+/// What a `probe` record says changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum ProbeKind {
+    /// The observer lost its connection to `subject` (route gone, peer marked down).
+    PeerDown,
+    PeerUp,
+    /// The observer reports `subject` as the leader of `role` (none when `subject` is absent).
+    Leader,
+    /// The harness stopped reaching the observer's monitoring endpoint.
+    Unreachable,
+    Reachable,
+    /// The observer started again since the last observation.
+    Restarted,
+    /// A consumer group's own event (Kafka), written `group-<what>`.
+    Group(String),
+}
+
+impl From<ProbeKind> for String {
+    fn from(k: ProbeKind) -> String {
+        match k {
+            ProbeKind::PeerDown => "peer-down".into(),
+            ProbeKind::PeerUp => "peer-up".into(),
+            ProbeKind::Leader => "leader".into(),
+            ProbeKind::Unreachable => "unreachable".into(),
+            ProbeKind::Reachable => "reachable".into(),
+            ProbeKind::Restarted => "restarted".into(),
+            ProbeKind::Group(what) => format!("group-{what}"),
+        }
+    }
+}
+
+impl TryFrom<String> for ProbeKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Ok(match s.as_str() {
+            "peer-down" => ProbeKind::PeerDown,
+            "peer-up" => ProbeKind::PeerUp,
+            "leader" => ProbeKind::Leader,
+            "unreachable" => ProbeKind::Unreachable,
+            "reachable" => ProbeKind::Reachable,
+            "restarted" => ProbeKind::Restarted,
+            _ => match s.strip_prefix("group-") {
+                Some(what) => ProbeKind::Group(what.to_string()),
+                None => return Err(format!("unknown probe event {s:?}")),
+            },
+        })
+    }
+}
+
 /// One line of the history. Fields that do not apply to an operation are left out of the line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,14 +173,14 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event: Option<String>,
+    pub event: Option<ProbeKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Phase ops: the phase that starts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// Error text of a failed or unknown completion, or details of an event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -247,6 +312,24 @@ mod tests {
             r#"{"op":"publish","type":"ok","producer":1,"seq":7,"t_intended":1234.567,"t_done":1300.001}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn phases_and_probe_events_are_written_as_words() {
+        let mut r = Record::new(Op::Probe, Kind::Ok);
+        r.event = Some(ProbeKind::PeerDown);
+        r.phase = Some(Phase::Recovery);
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            line,
+            r#"{"op":"probe","type":"ok","event":"peer-down","phase":"recovery"}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+        r.event = Some(ProbeKind::Group("revoke".into()));
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.contains(r#""event":"group-revoke""#), "{line}");
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+        assert!(serde_json::from_str::<Record>(r#"{"op":"probe","event":"sneeze"}"#).is_err());
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use crate::cluster::docker::DockerBackend;
 
 use crate::families::{self, Broker, Observed};
 use crate::faults::{self, FaultCtx};
-use crate::history::{self, Clock, Kind, Op, Record};
+use crate::history::{self, Clock, Kind, Op, Phase, ProbeKind, Record};
 use crate::progress::{LoadStatus, Progress};
 use crate::report::{self, RunResult};
 use crate::scenario::Scenario;
@@ -142,9 +142,9 @@ struct RunCtx {
     events: report::Events,
 }
 
-fn phase_record(name: &str, t_us: u64) -> Record {
+fn phase_record(phase: Phase, t_us: u64) -> Record {
     let mut r = Record::new(Op::Phase, Kind::Ok);
-    r.phase = Some(name.into());
+    r.phase = Some(phase);
     r.t_done = Some(t_us);
     r
 }
@@ -257,7 +257,7 @@ impl RunCtx {
             "baseline: {} msg/s from {} producer(s) for {:?}",
             s.workload.rate, s.workload.producers, s.workload.duration
         ));
-        sink.record(phase_record("baseline", clock.us(load_start)));
+        sink.record(phase_record(Phase::Baseline, clock.us(load_start)));
         let cpu_start = cpu_seconds();
         let load = tokio::spawn(workload::run(
             producers,
@@ -299,7 +299,7 @@ impl RunCtx {
             _ => None,
         };
         let load_end = load_start + s.workload.duration;
-        sink.record(phase_record("drain", clock.us(load_end)));
+        sink.record(phase_record(Phase::Drain, clock.us(load_end)));
         progress.phase("load finished; healing every fault still in effect");
         scheduler.heal_all().await;
         drop(scheduler);
@@ -400,14 +400,16 @@ fn observation_record(o: families::Observation) -> Record {
     r.t_done = Some(o.t_us);
     r.observer = Some(o.observer);
     let (event, subject, role, detail) = match o.what {
-        Observed::PeerDown { peer, signal } => ("peer-down", Some(peer), None, Some(signal)),
-        Observed::PeerUp { peer, signal } => ("peer-up", Some(peer), None, Some(signal)),
-        Observed::Leader { role, leader } => ("leader", leader, Some(role), None),
-        Observed::Unreachable { detail } => ("unreachable", None, None, Some(detail)),
-        Observed::Reachable => ("reachable", None, None, None),
-        Observed::Restarted { detail } => ("restarted", None, None, Some(detail)),
+        Observed::PeerDown { peer, signal } => {
+            (ProbeKind::PeerDown, Some(peer), None, Some(signal))
+        }
+        Observed::PeerUp { peer, signal } => (ProbeKind::PeerUp, Some(peer), None, Some(signal)),
+        Observed::Leader { role, leader } => (ProbeKind::Leader, leader, Some(role), None),
+        Observed::Unreachable { detail } => (ProbeKind::Unreachable, None, None, Some(detail)),
+        Observed::Reachable => (ProbeKind::Reachable, None, None, None),
+        Observed::Restarted { detail } => (ProbeKind::Restarted, None, None, Some(detail)),
     };
-    r.event = Some(event.into());
+    r.event = Some(event);
     r.subject = subject;
     r.role = role;
     r.detail = detail;

@@ -13,7 +13,7 @@ use crate::families::Broker;
 use crate::faults::partition::ShapeSpec;
 use crate::faults::Settings;
 use crate::faults::{self, shapes, Fault, FaultCtx};
-use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::history::{Clock, HistorySink, Kind, Op, Phase, Record};
 use crate::progress::Progress;
 use crate::rng::Rng;
 use crate::scenario::{FaultKind, FaultSpec, Target};
@@ -92,9 +92,9 @@ fn pick(target: &Target, names: &[String], rng: &mut Rng) -> Vec<String> {
     }
 }
 
-fn phase(name: &str, t: u64) -> Record {
+fn phase(phase: Phase, t: u64) -> Record {
     let mut r = Record::new(Op::Phase, Kind::Ok);
-    r.phase = Some(name.into());
+    r.phase = Some(phase);
     r.t_done = Some(t);
     r
 }
@@ -305,7 +305,7 @@ impl Scheduler {
                 self.in_effect.fetch_add(1, Ordering::SeqCst);
                 let t = self.clock.us(*at);
                 if !self.fault_phase_started {
-                    self.sink.record(phase("fault", t));
+                    self.sink.record(phase(Phase::Fault, t));
                     self.fault_phase_started = true;
                 }
                 let mut r = record(Op::Fault, Kind::Ok, id, spec_index, kind, &targets, t);
@@ -488,7 +488,7 @@ impl Healer {
                 r.detail = detail;
                 self.sink.record(r);
                 if active.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    self.sink.record(phase("recovery", t));
+                    self.sink.record(phase(Phase::Recovery, t));
                     self.progress.phase("recovery: no fault in effect");
                 }
             }
@@ -500,7 +500,7 @@ impl Healer {
                 let topology = matches!(active.kind, "scale-out" | "scale-in");
                 if topology && active.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1
                 {
-                    self.sink.record(phase("recovery", t));
+                    self.sink.record(phase(Phase::Recovery, t));
                 }
                 let mut r = record(
                     Op::Heal,

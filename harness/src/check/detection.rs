@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::ingest::{FaultEvent, ProbeEvent};
 use super::{ms, DetectionSummary, FaultTiming};
+use crate::fault_kind::FaultKind;
+use crate::history::ProbeKind;
 
 /// Detection: the first probe observation after the fault, by a node other than the target,
 /// showing the cluster noticed: the target reported down, or a role the target held reported
@@ -16,11 +18,15 @@ use super::{ms, DetectionSummary, FaultTiming};
 /// reported as 0 ms with a note saying by how much it came early.
 pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[ProbeEvent]) {
     let start = f.t_invoke.unwrap_or(tf).min(tf);
+    let scale_out = FaultKind::parse(&f.kind) == Some(FaultKind::ScaleOut);
     let targets: Vec<&str> = f.target.split(',').filter(|x| !x.is_empty()).collect();
     let is_target = |n: Option<&str>| n.is_some_and(|n| targets.contains(&n));
     let mut held: Vec<String> = Vec::new();
     let mut latest: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
-    for p in probes.iter().filter(|p| p.t < start && p.event == "leader") {
+    for p in probes
+        .iter()
+        .filter(|p| p.t < start && p.event == Some(ProbeKind::Leader))
+    {
         if let Some(role) = &p.role {
             latest.insert((role, &p.observer), p.subject.as_deref());
         }
@@ -42,27 +48,29 @@ pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[
             .role
             .as_deref()
             .and_then(|r| latest.get(&(r, p.observer.as_str())).copied().flatten());
-        let signal = match p.event.as_str() {
+        let signal = match &p.event {
             // A node that joins is noticed when the others report it up.
-            "peer-up" if f.kind == "scale-out" && is_target(subject) => Some(format!(
+            Some(ProbeKind::PeerUp) if scale_out && is_target(subject) => Some(format!(
                 "{} reports {} up ({})",
                 p.observer,
                 subject.unwrap_or("?"),
                 p.detail.as_deref().unwrap_or("probe")
             )),
-            _ if f.kind == "scale-out" => None,
-            "peer-down" if targets.is_empty() || is_target(subject) => Some(format!(
+            _ if scale_out => None,
+            Some(ProbeKind::PeerDown) if targets.is_empty() || is_target(subject) => Some(format!(
                 "{} reports {} down ({})",
                 p.observer,
                 subject.unwrap_or("?"),
                 p.detail.as_deref().unwrap_or("probe")
             )),
-            "leader" if held_role && !is_target(subject) && subject != previous => Some(format!(
-                "{} reports {} leader {}",
-                p.observer,
-                p.role.as_deref().unwrap_or("?"),
-                subject.unwrap_or("none")
-            )),
+            Some(ProbeKind::Leader) if held_role && !is_target(subject) && subject != previous => {
+                Some(format!(
+                    "{} reports {} leader {}",
+                    p.observer,
+                    p.role.as_deref().unwrap_or("?"),
+                    subject.unwrap_or("none")
+                ))
+            }
             _ => None,
         };
         if let Some(signal) = signal {
@@ -76,7 +84,7 @@ pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[
                     ));
                 }
             }
-            if p.event == "leader" && t.new_leader.is_none() {
+            if p.event == Some(ProbeKind::Leader) && t.new_leader.is_none() {
                 if let Some(leader) = subject {
                     t.new_leader_ms = Some(ms(p.t.saturating_sub(tf)));
                     t.new_leader = Some(leader.to_string());

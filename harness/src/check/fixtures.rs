@@ -1,6 +1,6 @@
 //! Hand-written histories for the checker's tests and the reports' snapshots.
 
-use crate::history::{Kind, Op, Record};
+use crate::history::{Kind, Op, Phase, ProbeKind, Record};
 
 pub(crate) const MS: u64 = 1000;
 
@@ -29,9 +29,9 @@ pub(crate) fn receive(producer: u32, seq: u64) -> Record {
     r
 }
 
-pub(crate) fn phase(name: &str, t_ms: u64) -> Record {
+pub(crate) fn phase(phase: Phase, t_ms: u64) -> Record {
     let mut r = Record::new(Op::Phase, Kind::Ok);
-    r.phase = Some(name.into());
+    r.phase = Some(phase);
     r.t_done = Some(t_ms * MS);
     r
 }
@@ -42,18 +42,18 @@ pub(crate) fn phase(name: &str, t_ms: u64) -> Record {
 /// - acknowledged again from 5 s; in [6 s, 7.5 s) every other message is refused.
 /// - probes: n2 leads stream:S from 0.5 s; n1 reports n2 down at 3.2 s, a new leader n3 at 4 s.
 pub(crate) fn fault_history() -> Vec<Record> {
-    let mut h = vec![phase("baseline", 0)];
+    let mut h = vec![phase(Phase::Baseline, 0)];
     let mut leader = Record::new(Op::Probe, Kind::Ok);
     leader.t_done = Some(500 * MS);
     leader.observer = Some("n1".into());
-    leader.event = Some("leader".into());
+    leader.event = Some(ProbeKind::Leader);
     leader.role = Some("stream:S".into());
     leader.subject = Some("n2".into());
     h.push(leader.clone());
     for seq in 0..1000u64 {
         let t = seq * 10;
         if t == 3000 {
-            h.push(phase("fault", 3000));
+            h.push(phase(Phase::Fault, 3000));
             let mut f = Record::new(Op::Fault, Kind::Ok);
             f.fault = Some(0);
             f.fault_kind = Some("kill".into());
@@ -64,7 +64,7 @@ pub(crate) fn fault_history() -> Vec<Record> {
         if t == 3200 {
             let mut down = leader.clone();
             down.t_done = Some(3200 * MS);
-            down.event = Some("peer-down".into());
+            down.event = Some(ProbeKind::PeerDown);
             down.role = None;
             down.detail = Some("route gone".into());
             h.push(down);
@@ -76,7 +76,7 @@ pub(crate) fn fault_history() -> Vec<Record> {
             h.push(new_leader);
         }
         if t == 6000 {
-            h.push(phase("recovery", 6000));
+            h.push(phase(Phase::Recovery, 6000));
             let mut heal = Record::new(Op::Heal, Kind::Ok);
             heal.fault = Some(0);
             heal.t_done = Some(6000 * MS);
@@ -91,6 +91,6 @@ pub(crate) fn fault_history() -> Vec<Record> {
         };
         h.push(done);
     }
-    h.push(phase("drain", 10_000));
+    h.push(phase(Phase::Drain, 10_000));
     h
 }

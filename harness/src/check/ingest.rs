@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 
 use super::bitset::Bitset;
-use crate::history::{Kind, Op, Record};
+use crate::fault_kind::FaultKind;
+use crate::history::{Kind, Op, Phase, ProbeKind, Record};
 
 #[derive(Clone, Debug)]
 pub(super) struct ProbeEvent {
     pub(super) t: u64,
     pub(super) observer: String,
-    pub(super) event: String,
+    pub(super) event: Option<ProbeKind>,
     pub(super) subject: Option<String>,
     pub(super) role: Option<String>,
     pub(super) detail: Option<String>,
@@ -62,7 +63,7 @@ impl Phases {
 
 /// Topology changes settle by themselves; their heal record says what showed it.
 pub(super) fn is_topology_change(kind: &str) -> bool {
-    matches!(kind, "scale-out" | "scale-in")
+    FaultKind::parse(kind).is_some_and(FaultKind::is_topology_change)
 }
 
 /// Everything pass 1 gathers.
@@ -99,7 +100,7 @@ pub(super) fn ingest(
             Op::Probe => i.probes.push(ProbeEvent {
                 t: r.t_done.unwrap_or(0),
                 observer: r.observer.clone().unwrap_or_default(),
-                event: r.event.clone().unwrap_or_default(),
+                event: r.event.clone(),
                 subject: r.subject.clone(),
                 role: r.role.clone(),
                 detail: r.detail.clone(),
@@ -148,12 +149,12 @@ pub(super) fn ingest(
 /// A `phase` record: the boundaries of baseline, fault, recovery and the end of the load.
 fn phase(r: &Record, phases: &mut Phases) {
     let t = r.t_done;
-    match r.phase.as_deref() {
-        Some("baseline") => phases.load_start = t,
-        Some("fault") => phases.fault = phases.fault.or(t),
-        Some("recovery") => phases.recovery = t,
-        Some("drain") => phases.load_end = t,
-        _ => {}
+    match r.phase {
+        Some(Phase::Baseline) => phases.load_start = t,
+        Some(Phase::Fault) => phases.fault = phases.fault.or(t),
+        Some(Phase::Recovery) => phases.recovery = t,
+        Some(Phase::Drain) => phases.load_end = t,
+        None => {}
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::fixtures::*;
 use super::*;
+use crate::history::{Phase, ProbeKind};
 
 fn run(records: &[Record]) -> Analysis {
     analyze(|| Ok(records.iter().cloned().map(Ok))).unwrap()
@@ -12,14 +13,14 @@ fn run(records: &[Record]) -> Analysis {
 
 /// `n` messages per producer, all acknowledged 1 ms after sending, 10 ms apart.
 fn acked(producers: u32, n: u64) -> Vec<Record> {
-    let mut h = vec![phase("baseline", 0)];
+    let mut h = vec![phase(Phase::Baseline, 0)];
     for p in 0..producers {
         for seq in 0..n {
             h.push(publish(Kind::Invoke, p, seq, seq * 10, 0));
             h.push(publish(Kind::Ok, p, seq, seq * 10, (seq * 10 + 1) * MS));
         }
     }
-    h.push(phase("drain", n * 10));
+    h.push(phase(Phase::Drain, n * 10));
     h
 }
 
@@ -92,7 +93,7 @@ fn duplicates_strays_and_foreign_messages() {
 
 #[test]
 fn unknown_outcomes_split_into_recovered_and_unknown() {
-    let mut h = vec![phase("baseline", 0)];
+    let mut h = vec![phase(Phase::Baseline, 0)];
     for seq in 0..4 {
         h.push(publish(Kind::Invoke, 0, seq, seq, 0));
     }
@@ -162,7 +163,7 @@ fn a_peer_noticing_before_the_docker_call_returned_counts_as_zero() {
     let mut early = Record::new(Op::Probe, Kind::Ok);
     early.t_done = Some(2990 * MS);
     early.observer = Some("n1".into());
-    early.event = Some("peer-down".into());
+    early.event = Some(ProbeKind::PeerDown);
     early.subject = Some("n2".into());
     h.insert(2, invoke);
     h.insert(3, early);
@@ -181,7 +182,7 @@ fn a_client_that_failed_over_before_the_docker_call_returned_has_failover_zero()
     // A graceful stop issued at 1000 ms returns at 1300 ms, once the node has exited. The
     // message sent at 1000 ms was lost with the node (timed out); the client reconnected and
     // the one sent at 1010 ms was acknowledged at 1011 ms.
-    let mut h = vec![phase("baseline", 0)];
+    let mut h = vec![phase(Phase::Baseline, 0)];
     let mut invoke = Record::new(Op::Fault, Kind::Invoke);
     invoke.fault = Some(0);
     invoke.fault_kind = Some("restart".into());
@@ -201,7 +202,7 @@ fn a_client_that_failed_over_before_the_docker_call_returned_has_failover_zero()
             publish(Kind::Ok, 0, seq, t, (t + 1) * MS)
         });
     }
-    h.push(phase("drain", 3000));
+    h.push(phase(Phase::Drain, 3000));
     let a = run(&h);
     let f = &a.faults[0];
     assert_eq!(f.failover_ms, Some(0.0), "{:?}", f.notes);
@@ -240,7 +241,7 @@ fn a_message_in_flight_when_the_fault_struck_that_failed_is_not_unavailability()
     // As in a rolling restart seen on NATS: message 190 (sent at 1.9 s) times out at 3.9 s,
     // inside a fault issued at 2 s, while every message after it, sent before and after the
     // fault, is acknowledged within a millisecond.
-    let mut h = vec![phase("baseline", 0)];
+    let mut h = vec![phase(Phase::Baseline, 0)];
     for seq in 0..600u64 {
         let t = seq * 10;
         h.push(publish(Kind::Invoke, 0, seq, t, 0));
@@ -256,7 +257,7 @@ fn a_message_in_flight_when_the_fault_struck_that_failed_is_not_unavailability()
     f.target = Some("n3".into());
     f.t_done = Some(2000 * MS);
     h.insert(1, f);
-    h.push(phase("drain", 6000));
+    h.push(phase(Phase::Drain, 6000));
     receive_all(&mut h, 1, 600);
     let a = run(&h);
     let t = &a.faults[0];
