@@ -157,6 +157,29 @@ pub fn parse(src: &str) -> Result<Option<Node>, (Pos, String)> {
     Ok(root.filter(|n| !n.is_null()))
 }
 
+/// Reads and parses the YAML file at `path`; a file that cannot be read, is empty or is not
+/// YAML is a problem in `d` (`what` names the file in messages: "scenario", "compose file").
+pub fn load_file(path: &Path, what: &str, d: &mut Diagnostics) -> Option<Node> {
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            d.error(Pos::default(), format!("cannot read {what}: {e}"));
+            return None;
+        }
+    };
+    match parse(&src) {
+        Ok(Some(root)) => Some(root),
+        Ok(None) => {
+            d.error(Pos::default(), format!("{what} is empty"));
+            None
+        }
+        Err((pos, msg)) => {
+            d.error(pos, format!("invalid YAML: {msg}"));
+            None
+        }
+    }
+}
+
 /// One problem found in a configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {

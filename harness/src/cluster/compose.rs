@@ -168,24 +168,7 @@ pub fn load(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Optio
 }
 
 fn read(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Option<Topology> {
-    let src = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) => {
-            d.error(Default::default(), format!("cannot read compose file: {e}"));
-            return None;
-        }
-    };
-    let root = match yaml::parse(&src) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            d.error(Default::default(), "compose file is empty");
-            return None;
-        }
-        Err((pos, msg)) => {
-            d.error(pos, format!("invalid YAML: {msg}"));
-            return None;
-        }
-    };
+    let root = yaml::load_file(path, "compose file", d)?;
     let top = Fields::new(
         &root,
         &["version", "name", "services", "configs", "x-faultline"],

@@ -112,24 +112,7 @@ pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
 }
 
 fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
-    let src = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) => {
-            d.error(Pos::default(), format!("cannot read scenario: {e}"));
-            return None;
-        }
-    };
-    let root = match yaml::parse(&src) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            d.error(Pos::default(), "scenario is empty");
-            return None;
-        }
-        Err((pos, msg)) => {
-            d.error(pos, format!("invalid YAML: {msg}"));
-            return None;
-        }
-    };
+    let root = yaml::load_file(path, "scenario", d)?;
     let top = Fields::new(
         &root,
         &[
