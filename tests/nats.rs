@@ -60,6 +60,20 @@ fn leader_kill_loses_nothing_and_measures_failover() {
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
     let history = std::fs::read_to_string(out.path().join("history.jsonl")).unwrap();
     assert!(history.lines().count() as u64 > 2 * m["acked"].as_u64().unwrap());
+    // The reports for CI: a JUnit case per check, all passing, and the Markdown summary.
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    for case in ["lost", "unexpected", "fault 0 (kill "] {
+        assert!(
+            junit.contains(&format!("<testcase name=\"{case}")),
+            "{junit}"
+        );
+    }
+    assert!(junit.contains(r#"failures="0""#), "{junit}");
+    let summary = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(
+        summary.starts_with("## faultline: jetstream-leader-kill — PASS"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -81,6 +95,14 @@ fn r1_memory_stream_kill_is_caught_as_loss() {
         .as_str()
         .unwrap()
         .starts_with("lost:"));
+    // CI sees the loss as a failing JUnit case named after the check, with the count.
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(&format!(
+            "<failure message=\"lost: {lost} acknowledged message(s) never received"
+        )),
+        "{junit}"
+    );
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
 }
 

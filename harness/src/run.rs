@@ -367,12 +367,9 @@ impl RunCtx {
             // A checker that breaks yields "unknown", never a pass.
             Err(e) => (
                 Analysis::default(),
-                verdict::Judgement {
-                    verdict: Verdict::Unknown,
-                    failed: vec![],
-                    undecided: vec![format!("the checker could not read the history: {e}")],
-                    held: vec![],
-                },
+                verdict::Judgement::checker_broke(format!(
+                    "the checker could not read the history: {e}"
+                )),
             ),
         };
         let result = RunResult::new(report::RunFacts {

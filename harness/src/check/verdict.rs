@@ -54,6 +54,24 @@ pub struct Validity {
     pub stall_fraction: f64,
 }
 
+/// How one check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Held,
+    Failed,
+    Undecided,
+}
+
+/// One check, by a stable name ("lost", "fault 0 (kill n2): failover"), with what was
+/// measured against what limit in words: a JUnit test case, a row of a report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheckCase {
+    pub name: String,
+    pub outcome: Outcome,
+    pub message: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Judgement {
     pub verdict: Verdict,
@@ -63,6 +81,38 @@ pub struct Judgement {
     pub undecided: Vec<String>,
     /// Checks that held.
     pub held: Vec<String>,
+    /// Every check, in the order it was made.
+    pub cases: Vec<CheckCase>,
+}
+
+impl Judgement {
+    /// The judgement when the checker itself could not run: `unknown`, never a pass.
+    pub fn checker_broke(why: String) -> Self {
+        let mut j = Judgement {
+            verdict: Verdict::Unknown,
+            failed: Vec::new(),
+            undecided: Vec::new(),
+            held: Vec::new(),
+            cases: Vec::new(),
+        };
+        j.push("checker", Outcome::Undecided, why);
+        j
+    }
+
+    /// Records check `name` with its outcome; `message` says what was measured and the limit.
+    fn push(&mut self, name: &str, outcome: Outcome, message: String) {
+        let list = match outcome {
+            Outcome::Held => &mut self.held,
+            Outcome::Failed => &mut self.failed,
+            Outcome::Undecided => &mut self.undecided,
+        };
+        list.push(message.clone());
+        self.cases.push(CheckCase {
+            name: name.to_string(),
+            outcome,
+            message,
+        });
+    }
 }
 
 fn limit(d: Duration) -> String {
@@ -75,6 +125,7 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
         failed: Vec::new(),
         undecided: Vec::new(),
         held: Vec::new(),
+        cases: Vec::new(),
     };
     let m = &a.messages;
 
@@ -83,52 +134,61 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
         m.lost, checks.max_lost
     );
     if m.lost <= checks.max_lost {
-        j.held.push(lost);
+        j.push("lost", Outcome::Held, lost);
     } else if !v.drain_complete {
-        j.undecided.push(format!(
+        j.push("lost", Outcome::Undecided, format!(
             "{lost}; the drain did not read everything before its timeout, so they may still be in the cluster"
         ));
     } else {
-        j.failed.push(lost);
+        j.push("lost", Outcome::Failed, lost);
     }
 
     let unexpected = format!(
         "unexpected: {} message(s) received that were never published (allowed {})",
         m.unexpected, checks.max_unexpected
     );
-    if m.unexpected <= checks.max_unexpected {
-        j.held.push(unexpected);
+    let outcome = if m.unexpected <= checks.max_unexpected {
+        Outcome::Held
     } else {
-        j.failed.push(unexpected);
-    }
+        Outcome::Failed
+    };
+    j.push("unexpected", outcome, unexpected);
 
     if m.failed_received > 0 {
-        j.failed.push(format!(
-            "failed_received: {} publish(es) reported as definitely failed were received",
-            m.failed_received
-        ));
+        j.push(
+            "failed_received",
+            Outcome::Failed,
+            format!(
+                "failed_received: {} publish(es) reported as definitely failed were received",
+                m.failed_received
+            ),
+        );
     }
 
     if let Some(max) = checks.max_duplicated {
         let dup = format!("duplicated: {} (allowed {max})", m.duplicated);
-        if m.duplicated <= max {
-            j.held.push(dup);
+        let outcome = if m.duplicated <= max {
+            Outcome::Held
         } else {
-            j.failed.push(dup);
-        }
+            Outcome::Failed
+        };
+        j.push("duplicated", outcome, dup);
     }
 
     for f in &a.faults {
         let name = format!("fault {} ({} {})", f.index, f.kind, f.target);
         if f.t_fault_ms.is_none() {
             // The run did not test what the scenario says.
-            j.undecided.push(format!(
-                "{name} was never applied: {}",
-                f.notes
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("no reason recorded")
-            ));
+            let why = f
+                .notes
+                .first()
+                .map(String::as_str)
+                .unwrap_or("no reason recorded");
+            j.push(
+                &format!("{name}: applied"),
+                Outcome::Undecided,
+                format!("{name} was never applied: {why}"),
+            );
             continue;
         }
         if matches!(f.kind.as_str(), "scale-out" | "scale-in") && f.settled_ms.is_none() {
@@ -138,18 +198,26 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
                 .find(|n| n.starts_with(&f.kind))
                 .cloned()
                 .unwrap_or_else(|| format!("{} did not settle before the load ended", f.kind));
-            j.failed.push(format!("{name}: {why}"));
+            j.push(
+                &format!("{name}: settled"),
+                Outcome::Failed,
+                format!("{name}: {why}"),
+            );
         }
         let timed = |value: Option<f64>, max: Option<Duration>, what: &str, j: &mut Judgement| {
             let Some(max) = max else { return };
+            let case = format!("{name}: {what}");
             match value {
-                Some(v) if v <= max.as_secs_f64() * 1000.0 => {
-                    j.held
-                        .push(format!("{name}: {what} {:.0} ms <= {}", v, limit(max)))
-                }
-                Some(v) => j
-                    .failed
-                    .push(format!("{name}: {what} {:.0} ms > {}", v, limit(max))),
+                Some(v) if v <= max.as_secs_f64() * 1000.0 => j.push(
+                    &case,
+                    Outcome::Held,
+                    format!("{name}: {what} {:.0} ms <= {}", v, limit(max)),
+                ),
+                Some(v) => j.push(
+                    &case,
+                    Outcome::Failed,
+                    format!("{name}: {what} {:.0} ms > {}", v, limit(max)),
+                ),
                 None => {
                     let why = f
                         .notes
@@ -161,10 +229,13 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
                         && (why.contains("no unavailability")
                             || why.contains("only the producers' last"))
                     {
-                        j.held.push(format!("{name}: {why}"));
+                        j.push(&case, Outcome::Held, format!("{name}: {why}"));
                     } else {
-                        j.failed
-                            .push(format!("{name}: {why} (limit {})", limit(max)));
+                        j.push(
+                            &case,
+                            Outcome::Failed,
+                            format!("{name}: {why} (limit {})", limit(max)),
+                        );
                     }
                 }
             }
@@ -175,12 +246,14 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
     }
 
     if !v.drain_complete && m.lost <= checks.max_lost {
-        j.held.push(
+        j.push(
+            "drain",
+            Outcome::Held,
             "drain: incomplete, but nothing was missing that could change the verdict".into(),
         );
     }
     if v.stall_fraction > checks.max_stall {
-        j.undecided.push(format!(
+        j.push("generator stall", Outcome::Undecided, format!(
             "generator stalled on the in-flight cap for {:.1} % of the load (allowed {:.1} %): the load was not what the scenario asked for; raise workload.max_in_flight or lower the rate",
             v.stall_fraction * 100.0,
             checks.max_stall * 100.0
@@ -285,6 +358,10 @@ mod tests {
         assert!(
             j.failed[0].contains("scale-out of n4 did not complete: no route"),
             "{j:?}"
+        );
+        assert_eq!(
+            j.cases.last().unwrap().name,
+            "fault 0 (scale-out n4): settled"
         );
         a.faults[0].settled_ms = Some(500.0);
         assert_eq!(

@@ -1,9 +1,12 @@
 //! Reporters (cargo-nextest's shape): the runner emits [`RunEvent`]s on a channel, and each
 //! reporter consumes them on a thread of its own: the live display (`live`), `result.json`
-//! (the contract other tools read) and the terminal summary (`terminal`). Nothing here runs
+//! (the contract other tools read), `junit.xml` (`junit`), `summary.md` (`markdown`) and the
+//! terminal summary (`terminal`). Nothing here runs
 //! anything; a new report is one more [`Reporter`].
 
+pub mod junit;
 pub mod live;
+pub mod markdown;
 pub mod terminal;
 
 use std::collections::BTreeMap;
@@ -103,11 +106,13 @@ impl Reporters {
         Reporters { tx, thread }
     }
 
-    /// The live display, result.json and the summary.
+    /// The live display, result.json, junit.xml, summary.md and the summary on stdout.
     pub fn standard() -> Self {
         Self::start(vec![
             Box::new(live::LiveDisplay::new()),
             Box::new(JsonReport),
+            Box::new(junit::JunitReport),
+            Box::new(markdown::MarkdownReport),
             Box::new(SummaryReport),
         ])
     }

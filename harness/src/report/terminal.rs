@@ -6,7 +6,7 @@ use std::path::Path;
 use super::RunResult;
 use crate::check::verdict::Verdict;
 
-fn ms(v: Option<f64>) -> String {
+pub(super) fn ms(v: Option<f64>) -> String {
     match v {
         Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
         Some(v) if v >= 100.0 => format!("{v:.0} ms"),

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::*;
 use crate::check::fixtures::{fault_history, receive};
-use crate::check::verdict::{judge, Validity as Judged};
+use crate::check::verdict::{judge, Outcome, Validity as Judged};
 use crate::cluster::{Cluster, ClusterNode};
 use crate::history::{Kind, Op};
 
@@ -84,4 +84,35 @@ fn the_terminal_summary_of_a_leader_kill() {
 #[test]
 fn result_json_of_a_leader_kill() {
     insta::assert_snapshot!(serde_json::to_string_pretty(&result()).unwrap());
+}
+
+#[test]
+fn junit_of_a_leader_kill() {
+    insta::assert_snapshot!(junit::render(&result()).unwrap());
+}
+
+#[test]
+fn junit_fails_the_case_of_the_check_that_failed() {
+    let mut r = result();
+    let case = r
+        .checks
+        .cases
+        .iter_mut()
+        .find(|c| c.name == "lost")
+        .unwrap();
+    case.outcome = Outcome::Failed;
+    case.message = "lost: 3 acknowledged message(s) never received (allowed 0)".into();
+    let xml = junit::render(&r).unwrap();
+    assert!(xml.contains(r#"failures="1""#), "{xml}");
+    assert!(
+        xml.contains(
+            r#"<failure message="lost: 3 acknowledged message(s) never received (allowed 0)""#
+        ),
+        "{xml}"
+    );
+}
+
+#[test]
+fn markdown_summary_of_a_leader_kill() {
+    insta::assert_snapshot!(markdown::render(&result()));
 }
