@@ -80,16 +80,27 @@ impl Reporter for SummaryReport {
 /// The reporters of a run, fed in order from a channel on a thread of their own, so a slow
 /// terminal never holds up the run.
 pub struct Reporters {
-    tx: mpsc::Sender<RunEvent>,
+    tx: mpsc::Sender<Message>,
     thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+/// What goes down the reporters' channel: an event, or the end of the run. The end is a
+/// message of its own because tasks of an interrupted run may still hold a sender when the
+/// run is over: waiting for every sender to go would wait for them.
+enum Message {
+    Event(RunEvent),
+    Close,
 }
 
 impl Reporters {
     pub fn start(mut reporters: Vec<Box<dyn Reporter>>) -> Self {
-        let (tx, rx) = mpsc::channel::<RunEvent>();
+        let (tx, rx) = mpsc::channel::<Message>();
         let thread = std::thread::spawn(move || {
             let mut errors = Vec::new();
-            for event in rx {
+            for message in rx {
+                let Message::Event(event) = message else {
+                    break;
+                };
                 for r in reporters.iter_mut() {
                     if let Err(e) = r.on(&event) {
                         errors.push(e.to_string());
@@ -122,9 +133,10 @@ impl Reporters {
         Events(self.tx.clone())
     }
 
-    /// Waits until every reporter has had every event; the errors they met.
+    /// Waits until every reporter has had every event sent so far; the errors they met. Events
+    /// sent afterwards are dropped.
     pub fn close(self) -> Vec<String> {
-        drop(self.tx);
+        let _ = self.tx.send(Message::Close);
         self.thread
             .join()
             .unwrap_or_else(|_| vec!["a reporter panicked".into()])
@@ -133,7 +145,7 @@ impl Reporters {
 
 /// Where the runner sends its events.
 #[derive(Clone)]
-pub struct Events(mpsc::Sender<RunEvent>);
+pub struct Events(mpsc::Sender<Message>);
 
 impl Events {
     /// A progress handle whose events go to the reporters.
@@ -141,16 +153,16 @@ impl Events {
         let tx = self.0.clone();
         Progress::new(move |s| {
             // The reporters outlive the run; a send fails only once they are gone.
-            let _ = tx.send(RunEvent::Progress(s));
+            let _ = tx.send(Message::Event(RunEvent::Progress(s)));
         })
     }
 
     /// The checked result.
     pub fn finished(&self, result: RunResult, out_dir: &Path) {
-        let _ = self.0.send(RunEvent::Finished {
+        let _ = self.0.send(Message::Event(RunEvent::Finished {
             result: Box::new(result),
             out_dir: out_dir.to_path_buf(),
-        });
+        }));
     }
 }
 

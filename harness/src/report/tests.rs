@@ -116,3 +116,32 @@ fn junit_fails_the_case_of_the_check_that_failed() {
 fn markdown_summary_of_a_leader_kill() {
     insta::assert_snapshot!(markdown::render(&result()));
 }
+
+/// Counts the events it sees.
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Reporter for Counting {
+    fn on(&mut self, _: &RunEvent) -> std::io::Result<()> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn closing_does_not_wait_for_senders_an_interrupted_run_left_behind() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reporters = Reporters::start(vec![Box::new(Counting(seen.clone()))]);
+    // A task of an interrupted run that still holds a progress handle.
+    let left_behind = reporters.events().progress();
+    left_behind.note("before the end");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(reporters.close());
+    });
+    let errors = done_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("close returned although a sender is still alive");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    left_behind.note("after the end: dropped, not an error");
+}

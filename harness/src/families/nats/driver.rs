@@ -300,10 +300,12 @@ async fn read_from_leader(
     report: &mut DrainReport,
 ) -> bool {
     let mut seq = from;
+    let mut errors = 0u64;
+    let mut last_error = String::new();
     while seq <= to {
         if Instant::now() >= deadline {
             report.notes.push(format!(
-                "drain timed out reading from the stream leader at sequence {seq} of {to}"
+                "drain timed out reading from the stream leader at sequence {seq} of {to} ({errors} failed request(s), the last: {last_error})"
             ));
             return false;
         }
@@ -315,8 +317,21 @@ async fn read_from_leader(
             }
             // A sequence that no longer exists (deleted, or never stored) has nothing to read.
             Ok(Err(e)) if e.to_string().contains("not found") => seq += 1,
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(Err(e)) => {
+                errors += 1;
+                last_error = e.to_string();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => {
+                errors += 1;
+                last_error = "no answer within 2 s".into();
+            }
         }
+    }
+    if errors > 0 {
+        report.notes.push(format!(
+            "drain: {errors} request(s) to the stream leader failed and were retried (the last: {last_error})"
+        ));
     }
     true
 }
