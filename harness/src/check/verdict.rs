@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Analysis;
+use super::{Analysis, FaultTiming};
 
 /// The checks a scenario can state (`checks:`).
 #[derive(Clone, Debug, PartialEq)]
@@ -119,6 +119,78 @@ fn limit(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
+/// The checks of one fault: it was applied, a topology change settled, and its timings within
+/// the scenario's limits.
+fn judge_fault(checks: &Checks, f: &FaultTiming, j: &mut Judgement) {
+    let name = format!("fault {} ({} {})", f.index, f.kind, f.target);
+    if f.t_fault_ms.is_none() {
+        // The run did not test what the scenario says.
+        let why = f
+            .notes
+            .first()
+            .map(String::as_str)
+            .unwrap_or("no reason recorded");
+        j.push(
+            &format!("{name}: applied"),
+            Outcome::Undecided,
+            format!("{name} was never applied: {why}"),
+        );
+        return;
+    }
+    if matches!(f.kind.as_str(), "scale-out" | "scale-in") && f.settled_ms.is_none() {
+        let why = f
+            .notes
+            .iter()
+            .find(|n| n.starts_with(&f.kind))
+            .cloned()
+            .unwrap_or_else(|| format!("{} did not settle before the load ended", f.kind));
+        j.push(
+            &format!("{name}: settled"),
+            Outcome::Failed,
+            format!("{name}: {why}"),
+        );
+    }
+    let timed = |value: Option<f64>, max: Option<Duration>, what: &str, j: &mut Judgement| {
+        let Some(max) = max else { return };
+        let case = format!("{name}: {what}");
+        match value {
+            Some(v) if v <= max.as_secs_f64() * 1000.0 => j.push(
+                &case,
+                Outcome::Held,
+                format!("{name}: {what} {:.0} ms <= {}", v, limit(max)),
+            ),
+            Some(v) => j.push(
+                &case,
+                Outcome::Failed,
+                format!("{name}: {what} {:.0} ms > {}", v, limit(max)),
+            ),
+            None => {
+                let why = f
+                    .notes
+                    .iter()
+                    .find(|n| n.starts_with(what))
+                    .cloned()
+                    .unwrap_or_else(|| format!("{what} not measured"));
+                if what == "failover"
+                    && (why.contains("no unavailability")
+                        || why.contains("only the producers' last"))
+                {
+                    j.push(&case, Outcome::Held, format!("{name}: {why}"));
+                } else {
+                    j.push(
+                        &case,
+                        Outcome::Failed,
+                        format!("{name}: {why} (limit {})", limit(max)),
+                    );
+                }
+            }
+        }
+    };
+    timed(f.failover_ms, checks.max_failover, "failover", j);
+    timed(f.detection_ms, checks.max_detection, "detection", j);
+    timed(f.recovery_ms, checks.max_recovery, "recovery", j);
+}
+
 pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
     let mut j = Judgement {
         verdict: Verdict::Pass,
@@ -176,73 +248,7 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
     }
 
     for f in &a.faults {
-        let name = format!("fault {} ({} {})", f.index, f.kind, f.target);
-        if f.t_fault_ms.is_none() {
-            // The run did not test what the scenario says.
-            let why = f
-                .notes
-                .first()
-                .map(String::as_str)
-                .unwrap_or("no reason recorded");
-            j.push(
-                &format!("{name}: applied"),
-                Outcome::Undecided,
-                format!("{name} was never applied: {why}"),
-            );
-            continue;
-        }
-        if matches!(f.kind.as_str(), "scale-out" | "scale-in") && f.settled_ms.is_none() {
-            let why = f
-                .notes
-                .iter()
-                .find(|n| n.starts_with(&f.kind))
-                .cloned()
-                .unwrap_or_else(|| format!("{} did not settle before the load ended", f.kind));
-            j.push(
-                &format!("{name}: settled"),
-                Outcome::Failed,
-                format!("{name}: {why}"),
-            );
-        }
-        let timed = |value: Option<f64>, max: Option<Duration>, what: &str, j: &mut Judgement| {
-            let Some(max) = max else { return };
-            let case = format!("{name}: {what}");
-            match value {
-                Some(v) if v <= max.as_secs_f64() * 1000.0 => j.push(
-                    &case,
-                    Outcome::Held,
-                    format!("{name}: {what} {:.0} ms <= {}", v, limit(max)),
-                ),
-                Some(v) => j.push(
-                    &case,
-                    Outcome::Failed,
-                    format!("{name}: {what} {:.0} ms > {}", v, limit(max)),
-                ),
-                None => {
-                    let why = f
-                        .notes
-                        .iter()
-                        .find(|n| n.starts_with(what))
-                        .cloned()
-                        .unwrap_or_else(|| format!("{what} not measured"));
-                    if what == "failover"
-                        && (why.contains("no unavailability")
-                            || why.contains("only the producers' last"))
-                    {
-                        j.push(&case, Outcome::Held, format!("{name}: {why}"));
-                    } else {
-                        j.push(
-                            &case,
-                            Outcome::Failed,
-                            format!("{name}: {why} (limit {})", limit(max)),
-                        );
-                    }
-                }
-            }
-        };
-        timed(f.failover_ms, checks.max_failover, "failover", &mut j);
-        timed(f.detection_ms, checks.max_detection, "detection", &mut j);
-        timed(f.recovery_ms, checks.max_recovery, "recovery", &mut j);
+        judge_fault(checks, f, &mut j);
     }
 
     if !v.drain_complete && m.lost <= checks.max_lost {
@@ -273,7 +279,7 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{FaultTiming, Messages};
+    use crate::check::Messages;
 
     fn analysis(lost: u64) -> Analysis {
         Analysis {
