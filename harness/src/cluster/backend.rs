@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use serde::Serialize;
+
 use super::compose::Topology;
-use super::images::ResolvedImage;
 use super::Cluster;
 use crate::progress::Progress;
 
@@ -36,6 +37,17 @@ impl BackendError {
             source: source.into(),
         }
     }
+}
+
+/// An image of the topology as the backend resolved it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedImage {
+    /// The image the topology names.
+    pub requested: String,
+    /// The image the nodes run.
+    pub used: String,
+    /// How it was obtained: "present", "pulled", "local equivalent", "built by recipe ...".
+    pub source: String,
 }
 
 /// Which of the target's namespaces a sidecar joins.

@@ -12,22 +12,13 @@ use std::time::{Duration, Instant};
 
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures::StreamExt;
-use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::compose::Topology;
 use super::docker::DockerBackend;
 use crate::progress::Progress;
 
-#[derive(Clone, Debug, Serialize)]
-pub struct ResolvedImage {
-    /// The image the topology names.
-    pub requested: String,
-    /// The image the nodes run.
-    pub used: String,
-    /// How it was obtained: "present", "pulled", "local equivalent", "built by recipe ...".
-    pub source: String,
-}
+pub use super::backend::ResolvedImage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod compose;
 pub mod docker;
 pub mod images;
+mod on_docker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
