@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::io::Write as _;
 
-use super::terminal::ms;
+use super::terminal::{latency_rows, ms};
 use super::{Reporter, RunEvent, RunResult};
 use crate::check::verdict::{Outcome, Verdict};
 
@@ -85,19 +85,11 @@ pub fn render(r: &RunResult) -> String {
         "### Latency, intended send to acknowledgement\n\n| phase | count | p50 | p90 | p99 | p99.9 | max |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
-    for phase in ["baseline", "fault", "recovery"] {
-        if let Some(l) = r.latency_ms.get(phase) {
-            let _ = writeln!(
-                s,
-                "| {phase} | {} | {} | {} | {} | {} | {} |",
-                l.count,
-                ms(l.p50),
-                ms(l.p90),
-                ms(l.p99),
-                ms(l.p999),
-                ms(l.max)
-            );
-        }
+    for (phase, count, [p50, p90, p99, p999, max]) in latency_rows(r) {
+        let _ = writeln!(
+            s,
+            "| {phase} | {count} | {p50} | {p90} | {p99} | {p999} | {max} |"
+        );
     }
     let _ = writeln!(
         s,

@@ -15,6 +15,18 @@ pub(super) fn ms(v: Option<f64>) -> String {
     }
 }
 
+/// Each phase's latency as shown: (phase, count, [p50, p90, p99, p99.9, max]).
+pub(super) fn latency_rows(r: &RunResult) -> Vec<(&'static str, u64, [String; 5])> {
+    ["baseline", "fault", "recovery"]
+        .into_iter()
+        .filter_map(|phase| {
+            let l = r.latency_ms.get(phase)?;
+            let cells = [l.p50, l.p90, l.p99, l.p999, l.max].map(ms);
+            Some((phase, l.count, cells))
+        })
+        .collect()
+}
+
 pub fn render(r: &RunResult, out_dir: &Path) -> String {
     let mut s = String::new();
     let m = &r.messages;
@@ -79,19 +91,11 @@ pub fn render(r: &RunResult, out_dir: &Path) -> String {
         s,
         "latency    (intended send to ack)   count      p50      p90      p99    p99.9      max"
     );
-    for phase in ["baseline", "fault", "recovery"] {
-        if let Some(l) = r.latency_ms.get(phase) {
-            let _ = writeln!(
-                s,
-                "           {phase:<24} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                l.count,
-                ms(l.p50),
-                ms(l.p90),
-                ms(l.p99),
-                ms(l.p999),
-                ms(l.max)
-            );
-        }
+    for (phase, count, [p50, p90, p99, p999, max]) in latency_rows(r) {
+        let _ = writeln!(
+            s,
+            "           {phase:<24} {count:>7} {p50:>8} {p90:>8} {p99:>8} {p999:>8} {max:>8}"
+        );
     }
     match (&r.health_after.healthy, &r.health_after.detail) {
         (true, _) => {
