@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 use faultline::check;
-use faultline::history::{self, Kind, Op, Phase, Record};
+use faultline::history::{self, Kind, Phase, Publish, Receive, Record};
 
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -34,34 +34,34 @@ fn main() {
         serde_json::to_writer(&mut out, r).unwrap();
         out.write_all(b"\n").unwrap();
     };
-    let mut phase = Record::new(Op::Phase, Kind::Ok);
-    phase.phase = Some(Phase::Baseline);
-    phase.t_done = Some(0);
-    line(&phase);
+    line(&Record::phase(Phase::Baseline, 0));
     let mut planted = 0u64;
     for seq in 0..per_producer {
         for p in 0..producers {
             let t = seq * 1000 + p as u64;
-            let mut r = Record::new(Op::Publish, Kind::Invoke);
-            r.producer = Some(p);
-            r.seq = Some(seq);
-            r.t_intended = Some(t);
-            r.t_sent = Some(t + 5);
-            r.node = Some("n1".into());
-            line(&r);
-            r.kind = Some(Kind::Ok);
+            let mut r = Publish {
+                kind: Kind::Invoke,
+                producer: p,
+                seq,
+                t_intended: t,
+                t_sent: t + 5,
+                node: Some("n1".into()),
+                ..Default::default()
+            };
+            line(&Record::Publish(r.clone()));
+            r.kind = Kind::Ok;
             r.t_done = Some(t + 900);
             r.position = Some(seq * producers as u64 + p as u64);
-            line(&r);
+            line(&Record::Publish(r));
             if (seq * producers as u64 + p as u64) % 100_000 == 99_999 {
                 planted += 1;
                 continue;
             }
-            let mut rx = Record::new(Op::Receive, Kind::Ok);
-            rx.producer = Some(p);
-            rx.seq = Some(seq);
-            rx.t_done = Some(t + 1000);
-            line(&rx);
+            line(&Record::Receive(Receive {
+                id: Some((p, seq)),
+                t_done: Some(t + 1000),
+                ..Default::default()
+            }));
         }
     }
     out.flush().unwrap();

@@ -74,6 +74,13 @@ fn leader_kill_loses_nothing_and_measures_failover() {
         summary.starts_with("## faultline: jetstream-leader-kill — PASS"),
         "{summary}"
     );
+    // The history alone makes the same result again.
+    let first = std::fs::read_to_string(out.path().join("result.json")).unwrap();
+    std::fs::remove_file(out.path().join("result.json")).unwrap();
+    let again = report_again(out.path());
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let second = std::fs::read_to_string(out.path().join("result.json")).unwrap();
+    assert_eq!(first, second, "faultline report wrote another result.json");
 }
 
 #[test]
@@ -104,6 +111,10 @@ fn r1_memory_stream_kill_is_caught_as_loss() {
         "{junit}"
     );
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+    // Reported again from the history, it fails again, with the same count.
+    let again = report_again(out.path());
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert_eq!(again.result.unwrap()["messages"]["lost"], lost);
 }
 
 #[test]
@@ -168,6 +179,13 @@ fn ctrl_c_in_the_middle_of_a_partition_leaves_nothing_behind() {
         0,
         "teardown removed nodes, sidecars and network"
     );
+    // The history of a killed run can still be reported: never as a pass.
+    assert!(!out.path().join("result.json").exists());
+    let again = report_again(out.path());
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    let r = again.result.expect("result.json rebuilt from the history");
+    assert_eq!(r["verdict"], "unknown");
+    assert!(notes(&r).contains("no end record"), "{}", notes(&r));
 }
 
 #[test]

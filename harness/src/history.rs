@@ -52,11 +52,31 @@ pub enum Op {
     Heal,
     Probe,
     Phase,
+    /// What the run was (scenario, cluster, checks), written once the cluster is up.
+    Start,
+    /// What the run saw after the load (drain, health, generator stall), written last.
+    End,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Publish => "publish",
+            Op::Receive => "receive",
+            Op::Fault => "fault",
+            Op::Heal => "heal",
+            Op::Probe => "probe",
+            Op::Phase => "phase",
+            Op::Start => "start",
+            Op::End => "end",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    #[default]
     Invoke,
     Ok,
     Fail,
@@ -128,48 +148,149 @@ impl TryFrom<String> for ProbeKind {
     }
 }
 
-/// One line of the history. Fields that do not apply to an operation are left out of the line.
+/// One line of the history: one variant per operation, each with the fields it always has.
+///
+/// On disk every line is one flat JSON object (`{"op":"publish","type":"ok",...}`, see
+/// [`Line`]), so the file stays readable with `jq`, and a line of one op never carries another
+/// op's fields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    Publish(Publish),
+    Receive(Receive),
+    /// The harness injecting a fault: `invoke` when it issues it, `ok` once it took effect,
+    /// `fail`/`info` when it did not (or may not have).
+    Fault(FaultStep),
+    /// The harness healing a fault (for a topology change: the change settling).
+    Heal(FaultStep),
+    Probe(Probe),
+    Phase(PhaseMark),
+    /// The run's facts at its start, as the reports need them; the history does not read
+    /// them (`report` does).
+    Start(serde_json::Value),
+    /// The run's facts at its end.
+    End(serde_json::Value),
+}
+
+/// A message the workload published: `invoke` when handed to the client, then one completion.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Publish {
+    pub kind: Kind,
+    pub producer: u32,
+    pub seq: u64,
+    /// Planned send time of the open-loop schedule (us).
+    pub t_intended: u64,
+    /// When the message was handed to the client (us).
+    pub t_sent: u64,
+    /// Completion time (us); absent on `invoke`.
+    pub t_done: Option<u64>,
+    /// The node the client was talking to, where known.
+    pub node: Option<String>,
+    /// Broker position (stream sequence, offset) of an acknowledged message.
+    pub position: Option<u64>,
+    pub partition: Option<u32>,
+    /// Error text of a failed or unknown completion.
+    pub detail: Option<String>,
+}
+
+/// A message the drain (or a live subscriber) read back.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Receive {
+    /// The (producer, sequence) its payload carried; none for a payload faultline did not
+    /// write.
+    pub id: Option<(u32, u64)>,
+    pub t_done: Option<u64>,
+    pub node: Option<String>,
+    pub position: Option<u64>,
+    pub partition: Option<u32>,
+}
+
+/// One step of a fault occurrence (a `fault` or `heal` op).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultStep {
+    pub kind: Kind,
+    /// The occurrence's run-unique id.
+    pub fault: usize,
+    /// The index of the fault in the scenario (one fault can occur several times).
+    pub spec: Option<usize>,
+    /// The fault kind's name as the scenario writes it.
+    pub fault_kind: Option<String>,
+    /// The resolved target node(s), comma-separated.
+    pub target: Option<String>,
+    pub t_done: u64,
+    /// What the step did, or why it did not complete.
+    pub detail: Option<String>,
+}
+
+/// A change a probe observed: which node reported, what changed, about whom, for which role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Probe {
+    pub kind: Kind,
+    pub t_done: u64,
+    pub observer: String,
+    pub event: ProbeKind,
+    pub subject: Option<String>,
+    pub role: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A phase boundary: `phase` starts at `t_done`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PhaseMark {
+    pub phase: Phase,
+    pub t_done: u64,
+}
+
+impl Record {
+    pub fn phase(phase: Phase, t_done: u64) -> Record {
+        Record::Phase(PhaseMark { phase, t_done })
+    }
+
+    pub fn op(&self) -> Op {
+        match self {
+            Record::Publish(_) => Op::Publish,
+            Record::Receive(_) => Op::Receive,
+            Record::Fault(_) => Op::Fault,
+            Record::Heal(_) => Op::Heal,
+            Record::Probe(_) => Op::Probe,
+            Record::Phase(_) => Op::Phase,
+            Record::Start(_) => Op::Start,
+            Record::End(_) => Op::End,
+        }
+    }
+}
+
+/// The on-disk shape of a record: one flat object whose fields depend on `op`; fields that do
+/// not apply to an operation are left out of the line. Times are in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Record {
+pub struct Line {
     pub op: Option<Op>,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<Kind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub producer: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    /// Planned send time of the open-loop schedule (ms).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "ms")]
     pub t_intended: Option<u64>,
-    /// When the message was handed to the client (ms).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "ms")]
     pub t_sent: Option<u64>,
-    /// Completion time (ms); for events without a duration, when they happened.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "ms")]
     pub t_done: Option<u64>,
-    /// The node the client was talking to, where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// Broker position of an acknowledged or received message (stream sequence, offset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u64>,
-    /// The partition of an acknowledged or received message, where the broker has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
-    /// Fault ops: the occurrence's run-unique id, its kind and resolved target node(s),
-    /// comma-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<usize>,
-    /// Fault ops: the index of the fault in the scenario (one fault can occur several times).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Probe ops: which node reported, what changed (`peer-down`, `peer-up`, `leader`,
-    /// `unreachable`, `reachable`), about whom, and for which role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,12 +299,155 @@ pub struct Record {
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// Phase ops: the phase that starts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// Error text of a failed or unknown completion, or details of an event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Start and end ops: the run's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<serde_json::Value>,
+}
+
+impl From<Record> for Line {
+    fn from(r: Record) -> Line {
+        let op = Some(r.op());
+        match r {
+            Record::Publish(p) => Line {
+                op,
+                kind: Some(p.kind),
+                producer: Some(p.producer),
+                seq: Some(p.seq),
+                t_intended: Some(p.t_intended),
+                t_sent: Some(p.t_sent),
+                t_done: p.t_done,
+                node: p.node,
+                position: p.position,
+                partition: p.partition,
+                detail: p.detail,
+                ..Line::default()
+            },
+            Record::Receive(r) => Line {
+                op,
+                kind: Some(Kind::Ok),
+                producer: r.id.map(|(p, _)| p),
+                seq: r.id.map(|(_, s)| s),
+                t_done: r.t_done,
+                node: r.node,
+                position: r.position,
+                partition: r.partition,
+                ..Line::default()
+            },
+            Record::Fault(f) | Record::Heal(f) => Line {
+                op,
+                kind: Some(f.kind),
+                fault: Some(f.fault),
+                spec: f.spec,
+                fault_kind: f.fault_kind,
+                target: f.target,
+                t_done: Some(f.t_done),
+                detail: f.detail,
+                ..Line::default()
+            },
+            Record::Probe(p) => Line {
+                op,
+                kind: Some(p.kind),
+                t_done: Some(p.t_done),
+                observer: Some(p.observer),
+                event: Some(p.event),
+                subject: p.subject,
+                role: p.role,
+                detail: p.detail,
+                ..Line::default()
+            },
+            Record::Phase(m) => Line {
+                op,
+                kind: Some(Kind::Ok),
+                phase: Some(m.phase),
+                t_done: Some(m.t_done),
+                ..Line::default()
+            },
+            Record::Start(run) | Record::End(run) => Line {
+                op,
+                run: Some(run),
+                ..Line::default()
+            },
+        }
+    }
+}
+
+impl TryFrom<Line> for Record {
+    type Error = String;
+
+    /// Refuses a line that lacks a field its op always has, naming both.
+    fn try_from(l: Line) -> Result<Record, String> {
+        let op = l.op.ok_or("a record without `op`")?;
+        let need = |what: &str| format!("a {} record without `{what}`", op.name());
+        let kind = l.kind.unwrap_or(Kind::Ok);
+        Ok(match op {
+            Op::Publish => Record::Publish(Publish {
+                kind: l.kind.ok_or_else(|| need("type"))?,
+                producer: l.producer.ok_or_else(|| need("producer"))?,
+                seq: l.seq.ok_or_else(|| need("seq"))?,
+                t_intended: l.t_intended.ok_or_else(|| need("t_intended"))?,
+                t_sent: l.t_sent.ok_or_else(|| need("t_sent"))?,
+                t_done: l.t_done,
+                node: l.node,
+                position: l.position,
+                partition: l.partition,
+                detail: l.detail,
+            }),
+            Op::Receive => Record::Receive(Receive {
+                id: l.producer.zip(l.seq),
+                t_done: l.t_done,
+                node: l.node,
+                position: l.position,
+                partition: l.partition,
+            }),
+            Op::Fault | Op::Heal => {
+                let step = FaultStep {
+                    kind,
+                    fault: l.fault.ok_or_else(|| need("fault"))?,
+                    spec: l.spec,
+                    fault_kind: l.fault_kind,
+                    target: l.target,
+                    t_done: l.t_done.ok_or_else(|| need("t_done"))?,
+                    detail: l.detail,
+                };
+                if op == Op::Fault {
+                    Record::Fault(step)
+                } else {
+                    Record::Heal(step)
+                }
+            }
+            Op::Probe => Record::Probe(Probe {
+                kind,
+                t_done: l.t_done.ok_or_else(|| need("t_done"))?,
+                observer: l.observer.unwrap_or_default(),
+                event: l.event.ok_or_else(|| need("event"))?,
+                subject: l.subject,
+                role: l.role,
+                detail: l.detail,
+            }),
+            Op::Phase => Record::phase(
+                l.phase.ok_or_else(|| need("phase"))?,
+                l.t_done.ok_or_else(|| need("t_done"))?,
+            ),
+            Op::Start => Record::Start(l.run.ok_or_else(|| need("run"))?),
+            Op::End => Record::End(l.run.ok_or_else(|| need("run"))?),
+        })
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Line::from(self.clone()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
+        Record::try_from(Line::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Times are kept in microseconds and written as milliseconds with three decimals.
@@ -200,24 +464,6 @@ mod ms {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         let v: Option<f64> = Option::deserialize(d)?;
         Ok(v.map(|ms| (ms * 1000.0).round() as u64))
-    }
-}
-
-impl Record {
-    pub fn new(op: Op, kind: Kind) -> Self {
-        Record {
-            op: Some(op),
-            kind: Some(kind),
-            ..Default::default()
-        }
-    }
-
-    pub fn op(&self) -> Op {
-        self.op.unwrap_or(Op::Phase)
-    }
-
-    pub fn kind(&self) -> Kind {
-        self.kind.unwrap_or(Kind::Info)
     }
 }
 
@@ -250,7 +496,7 @@ pub fn open(path: &Path) -> std::io::Result<(HistorySink, HistoryWriter)> {
         let mut lines = 0u64;
         let mut last_flush = Instant::now();
         while let Some(record) = rx.blocking_recv() {
-            serde_json::to_writer(&mut out, &record)?;
+            serde_json::to_writer(&mut out, &Line::from(record))?;
             out.write_all(b"\n")?;
             lines += 1;
             // Flush now and then so the file follows the run (and survives a crash) without a
@@ -276,23 +522,61 @@ impl HistoryWriter {
 }
 
 /// Reads a history file line by line, never holding it whole.
+///
+/// The writer ends every record with a newline, so a last line without one was cut (the run
+/// was killed while writing it): when it does not parse, it is skipped, not an error
+/// ([`last_line_cut`] says whether that happened).
 pub fn read(path: &Path) -> std::io::Result<impl Iterator<Item = std::io::Result<Record>>> {
-    let reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    Ok(reader.lines().enumerate().filter_map(|(i, line)| {
-        let line = match line {
-            Ok(l) => l,
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut number = 0usize;
+    let mut buf = Vec::with_capacity(256);
+    Ok(std::iter::from_fn(move || loop {
+        buf.clear();
+        number += 1;
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
             Err(e) => return Some(Err(e)),
-        };
-        if line.trim().is_empty() {
-            return None;
         }
-        Some(serde_json::from_str::<Record>(&line).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("history line {}: {e}", i + 1),
-            )
-        }))
+        let complete = buf.last() == Some(&b'\n');
+        let line = buf.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(line) {
+            Ok(r) => return Some(Ok(r)),
+            Err(_) if !complete => return None,
+            Err(e) => {
+                return Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("history line {number}: {e}"),
+                )))
+            }
+        }
     }))
+}
+
+/// True when the history's last line was cut: it has no newline and does not parse.
+pub fn last_line_cut(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    // The tail holds the last line unless it is longer than any record faultline writes.
+    let tail = len.min(1 << 16);
+    file.seek(SeekFrom::Start(len - tail))?;
+    let mut buf = Vec::with_capacity(tail as usize);
+    file.read_to_end(&mut buf)?;
+    if buf.last() == Some(&b'\n') {
+        return Ok(false);
+    }
+    let last = match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &buf[i + 1..],
+        None => &buf[..],
+    };
+    Ok(serde_json::from_slice::<Record>(last.trim_ascii()).is_err())
 }
 
 #[cfg(test)]
@@ -301,35 +585,103 @@ mod tests {
 
     #[test]
     fn times_round_trip_in_milliseconds() {
-        let mut r = Record::new(Op::Publish, Kind::Ok);
-        r.producer = Some(1);
-        r.seq = Some(7);
-        r.t_intended = Some(1_234_567);
-        r.t_done = Some(1_300_001);
+        let r = Record::Publish(Publish {
+            kind: Kind::Ok,
+            producer: 1,
+            seq: 7,
+            t_intended: 1_234_567,
+            t_sent: 1_234_600,
+            t_done: Some(1_300_001),
+            ..Default::default()
+        });
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(
             line,
-            r#"{"op":"publish","type":"ok","producer":1,"seq":7,"t_intended":1234.567,"t_done":1300.001}"#
+            r#"{"op":"publish","type":"ok","producer":1,"seq":7,"t_intended":1234.567,"t_sent":1234.6,"t_done":1300.001}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
     }
 
     #[test]
     fn phases_and_probe_events_are_written_as_words() {
-        let mut r = Record::new(Op::Probe, Kind::Ok);
-        r.event = Some(ProbeKind::PeerDown);
-        r.phase = Some(Phase::Recovery);
-        let line = serde_json::to_string(&r).unwrap();
+        let mut p = Probe {
+            kind: Kind::Ok,
+            t_done: 2_000,
+            observer: "n1".into(),
+            event: ProbeKind::PeerDown,
+            subject: Some("n2".into()),
+            role: None,
+            detail: None,
+        };
+        let line = serde_json::to_string(&Record::Probe(p.clone())).unwrap();
         assert_eq!(
             line,
-            r#"{"op":"probe","type":"ok","event":"peer-down","phase":"recovery"}"#
+            r#"{"op":"probe","type":"ok","t_done":2.0,"observer":"n1","event":"peer-down","subject":"n2"}"#
         );
-        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
-        r.event = Some(ProbeKind::Group("revoke".into()));
-        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Record>(&line).unwrap(),
+            Record::Probe(p.clone())
+        );
+        p.event = ProbeKind::Group("revoke".into());
+        let line = serde_json::to_string(&Record::Probe(p.clone())).unwrap();
         assert!(line.contains(r#""event":"group-revoke""#), "{line}");
-        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<Record>(&line).unwrap(),
+            Record::Probe(p)
+        );
+        let phase = Record::phase(Phase::Recovery, 5_000);
+        let line = serde_json::to_string(&phase).unwrap();
+        assert_eq!(
+            line,
+            r#"{"op":"phase","type":"ok","t_done":5.0,"phase":"recovery"}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), phase);
         assert!(serde_json::from_str::<Record>(r#"{"op":"probe","event":"sneeze"}"#).is_err());
+    }
+
+    #[test]
+    fn a_line_without_a_field_its_op_always_has_is_refused_by_name() {
+        let err = serde_json::from_str::<Record>(r#"{"op":"publish","type":"ok","producer":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a publish record without `seq`"), "{err}");
+        let err = serde_json::from_str::<Record>(r#"{"op":"heal","type":"ok","t_done":1.0}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a heal record without `fault`"), "{err}");
+        // A received payload faultline did not write has no identity, and that is fine.
+        let r =
+            serde_json::from_str::<Record>(r#"{"op":"receive","type":"ok","position":3}"#).unwrap();
+        assert!(matches!(
+            r,
+            Record::Receive(Receive {
+                id: None,
+                position: Some(3),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_cut_last_line_is_skipped_and_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let whole = "{\"op\":\"phase\",\"type\":\"ok\",\"t_done\":0.0,\"phase\":\"baseline\"}\n";
+        std::fs::write(&path, format!("{whole}{whole}{{\"op\":\"publish\",\"ty")).unwrap();
+        let back: Vec<_> = read(&path).unwrap().collect();
+        assert_eq!(back.len(), 2);
+        assert!(back.iter().all(Result::is_ok));
+        assert!(last_line_cut(&path).unwrap());
+        std::fs::write(&path, format!("{whole}{whole}")).unwrap();
+        assert!(!last_line_cut(&path).unwrap());
+        // A broken line that is not the last is an error, with its number.
+        std::fs::write(&path, format!("{whole}{{\"op\":\n{whole}")).unwrap();
+        let err = read(&path)
+            .unwrap()
+            .find_map(|r| r.err())
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("history line 2:"), "{err}");
     }
 
     #[tokio::test]
@@ -338,14 +690,15 @@ mod tests {
         let path = dir.path().join("history.jsonl");
         let (sink, writer) = open(&path).unwrap();
         for seq in 0..1000 {
-            let mut r = Record::new(Op::Publish, Kind::Invoke);
-            r.seq = Some(seq);
-            sink.record(r);
+            sink.record(Record::Publish(Publish {
+                seq,
+                ..Default::default()
+            }));
         }
         drop(sink);
         assert_eq!(writer.finish().await.unwrap(), 1000);
         let back: Vec<Record> = read(&path).unwrap().map(|r| r.unwrap()).collect();
         assert_eq!(back.len(), 1000);
-        assert_eq!(back[999].seq, Some(999));
+        assert!(matches!(&back[999], Record::Publish(p) if p.seq == 999));
     }
 }

@@ -52,6 +52,12 @@ enum Command {
         /// The scenario file (YAML).
         scenario: PathBuf,
     },
+    /// Rebuild result.json and every report of a run directory from its history.jsonl alone
+    /// (also for a run that was killed); exits as the run would have.
+    Report {
+        /// The run directory (the one `faultline run` printed).
+        dir: PathBuf,
+    },
     /// Remove every container and network that faultline runs left behind.
     Clean {
         /// Also remove the objects of runs whose faultline process is still alive.
@@ -168,8 +174,40 @@ async fn async_main(cli: Cli) -> ExitCode {
             };
             ExitCode::from(code as u8)
         }
+        Command::Report { dir } => report_again(&dir),
         Command::Clean { all } => clean(all).await,
     }
+}
+
+/// `faultline report DIR`: the reports of a run, made again from its history.
+fn report_again(dir: &Path) -> ExitCode {
+    let history = dir.join("history.jsonl");
+    if !history.is_file() {
+        eprintln!(
+            "error: {} holds no history.jsonl: it is not a faultline run directory",
+            dir.display()
+        );
+        return ExitCode::from(exit::INVALID as u8);
+    }
+    let result = match faultline::report::recheck(&history) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID as u8);
+        }
+    };
+    let verdict = result.verdict;
+    let reporters = Reporters::again();
+    reporters.events().finished(result, dir);
+    let errors = reporters.close();
+    for e in &errors {
+        eprintln!("error: a report could not be written: {e}");
+    }
+    ExitCode::from(match verdict {
+        _ if !errors.is_empty() => exit::INFRASTRUCTURE,
+        Verdict::Pass => exit::PASS,
+        Verdict::Fail | Verdict::Unknown => exit::FAIL,
+    } as u8)
 }
 
 /// True when a process with this id is alive on this host.

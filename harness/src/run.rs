@@ -7,16 +7,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::check::verdict::{self, Validity, Verdict};
-use crate::check::{self, Analysis};
+use crate::check::verdict::Verdict;
+
 use crate::cluster::backend::ClusterBackend;
 use crate::cluster::docker::DockerBackend;
 
 use crate::families::{self, Broker, Observed};
 use crate::faults::{self, FaultCtx};
-use crate::history::{self, Clock, Kind, Op, Phase, ProbeKind, Record};
+use crate::history::{self, Clock, Kind, Phase, Probe, ProbeKind, Record};
 use crate::progress::{LoadStatus, Progress};
-use crate::report::{self, RunResult};
+use crate::report;
 use crate::scenario::Scenario;
 use crate::schedule::Scheduler;
 use crate::workload::{self, Counters, LoadSpec};
@@ -143,10 +143,7 @@ struct RunCtx {
 }
 
 fn phase_record(phase: Phase, t_us: u64) -> Record {
-    let mut r = Record::new(Op::Phase, Kind::Ok);
-    r.phase = Some(phase);
-    r.t_done = Some(t_us);
-    r
+    Record::phase(phase, t_us)
 }
 
 /// CPU time this process has used, from /proc (Linux), in seconds.
@@ -222,6 +219,14 @@ impl RunCtx {
 
         let (sink, writer) = history::open(&self.out_dir.join("history.jsonl"))
             .map_err(|e| infra(format!("open history: {e}")))?;
+        sink.record(report::start_record(&report::RunStart::new(
+            s,
+            &self.run_id,
+            self.seed,
+            &self.started_at,
+            &cluster,
+            &images,
+        )));
         let mut producers = Vec::new();
         for i in 0..s.workload.producers {
             producers.push(broker.producer(i).await.map_err(infra)?);
@@ -344,48 +349,21 @@ impl RunCtx {
         };
         probe_task.abort();
         let _ = probe_task.await;
+        sink.record(report::end_record(&report::RunEnd {
+            drain,
+            health_after,
+            stall_us: counters.stall_us.load(Ordering::Relaxed),
+            harness_cpu_s: cpu_used,
+        }));
         drop(sink);
         let lines = writer
             .finish()
             .await
             .map_err(|e| infra(format!("write history: {e}")))?;
 
+        // The result comes from the history alone, as `faultline report` makes it again.
         progress.phase(&format!("checking {lines} history records"));
-        let history_path = self.out_dir.join("history.jsonl");
-        let analysis: Result<Analysis, String> =
-            check::analyze(|| history::read(&history_path)).map_err(|e| e.to_string());
-        let stall_us = counters.stall_us.load(Ordering::Relaxed);
-        let validity = Validity {
-            drain_complete: drain.complete,
-            stall_fraction: stall_us as f64 / s.workload.duration.as_micros().max(1) as f64,
-        };
-        let (analysis, judgement) = match analysis {
-            Ok(a) => {
-                let j = verdict::judge(&s.checks, &a, &validity);
-                (a, j)
-            }
-            // A checker that breaks yields "unknown", never a pass.
-            Err(e) => (
-                Analysis::default(),
-                verdict::Judgement::checker_broke(format!(
-                    "the checker could not read the history: {e}"
-                )),
-            ),
-        };
-        let result = RunResult::new(report::RunFacts {
-            scenario: s,
-            run_id: &self.run_id,
-            seed: self.seed,
-            started_at: &self.started_at,
-            cluster: &cluster,
-            images: &images,
-            analysis,
-            judgement,
-            drain,
-            health_after,
-            stall_us,
-            harness_cpu_s: cpu_used,
-        });
+        let result = report::recheck(&self.out_dir.join("history.jsonl")).map_err(infra)?;
         let verdict = result.verdict;
         self.events.finished(result, &self.out_dir);
         Ok(verdict)
@@ -393,9 +371,6 @@ impl RunCtx {
 }
 
 fn observation_record(o: families::Observation) -> Record {
-    let mut r = Record::new(Op::Probe, Kind::Ok);
-    r.t_done = Some(o.t_us);
-    r.observer = Some(o.observer);
     let (event, subject, role, detail) = match o.what {
         Observed::PeerDown { peer, signal } => {
             (ProbeKind::PeerDown, Some(peer), None, Some(signal))
@@ -406,11 +381,15 @@ fn observation_record(o: families::Observation) -> Record {
         Observed::Reachable => (ProbeKind::Reachable, None, None, None),
         Observed::Restarted { detail } => (ProbeKind::Restarted, None, None, Some(detail)),
     };
-    r.event = Some(event);
-    r.subject = subject;
-    r.role = role;
-    r.detail = detail;
-    r
+    Record::Probe(Probe {
+        kind: Kind::Ok,
+        t_done: o.t_us,
+        observer: o.observer,
+        event,
+        subject,
+        role,
+        detail,
+    })
 }
 
 /// Emits the load's counters once a second while it runs.

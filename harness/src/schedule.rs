@@ -13,7 +13,7 @@ use crate::families::Broker;
 use crate::faults::partition::ShapeSpec;
 use crate::faults::Settings;
 use crate::faults::{self, shapes, Fault, FaultCtx};
-use crate::history::{Clock, HistorySink, Kind, Op, Phase, Record};
+use crate::history::{Clock, FaultStep, HistorySink, Kind, Op, Phase, Record};
 use crate::progress::Progress;
 use crate::rng::Rng;
 use crate::scenario::{FaultKind, FaultSpec, Target};
@@ -49,22 +49,29 @@ pub struct Scheduler {
     unhealed: Vec<Active>,
 }
 
-fn record(
-    op: Op,
-    kind: Kind,
+/// Which occurrence a fault record is about.
+struct Who<'a> {
     id: usize,
-    spec: usize,
-    fault_kind: &str,
-    targets: &str,
-    t: u64,
-) -> Record {
-    let mut r = Record::new(op, kind);
-    r.fault = Some(id);
-    r.spec = Some(spec);
-    r.fault_kind = Some(fault_kind.into());
-    r.target = Some(targets.into());
-    r.t_done = Some(t);
-    r
+    /// The fault's index in the scenario; written on the `fault` steps only.
+    spec: Option<usize>,
+    kind: &'a str,
+    targets: &'a str,
+}
+
+fn record(op: Op, kind: Kind, who: Who, t: u64, detail: Option<String>) -> Record {
+    let step = FaultStep {
+        kind,
+        fault: who.id,
+        spec: who.spec,
+        fault_kind: Some(who.kind.into()),
+        target: Some(who.targets.into()),
+        t_done: t,
+        detail,
+    };
+    match op {
+        Op::Heal => Record::Heal(step),
+        _ => Record::Fault(step),
+    }
 }
 
 /// The nodes a target expression names among `names`, choosing with `rng` where it is a
@@ -93,10 +100,7 @@ fn pick(target: &Target, names: &[String], rng: &mut Rng) -> Vec<String> {
 }
 
 fn phase(phase: Phase, t: u64) -> Record {
-    let mut r = Record::new(Op::Phase, Kind::Ok);
-    r.phase = Some(phase);
-    r.t_done = Some(t);
-    r
+    Record::phase(phase, t)
 }
 
 impl Scheduler {
@@ -203,17 +207,15 @@ impl Scheduler {
         self.progress.note(&format!(
             "fault {id} ({kind} {targets}): not applied: {why}"
         ));
-        let mut r = record(
-            Op::Fault,
-            Kind::Fail,
+        let who = Who {
             id,
-            spec_index,
+            spec: Some(spec_index),
             kind,
             targets,
-            self.clock.now_us(),
-        );
-        r.detail = Some(why);
-        self.sink.record(r);
+        };
+        let t = self.clock.now_us();
+        self.sink
+            .record(record(Op::Fault, Kind::Fail, who, t, Some(why)));
     }
 
     /// Records an occurrence whose targets could not be resolved, under its target as written.
@@ -290,15 +292,15 @@ impl Scheduler {
     ) -> Active {
         self.progress
             .phase(&format!("fault {id}: {kind} {targets}"));
-        self.sink.record(record(
-            Op::Fault,
-            Kind::Invoke,
+        let who = || Who {
             id,
-            spec_index,
+            spec: Some(spec_index),
             kind,
-            &targets,
-            self.clock.now_us(),
-        ));
+            targets: &targets,
+        };
+        let t = self.clock.now_us();
+        self.sink
+            .record(record(Op::Fault, Kind::Invoke, who(), t, None));
         let applied = fault.inject(&self.ctx).await;
         match &applied {
             Ok(at) => {
@@ -308,12 +310,12 @@ impl Scheduler {
                     self.sink.record(phase(Phase::Fault, t));
                     self.fault_phase_started = true;
                 }
-                let mut r = record(Op::Fault, Kind::Ok, id, spec_index, kind, &targets, t);
-                r.detail = fault.describe();
-                if let Some(d) = &r.detail {
+                let detail = fault.describe();
+                if let Some(d) = &detail {
                     self.progress.note(d);
                 }
-                self.sink.record(r);
+                self.sink
+                    .record(record(Op::Fault, Kind::Ok, who(), t, detail));
             }
             Err(e) => self.not_applied(id, spec_index, kind, &targets, e.to_string()),
         }
@@ -473,20 +475,16 @@ impl Healer {
     /// showed it), or not.
     async fn finish(&self, active: Active, result: Result<impl Into<Option<String>>, String>) {
         let t = self.clock.now_us();
+        let who = || Who {
+            id: active.id,
+            spec: None,
+            kind: active.kind,
+            targets: &active.targets,
+        };
         match result.map(Into::into) {
             Ok(detail) => {
-                let mut r = record(
-                    Op::Heal,
-                    Kind::Ok,
-                    active.id,
-                    0,
-                    active.kind,
-                    &active.targets,
-                    t,
-                );
-                r.spec = None;
-                r.detail = detail;
-                self.sink.record(r);
+                self.sink
+                    .record(record(Op::Heal, Kind::Ok, who(), t, detail));
                 if active.applied && self.in_effect.fetch_sub(1, Ordering::SeqCst) == 1 {
                     self.sink.record(phase(Phase::Recovery, t));
                     self.progress.phase("recovery: no fault in effect");
@@ -502,18 +500,8 @@ impl Healer {
                 {
                     self.sink.record(phase(Phase::Recovery, t));
                 }
-                let mut r = record(
-                    Op::Heal,
-                    Kind::Fail,
-                    active.id,
-                    0,
-                    active.kind,
-                    &active.targets,
-                    t,
-                );
-                r.spec = None;
-                r.detail = Some(e);
-                self.sink.record(r);
+                self.sink
+                    .record(record(Op::Heal, Kind::Fail, who(), t, Some(e)));
             }
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::families::{Completion, Producer, Sent};
-use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::history::{Clock, HistorySink, Kind, Publish, Record};
 use crate::payload::encode_payload;
 
 /// What each producer sends, derived from the scenario's workload section.
@@ -121,11 +121,14 @@ impl ProducerCtx {
             };
             let payload = encode_payload(self.id, seq, self.spec.payload_bytes);
             let sent_at = Instant::now();
-            let mut base = Record::new(Op::Publish, Kind::Invoke);
-            base.producer = Some(self.id);
-            base.seq = Some(seq);
-            base.t_intended = Some(self.clock.us(due));
-            base.t_sent = Some(self.clock.us(sent_at));
+            let mut base = Publish {
+                kind: Kind::Invoke,
+                producer: self.id,
+                seq,
+                t_intended: self.clock.us(due),
+                t_sent: self.clock.us(sent_at),
+                ..Default::default()
+            };
             self.counters.invoked.fetch_add(1, Ordering::Relaxed);
 
             let sent = tokio::time::timeout(self.spec.ack_timeout, producer.send(payload)).await;
@@ -141,7 +144,7 @@ impl ProducerCtx {
                 ),
             };
             base.node = node;
-            self.history.record(base.clone());
+            self.history.record(Record::Publish(base.clone()));
             match outcome {
                 Err(completion) => {
                     self.complete(base, completion);
@@ -175,7 +178,7 @@ impl ProducerCtx {
         }
     }
 
-    fn complete(&self, base: Record, completion: Completion) {
+    fn complete(&self, base: Publish, completion: Completion) {
         self.clone_for_completion().complete(base, completion)
     }
 }
@@ -188,30 +191,30 @@ struct CompletionCtx {
 }
 
 impl CompletionCtx {
-    fn complete(&self, mut record: Record, completion: Completion) {
+    fn complete(&self, mut record: Publish, completion: Completion) {
         record.t_done = Some(self.clock.now_us());
         match completion {
             Completion::Ok {
                 position,
                 partition,
             } => {
-                record.kind = Some(Kind::Ok);
+                record.kind = Kind::Ok;
                 record.position = position;
                 record.partition = partition;
                 self.counters.acked.fetch_add(1, Ordering::Relaxed);
             }
             Completion::Fail(e) => {
-                record.kind = Some(Kind::Fail);
+                record.kind = Kind::Fail;
                 record.detail = Some(e);
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
             }
             Completion::Info(e) => {
-                record.kind = Some(Kind::Info);
+                record.kind = Kind::Info;
                 record.detail = Some(e);
                 self.counters.unknown.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.history.record(record);
+        self.history.record(Record::Publish(record));
     }
 }
 
@@ -248,7 +251,7 @@ mod tests {
         }
     }
 
-    async fn drive(delay: Duration, max_in_flight: usize) -> (Vec<Record>, Arc<Counters>, usize) {
+    async fn drive(delay: Duration, max_in_flight: usize) -> (Vec<Publish>, Arc<Counters>, usize) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.jsonl");
         let (sink, writer) = crate::history::open(&path).unwrap();
@@ -278,7 +281,10 @@ mod tests {
         writer.finish().await.unwrap();
         let records = crate::history::read(&path)
             .unwrap()
-            .map(|r| r.unwrap())
+            .filter_map(|r| match r.unwrap() {
+                Record::Publish(p) => Some(p),
+                _ => None,
+            })
             .collect();
         let n = sends.lock().unwrap().len();
         (records, counters, n)
@@ -294,13 +300,10 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(counters.acked.load(Ordering::Relaxed), 100);
         assert_eq!(counters.stall_us.load(Ordering::Relaxed), 0);
-        let oks: Vec<&Record> = records
-            .iter()
-            .filter(|r| r.kind == Some(Kind::Ok))
-            .collect();
+        let oks: Vec<&Publish> = records.iter().filter(|r| r.kind == Kind::Ok).collect();
         assert_eq!(oks.len(), 100);
         for r in oks {
-            let latency = r.t_done.unwrap() - r.t_intended.unwrap();
+            let latency = r.t_done.unwrap() - r.t_intended;
             assert!(
                 latency >= 200_000,
                 "latency {latency} µs below the ack delay"
@@ -317,8 +320,8 @@ mod tests {
         assert!(counters.stall_us.load(Ordering::Relaxed) > 1_000_000);
         let worst = records
             .iter()
-            .filter(|r| r.kind == Some(Kind::Ok))
-            .map(|r| r.t_done.unwrap() - r.t_intended.unwrap())
+            .filter(|r| r.kind == Kind::Ok)
+            .map(|r| r.t_done.unwrap() - r.t_intended)
             .max()
             .unwrap();
         assert!(

@@ -29,10 +29,16 @@ pub fn faultline(args: &[&str]) -> Command {
 }
 
 pub fn run_scenario(scenario: &str, out: &Path) -> Run {
-    let output = faultline(&["run", scenario, "--out", out.to_str().unwrap()])
-        .output()
-        .expect("faultline runs");
-    let result = std::fs::read_to_string(out.join("result.json"))
+    finished(
+        faultline(&["run", scenario, "--out", out.to_str().unwrap()]),
+        out,
+    )
+}
+
+/// Runs `cmd` to its end; its exit code, output and the result.json it left in `dir`.
+fn finished(mut cmd: Command, dir: &Path) -> Run {
+    let output = cmd.output().expect("faultline runs");
+    let result = std::fs::read_to_string(dir.join("result.json"))
         .ok()
         .map(|s| serde_json::from_str(&s).expect("result.json is JSON"));
     Run {
@@ -41,6 +47,11 @@ pub fn run_scenario(scenario: &str, out: &Path) -> Run {
         stderr: String::from_utf8_lossy(&output.stderr).into(),
         stdout: String::from_utf8_lossy(&output.stdout).into(),
     }
+}
+
+/// `faultline report DIR`: the run directory's reports made again from its history.
+pub fn report_again(dir: &Path) -> Run {
+    finished(faultline(&["report", dir.to_str().unwrap()]), dir)
 }
 
 /// Docker objects still carrying this run's label.

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ingest::{FaultEvent, ProbeEvent};
+use super::ingest::FaultEvent;
 use super::{ms, DetectionSummary, FaultTiming};
 use crate::fault_kind::FaultKind;
-use crate::history::ProbeKind;
+use crate::history::{Probe, ProbeKind};
 
 /// Detection: the first probe observation after the fault, by a node other than the target,
 /// showing the cluster noticed: the target reported down, or a role the target held reported
@@ -16,7 +16,7 @@ use crate::history::ProbeKind;
 /// The window opens when the harness issued the fault, not when the Docker call returned: a
 /// killed process can be noticed by its peers before the call returns. Such an observation is
 /// reported as 0 ms with a note saying by how much it came early.
-pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[ProbeEvent]) {
+pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[Probe]) {
     let start = f.t_invoke.unwrap_or(tf).min(tf);
     let scale_out = FaultKind::parse(&f.kind) == Some(FaultKind::ScaleOut);
     let targets: Vec<&str> = f.target.split(',').filter(|x| !x.is_empty()).collect();
@@ -25,7 +25,7 @@ pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[
     let mut latest: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
     for p in probes
         .iter()
-        .filter(|p| p.t < start && p.event == Some(ProbeKind::Leader))
+        .filter(|p| p.t_done < start && p.event == ProbeKind::Leader)
     {
         if let Some(role) = &p.role {
             latest.insert((role, &p.observer), p.subject.as_deref());
@@ -40,7 +40,7 @@ pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[
     let end = f.t_heal.unwrap_or(u64::MAX);
     let window = probes
         .iter()
-        .filter(|p| p.t >= start && p.t <= end && !is_target(Some(&p.observer)));
+        .filter(|p| p.t_done >= start && p.t_done <= end && !is_target(Some(&p.observer)));
     for p in window {
         let subject = p.subject.as_deref();
         let held_role = p.role.as_ref().is_some_and(|r| held.contains(r));
@@ -50,20 +50,20 @@ pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[
             .and_then(|r| latest.get(&(r, p.observer.as_str())).copied().flatten());
         let signal = match &p.event {
             // A node that joins is noticed when the others report it up.
-            Some(ProbeKind::PeerUp) if scale_out && is_target(subject) => Some(format!(
+            ProbeKind::PeerUp if scale_out && is_target(subject) => Some(format!(
                 "{} reports {} up ({})",
                 p.observer,
                 subject.unwrap_or("?"),
                 p.detail.as_deref().unwrap_or("probe")
             )),
             _ if scale_out => None,
-            Some(ProbeKind::PeerDown) if targets.is_empty() || is_target(subject) => Some(format!(
+            ProbeKind::PeerDown if targets.is_empty() || is_target(subject) => Some(format!(
                 "{} reports {} down ({})",
                 p.observer,
                 subject.unwrap_or("?"),
                 p.detail.as_deref().unwrap_or("probe")
             )),
-            Some(ProbeKind::Leader) if held_role && !is_target(subject) && subject != previous => {
+            ProbeKind::Leader if held_role && !is_target(subject) && subject != previous => {
                 Some(format!(
                     "{} reports {} leader {}",
                     p.observer,
@@ -75,18 +75,18 @@ pub(super) fn detection(t: &mut FaultTiming, f: &FaultEvent, tf: u64, probes: &[
         };
         if let Some(signal) = signal {
             if t.detection_ms.is_none() {
-                t.detection_ms = Some(ms(p.t.saturating_sub(tf)));
+                t.detection_ms = Some(ms(p.t_done.saturating_sub(tf)));
                 t.detection_signal = Some(signal);
-                if p.t < tf {
+                if p.t_done < tf {
                     t.notes.push(format!(
                         "detection: observed {:.1} ms before the Docker call that applied the fault returned; reported as 0",
-                        ms(tf - p.t)
+                        ms(tf - p.t_done)
                     ));
                 }
             }
-            if p.event == Some(ProbeKind::Leader) && t.new_leader.is_none() {
+            if p.event == ProbeKind::Leader && t.new_leader.is_none() {
                 if let Some(leader) = subject {
-                    t.new_leader_ms = Some(ms(p.t.saturating_sub(tf)));
+                    t.new_leader_ms = Some(ms(p.t_done.saturating_sub(tf)));
                     t.new_leader = Some(leader.to_string());
                 }
             }

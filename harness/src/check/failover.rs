@@ -5,7 +5,7 @@
 use super::ingest::{FaultEvent, Phases, ProducerState};
 use super::recovery::AckIndex;
 use super::{ms, FaultTiming};
-use crate::history::{Kind, Record};
+use crate::history::{Kind, Publish};
 
 /// Each fault's window: from `t_fault` to its heal (or the end of the load), cut where the next
 /// fault was issued, so that effects are attributed to one fault only.
@@ -79,12 +79,11 @@ impl ClientSide {
         }
     }
 
-    /// One publish completion (`ok`, `fail` or `info`) of producer `p`, sequence `seq`,
-    /// completed at `t_done`.
+    /// One publish completion (`ok`, `fail` or `info`), completed at `t_done`.
     pub(super) fn observe(
         &mut self,
-        r: &Record,
-        (p, seq, t_done): (u32, u64, u64),
+        r: &Publish,
+        t_done: u64,
         producers: &[ProducerState],
         faults: &[(usize, FaultEvent)],
         windows: &Windows,
@@ -92,7 +91,7 @@ impl ClientSide {
         for (k, (_, f)) in faults.iter().enumerate() {
             let Some(tf) = f.t_fault else { continue };
             let end = windows.next_start(k).unwrap_or(u64::MAX);
-            if r.kind() != Kind::Ok {
+            if r.kind != Kind::Ok {
                 // Like detection, the client can feel a kill before the Docker call returns.
                 let issued = f.t_invoke.unwrap_or(tf).min(tf);
                 if t_done >= issued && t_done < end {
@@ -100,11 +99,11 @@ impl ClientSide {
                         Some(self.client_error[k].map_or(t_done, |c| c.min(t_done)));
                     // A message sent before the fault that fails in it says nothing about
                     // the sends after it: its successors may have been acknowledged already.
-                    if r.t_sent.or(r.t_intended).is_some_and(|s| s < issued) {
+                    if r.t_sent < issued {
                         self.in_flight_failure[k] = true;
                     // Only a failure followed by another send can show whether the client
                     // recovered; a producer's last message cannot.
-                    } else if producers[p as usize].invoked.get(seq + 1) {
+                    } else if producers[r.producer as usize].invoked.get(r.seq + 1) {
                         self.saw_failure[k] = true;
                     } else {
                         self.tail_failure[k] = true;
@@ -116,9 +115,10 @@ impl ClientSide {
             // whose predecessor (same producer, previous sequence) was not acknowledged.
             // "After the fault" counts from when the harness issued it: a graceful stop
             // returns only once the node is gone, and clients may have failed over by then.
-            let sent = r.t_sent.unwrap_or(0);
+            let sent = r.t_sent;
             let issued = f.t_invoke.unwrap_or(tf).min(tf);
-            if sent >= issued && sent < end && seq > 0 && !producers[p as usize].ok.get(seq - 1) {
+            let previous_acked = r.seq > 0 && producers[r.producer as usize].ok.get(r.seq - 1);
+            if sent >= issued && sent < end && r.seq > 0 && !previous_acked {
                 self.failover_end[k] = Some(self.failover_end[k].map_or(t_done, |e| e.min(t_done)));
             }
         }

@@ -1,6 +1,6 @@
 //! Hand-written histories for the checker's tests and the reports' snapshots.
 
-use crate::history::{Kind, Op, Phase, ProbeKind, Record};
+use crate::history::{FaultStep, Kind, Phase, Probe, ProbeKind, Publish, Receive, Record};
 
 pub(crate) const MS: u64 = 1000;
 
@@ -11,29 +11,51 @@ pub(crate) fn publish(
     t_sent_ms: u64,
     t_done_us: u64,
 ) -> Record {
-    let mut r = Record::new(Op::Publish, kind);
-    r.producer = Some(producer);
-    r.seq = Some(seq);
-    r.t_intended = Some(t_sent_ms * MS);
-    r.t_sent = Some(t_sent_ms * MS);
-    if kind != Kind::Invoke {
-        r.t_done = Some(t_done_us);
-    }
-    r
+    Record::Publish(Publish {
+        kind,
+        producer,
+        seq,
+        t_intended: t_sent_ms * MS,
+        t_sent: t_sent_ms * MS,
+        t_done: (kind != Kind::Invoke).then_some(t_done_us),
+        ..Default::default()
+    })
 }
 
 pub(crate) fn receive(producer: u32, seq: u64) -> Record {
-    let mut r = Record::new(Op::Receive, Kind::Ok);
-    r.producer = Some(producer);
-    r.seq = Some(seq);
-    r
+    Record::Receive(Receive {
+        id: Some((producer, seq)),
+        ..Default::default()
+    })
 }
 
 pub(crate) fn phase(phase: Phase, t_ms: u64) -> Record {
-    let mut r = Record::new(Op::Phase, Kind::Ok);
-    r.phase = Some(phase);
-    r.t_done = Some(t_ms * MS);
-    r
+    Record::phase(phase, t_ms * MS)
+}
+
+/// Fault occurrence 0's step `kind` at `t_ms`, of `fault_kind` on `target` where given.
+pub(crate) fn fault_step(kind: Kind, t_ms: u64, fault_kind: &str, target: &str) -> FaultStep {
+    FaultStep {
+        kind,
+        fault: 0,
+        fault_kind: (!fault_kind.is_empty()).then(|| fault_kind.into()),
+        target: (!target.is_empty()).then(|| target.into()),
+        t_done: t_ms * MS,
+        ..Default::default()
+    }
+}
+
+/// `observer` reporting `event` about `subject` at `t_ms`.
+pub(crate) fn probe(t_ms: u64, observer: &str, event: ProbeKind, subject: &str) -> Probe {
+    Probe {
+        kind: Kind::Ok,
+        t_done: t_ms * MS,
+        observer: observer.into(),
+        event,
+        subject: Some(subject.into()),
+        role: None,
+        detail: None,
+    }
 }
 
 /// One producer sends every 10 ms for 10 s; acknowledgements take 1 ms. The fault (the stream
@@ -43,44 +65,33 @@ pub(crate) fn phase(phase: Phase, t_ms: u64) -> Record {
 /// - probes: n2 leads stream:S from 0.5 s; n1 reports n2 down at 3.2 s, a new leader n3 at 4 s.
 pub(crate) fn fault_history() -> Vec<Record> {
     let mut h = vec![phase(Phase::Baseline, 0)];
-    let mut leader = Record::new(Op::Probe, Kind::Ok);
-    leader.t_done = Some(500 * MS);
-    leader.observer = Some("n1".into());
-    leader.event = Some(ProbeKind::Leader);
-    leader.role = Some("stream:S".into());
-    leader.subject = Some("n2".into());
-    h.push(leader.clone());
+    let leader = Probe {
+        role: Some("stream:S".into()),
+        ..probe(500, "n1", ProbeKind::Leader, "n2")
+    };
+    h.push(Record::Probe(leader.clone()));
     for seq in 0..1000u64 {
         let t = seq * 10;
         if t == 3000 {
             h.push(phase(Phase::Fault, 3000));
-            let mut f = Record::new(Op::Fault, Kind::Ok);
-            f.fault = Some(0);
-            f.fault_kind = Some("kill".into());
-            f.target = Some("n2".into());
-            f.t_done = Some(3000 * MS);
-            h.push(f);
+            h.push(Record::Fault(fault_step(Kind::Ok, 3000, "kill", "n2")));
         }
         if t == 3200 {
-            let mut down = leader.clone();
-            down.t_done = Some(3200 * MS);
-            down.event = Some(ProbeKind::PeerDown);
-            down.role = None;
-            down.detail = Some("route gone".into());
-            h.push(down);
+            h.push(Record::Probe(Probe {
+                detail: Some("route gone".into()),
+                ..probe(3200, "n1", ProbeKind::PeerDown, "n2")
+            }));
         }
         if t == 4000 {
-            let mut new_leader = leader.clone();
-            new_leader.t_done = Some(4000 * MS);
-            new_leader.subject = Some("n3".into());
-            h.push(new_leader);
+            h.push(Record::Probe(Probe {
+                t_done: 4000 * MS,
+                subject: Some("n3".into()),
+                ..leader.clone()
+            }));
         }
         if t == 6000 {
             h.push(phase(Phase::Recovery, 6000));
-            let mut heal = Record::new(Op::Heal, Kind::Ok);
-            heal.fault = Some(0);
-            heal.t_done = Some(6000 * MS);
-            h.push(heal);
+            h.push(Record::Heal(fault_step(Kind::Ok, 6000, "", "")));
         }
         h.push(publish(Kind::Invoke, 0, seq, t, 0));
         let done = match t {

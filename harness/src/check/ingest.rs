@@ -7,17 +7,7 @@ use std::collections::BTreeMap;
 
 use super::bitset::Bitset;
 use crate::fault_kind::FaultKind;
-use crate::history::{Kind, Op, Phase, ProbeKind, Record};
-
-#[derive(Clone, Debug)]
-pub(super) struct ProbeEvent {
-    pub(super) t: u64,
-    pub(super) observer: String,
-    pub(super) event: Option<ProbeKind>,
-    pub(super) subject: Option<String>,
-    pub(super) role: Option<String>,
-    pub(super) detail: Option<String>,
-}
+use crate::history::{FaultStep, Kind, Op, Phase, PhaseMark, Probe, Record};
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct FaultEvent {
@@ -71,7 +61,7 @@ pub(super) fn is_topology_change(kind: &str) -> bool {
 pub(super) struct Ingested {
     pub(super) producers: Vec<ProducerState>,
     pub(super) faults: BTreeMap<usize, FaultEvent>,
-    pub(super) probes: Vec<ProbeEvent>,
+    pub(super) probes: Vec<Probe>,
     pub(super) phases: Phases,
     /// Acknowledgements per millisecond of completion time.
     pub(super) acks_per_ms: Vec<u32>,
@@ -93,29 +83,21 @@ pub(super) fn ingest(
 ) -> std::io::Result<Ingested> {
     let mut i = Ingested::default();
     for record in records {
-        let r = record?;
-        match r.op() {
-            Op::Phase => phase(&r, &mut i.phases),
-            Op::Fault | Op::Heal => fault(&r, &mut i.faults),
-            Op::Probe => i.probes.push(ProbeEvent {
-                t: r.t_done.unwrap_or(0),
-                observer: r.observer.clone().unwrap_or_default(),
-                event: r.event.clone(),
-                subject: r.subject.clone(),
-                role: r.role.clone(),
-                detail: r.detail.clone(),
-            }),
-            Op::Publish => {
-                let (Some(p), Some(seq)) = (r.producer, r.seq) else {
-                    continue;
-                };
-                let s = state(&mut i.producers, p);
-                match r.kind() {
+        match record? {
+            Record::Phase(m) => phase(m, &mut i.phases),
+            Record::Fault(f) => fault(Op::Fault, f, &mut i.faults),
+            Record::Heal(f) => fault(Op::Heal, f, &mut i.faults),
+            Record::Probe(p) => i.probes.push(p),
+            // The run's facts are the reports' business.
+            Record::Start(_) | Record::End(_) => {}
+            Record::Publish(r) => {
+                let s = state(&mut i.producers, r.producer);
+                match r.kind {
                     Kind::Invoke => {
-                        s.invoked.set(seq);
+                        s.invoked.set(r.seq);
                     }
                     Kind::Ok => {
-                        s.ok.set(seq);
+                        s.ok.set(r.seq);
                         if let Some(t) = r.t_done {
                             let ms = (t / 1000) as usize;
                             if ms >= i.acks_per_ms.len() {
@@ -125,21 +107,21 @@ pub(super) fn ingest(
                         }
                     }
                     Kind::Fail => {
-                        s.fail.set(seq);
+                        s.fail.set(r.seq);
                     }
                     Kind::Info => {
-                        s.info.set(seq);
+                        s.info.set(r.seq);
                     }
                 }
             }
-            Op::Receive => match (r.producer, r.seq) {
-                (Some(p), Some(seq)) => {
+            Record::Receive(r) => match r.id {
+                Some((p, seq)) => {
                     let s = state(&mut i.producers, p);
                     if s.received.set(seq) {
                         s.received_twice.set(seq);
                     }
                 }
-                _ => i.foreign += 1,
+                None => i.foreign += 1,
             },
         }
     }
@@ -147,40 +129,39 @@ pub(super) fn ingest(
 }
 
 /// A `phase` record: the boundaries of baseline, fault, recovery and the end of the load.
-fn phase(r: &Record, phases: &mut Phases) {
-    let t = r.t_done;
-    match r.phase {
-        Some(Phase::Baseline) => phases.load_start = t,
-        Some(Phase::Fault) => phases.fault = phases.fault.or(t),
-        Some(Phase::Recovery) => phases.recovery = t,
-        Some(Phase::Drain) => phases.load_end = t,
-        None => {}
+fn phase(m: PhaseMark, phases: &mut Phases) {
+    let t = Some(m.t_done);
+    match m.phase {
+        Phase::Baseline => phases.load_start = t,
+        Phase::Fault => phases.fault = phases.fault.or(t),
+        Phase::Recovery => phases.recovery = t,
+        Phase::Drain => phases.load_end = t,
     }
 }
 
-/// A `fault` or `heal` record: issue, effect and heal times, and what went wrong.
-fn fault(r: &Record, faults: &mut BTreeMap<usize, FaultEvent>) {
-    let Some(index) = r.fault else { return };
-    let f = faults.entry(index).or_default();
-    if let Some(kind) = &r.fault_kind {
-        f.kind = kind.clone();
+/// A `fault` or `heal` step: issue, effect and heal times, and what went wrong.
+fn fault(op: Op, r: FaultStep, faults: &mut BTreeMap<usize, FaultEvent>) {
+    let f = faults.entry(r.fault).or_default();
+    if let Some(kind) = r.fault_kind {
+        f.kind = kind;
     }
-    if let Some(target) = &r.target {
-        f.target = target.clone();
+    if let Some(target) = r.target {
+        f.target = target;
     }
     if r.spec.is_some() {
         f.spec = r.spec;
     }
-    if r.op() == Op::Fault && r.kind() == Kind::Ok {
-        f.description = r.detail.clone();
-    }
+    let t = Some(r.t_done);
     let topology = is_topology_change(&f.kind);
-    match (r.op(), r.kind()) {
-        (Op::Fault, Kind::Invoke) => f.t_invoke = r.t_done,
-        (Op::Fault, Kind::Ok) => f.t_fault = r.t_done,
+    match (op, r.kind) {
+        (Op::Fault, Kind::Invoke) => f.t_invoke = t,
+        (Op::Fault, Kind::Ok) => {
+            f.t_fault = t;
+            f.description = r.detail;
+        }
         (Op::Heal, Kind::Ok) => {
-            f.t_heal = f.t_heal.or(r.t_done);
-            match (topology, &r.detail) {
+            f.t_heal = f.t_heal.or(t);
+            match (topology, r.detail) {
                 (true, Some(d)) => f.notes.push(format!("settled: {d}")),
                 (false, Some(d)) => f.notes.push(format!("at heal: {d}")),
                 _ => {}
@@ -188,7 +169,7 @@ fn fault(r: &Record, faults: &mut BTreeMap<usize, FaultEvent>) {
         }
         (_, Kind::Fail) | (_, Kind::Info) => f.notes.push(format!(
             "{} of {} did not complete: {}",
-            match (r.op(), topology) {
+            match (op, topology) {
                 (Op::Fault, _) => "injection".to_string(),
                 (_, true) => f.kind.clone(),
                 _ => "heal".to_string(),

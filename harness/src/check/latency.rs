@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use super::failover::Windows;
 use super::ingest::Phases;
 use super::{ms, Analysis, LatencySummary, Second};
-use crate::history::{Kind, Record};
+use crate::history::{Kind, Publish};
 
 fn new_histogram() -> Histogram<u64> {
     // 1 µs to 1 hour at 3 significant digits (MEASUREMENT.md).
@@ -53,23 +53,21 @@ impl Latencies {
     }
 
     /// One publish completion (`ok`, `fail` or `info`) that completed at `t_done`.
-    pub(super) fn observe(&mut self, r: &Record, t_done: u64, phases: &Phases, windows: &Windows) {
+    pub(super) fn observe(&mut self, r: &Publish, t_done: u64, phases: &Phases, windows: &Windows) {
         let second = (t_done / 1_000_000) as usize;
         if second >= self.timeline.len() {
             self.timeline.resize_with(second + 1, Default::default);
         }
         let slot = &mut self.timeline[second];
-        match r.kind() {
+        match r.kind {
             Kind::Ok => slot.ok += 1,
             Kind::Fail => slot.fail += 1,
             _ => slot.info += 1,
         }
-        if r.kind() != Kind::Ok {
+        if r.kind != Kind::Ok {
             return;
         }
-        let (Some(ti), Some(ts)) = (r.t_intended, r.t_sent) else {
-            return;
-        };
+        let (ti, ts) = (r.t_intended, r.t_sent);
         let latency = t_done.saturating_sub(ti).max(1);
         self.by_phase
             .entry(phases.of(ti))

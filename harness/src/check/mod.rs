@@ -16,13 +16,14 @@ mod ingest;
 mod latency;
 mod loss;
 mod recovery;
+pub mod regression;
 pub mod verdict;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::history::{Kind, Op, Record};
+use crate::history::{Kind, Record};
 pub use bitset::Bitset;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -167,15 +168,14 @@ where
     let mut latencies = latency::Latencies::new(faults.len());
     let mut client = failover::ClientSide::new(faults.len());
     for record in open()? {
-        let r = record?;
-        if r.op() != Op::Publish || r.kind() == Kind::Invoke {
+        let Record::Publish(r) = record? else {
             continue;
-        }
-        let (Some(p), Some(seq), Some(t_done)) = (r.producer, r.seq, r.t_done) else {
+        };
+        let Some(t_done) = r.t_done.filter(|_| r.kind != Kind::Invoke) else {
             continue;
         };
         latencies.observe(&r, t_done, &phases, &windows);
-        client.observe(&r, (p, seq, t_done), &producers, &faults, &windows);
+        client.observe(&r, t_done, &producers, &faults, &windows);
     }
     let window_latency = latencies.finish(&mut a);
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::fixtures::*;
 use super::*;
-use crate::history::{Phase, ProbeKind};
+use crate::history::{Phase, ProbeKind, Receive};
 
 fn run(records: &[Record]) -> Analysis {
     analyze(|| Ok(records.iter().cloned().map(Ok))).unwrap()
@@ -54,7 +54,15 @@ fn a_planted_loss_is_found_and_named() {
     let mut h = acked(2, 300);
     receive_all(&mut h, 2, 300);
     // Producer 1's message 137 was acknowledged but the drain never saw it.
-    h.retain(|r| !(r.op == Some(Op::Receive) && r.producer == Some(1) && r.seq == Some(137)));
+    h.retain(|r| {
+        !matches!(
+            r,
+            Record::Receive(Receive {
+                id: Some((1, 137)),
+                ..
+            })
+        )
+    });
     let a = run(&h);
     assert_eq!(a.messages.lost, 1);
     assert_eq!(
@@ -74,7 +82,7 @@ fn duplicates_strays_and_foreign_messages() {
     h.push(receive(0, 42));
     h.push(receive(0, 7));
     h.push(receive(5, 1)); // a producer that never existed
-    h.push(Record::new(Op::Receive, Kind::Ok)); // no identity at all
+    h.push(Record::Receive(Receive::default())); // no identity at all
     let a = run(&h);
     assert_eq!(
         a.messages.duplicated, 2,
@@ -157,16 +165,10 @@ fn a_peer_noticing_before_the_docker_call_returned_counts_as_zero() {
     let mut h = fault_history();
     // The kill was issued at 2950 ms; n1 saw the route go at 2990 ms, before the call
     // returned at 3000 ms.
-    let mut invoke = Record::new(Op::Fault, Kind::Invoke);
-    invoke.fault = Some(0);
-    invoke.t_done = Some(2950 * MS);
-    let mut early = Record::new(Op::Probe, Kind::Ok);
-    early.t_done = Some(2990 * MS);
-    early.observer = Some("n1".into());
-    early.event = Some(ProbeKind::PeerDown);
-    early.subject = Some("n2".into());
-    h.insert(2, invoke);
-    h.insert(3, early);
+    let invoke = fault_step(Kind::Invoke, 2950, "", "");
+    let early = probe(2990, "n1", ProbeKind::PeerDown, "n2");
+    h.insert(2, Record::Fault(invoke));
+    h.insert(3, Record::Probe(early));
     let a = run(&h);
     let f = &a.faults[0];
     assert_eq!(f.detection_ms, Some(0.0));
@@ -183,16 +185,13 @@ fn a_client_that_failed_over_before_the_docker_call_returned_has_failover_zero()
     // message sent at 1000 ms was lost with the node (timed out); the client reconnected and
     // the one sent at 1010 ms was acknowledged at 1011 ms.
     let mut h = vec![phase(Phase::Baseline, 0)];
-    let mut invoke = Record::new(Op::Fault, Kind::Invoke);
-    invoke.fault = Some(0);
-    invoke.fault_kind = Some("restart".into());
-    invoke.target = Some("n1".into());
-    invoke.t_done = Some(1000 * MS);
-    h.push(invoke.clone());
-    let mut done = invoke;
-    done.kind = Some(Kind::Ok);
-    done.t_done = Some(1300 * MS);
-    h.push(done);
+    h.push(Record::Fault(fault_step(
+        Kind::Invoke,
+        1000,
+        "restart",
+        "n1",
+    )));
+    h.push(Record::Fault(fault_step(Kind::Ok, 1300, "restart", "n1")));
     for seq in 0..300u64 {
         let t = seq * 10;
         h.push(publish(Kind::Invoke, 0, seq, t, 0));
@@ -219,12 +218,7 @@ fn a_client_that_failed_over_before_the_docker_call_returned_has_failover_zero()
 #[test]
 fn a_fault_the_client_never_felt_has_no_failover_and_says_why() {
     let mut h = acked(1, 600);
-    let mut f = Record::new(Op::Fault, Kind::Ok);
-    f.fault = Some(0);
-    f.fault_kind = Some("pause".into());
-    f.target = Some("n3".into());
-    f.t_done = Some(2000 * MS);
-    h.insert(1, f);
+    h.insert(1, Record::Fault(fault_step(Kind::Ok, 2000, "pause", "n3")));
     let a = run(&h);
     let t = &a.faults[0];
     assert_eq!(t.failover_ms, None);
@@ -251,12 +245,10 @@ fn a_message_in_flight_when_the_fault_struck_that_failed_is_not_unavailability()
             publish(Kind::Ok, 0, seq, t, (t + 1) * MS)
         });
     }
-    let mut f = Record::new(Op::Fault, Kind::Ok);
-    f.fault = Some(0);
-    f.fault_kind = Some("restart".into());
-    f.target = Some("n3".into());
-    f.t_done = Some(2000 * MS);
-    h.insert(1, f);
+    h.insert(
+        1,
+        Record::Fault(fault_step(Kind::Ok, 2000, "restart", "n3")),
+    );
     h.push(phase(Phase::Drain, 6000));
     receive_all(&mut h, 1, 600);
     let a = run(&h);
@@ -278,6 +270,7 @@ fn a_message_in_flight_when_the_fault_struck_that_failed_is_not_unavailability()
         &verdict::Validity {
             drain_complete: true,
             stall_fraction: 0.0,
+            interrupted: false,
         },
     );
     assert!(j.failed.is_empty(), "{:?}", j.failed);

@@ -6,22 +6,45 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Analysis, FaultTiming};
 
-/// The checks a scenario can state (`checks:`).
-#[derive(Clone, Debug, PartialEq)]
+/// The checks a scenario can state (`checks:`). Kept in the history's start record (times in
+/// milliseconds) so that a stored history can be judged again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checks {
     pub max_lost: u64,
     pub max_unexpected: u64,
     /// `None`: duplicates are reported but allowed (at-least-once delivery).
     pub max_duplicated: Option<u64>,
+    #[serde(with = "opt_ms")]
     pub max_failover: Option<Duration>,
+    #[serde(with = "opt_ms")]
     pub max_detection: Option<Duration>,
+    #[serde(with = "opt_ms")]
     pub max_recovery: Option<Duration>,
     /// Largest share of the load time the generator may spend waiting for the in-flight cap.
     pub max_stall: f64,
+}
+
+/// An optional duration as milliseconds.
+mod opt_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_f64(d.as_secs_f64() * 1000.0),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let v: Option<f64> = Option::deserialize(d)?;
+        Ok(v.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)))
+    }
 }
 
 impl Default for Checks {
@@ -52,6 +75,8 @@ pub struct Validity {
     pub drain_complete: bool,
     /// Generator stall as a share of the load duration.
     pub stall_fraction: f64,
+    /// The run stopped before its end (killed): whatever else held, it cannot pass.
+    pub interrupted: bool,
 }
 
 /// How one check came out.
@@ -258,6 +283,13 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
             "drain: incomplete, but nothing was missing that could change the verdict".into(),
         );
     }
+    if v.interrupted {
+        j.push(
+            "run",
+            Outcome::Undecided,
+            "run: stopped before its end (the history has no end record): it cannot pass".into(),
+        );
+    }
     if v.stall_fraction > checks.max_stall {
         j.push("generator stall", Outcome::Undecided, format!(
             "generator stalled on the in-flight cap for {:.1} % of the load (allowed {:.1} %): the load was not what the scenario asked for; raise workload.max_in_flight or lower the rate",
@@ -296,6 +328,7 @@ mod tests {
         Validity {
             drain_complete: true,
             stall_fraction: 0.0,
+            interrupted: false,
         }
     }
 

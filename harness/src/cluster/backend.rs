@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::compose::Topology;
 use super::Cluster;
@@ -40,7 +40,7 @@ impl BackendError {
 }
 
 /// An image of the topology as the backend resolved it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ResolvedImage {
     /// The image the topology names.
     pub requested: String,

@@ -325,7 +325,7 @@ pub trait Probe: Send {
 }
 
 /// What draining found.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DrainReport {
     pub received: u64,
     /// Messages read that carry no faultline identity (written by someone else).

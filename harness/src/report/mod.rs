@@ -13,13 +13,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
 
-use crate::check::verdict::{Judgement, Verdict};
-use crate::check::{Analysis, FaultTiming, LatencySummary, MessageRef, Messages, Second};
+use serde::{Deserialize, Serialize};
+
+use crate::check::verdict::{self, Checks, Judgement, Verdict};
+use crate::check::{self, Analysis, FaultTiming, LatencySummary, MessageRef, Messages, Second};
 use crate::cluster::images::ResolvedImage;
 use crate::cluster::Cluster;
 use crate::families::DrainReport;
+use crate::history::{self, Record};
 use crate::progress::{Progress, Stamped};
 use crate::scenario::Scenario;
 
@@ -117,15 +121,29 @@ impl Reporters {
         Reporters { tx, thread }
     }
 
-    /// The live display, result.json, junit.xml, summary.md and the summary on stdout.
+    /// The live display, the report files and the summary on stdout: a run's reporters.
     pub fn standard() -> Self {
-        Self::start(vec![
-            Box::new(live::LiveDisplay::new()),
+        let mut all: Vec<Box<dyn Reporter>> = vec![Box::new(live::LiveDisplay::new())];
+        all.extend(Self::files());
+        all.push(Box::new(SummaryReport));
+        Self::start(all)
+    }
+
+    /// The report files and the summary on stdout, without a live display: `faultline report`.
+    pub fn again() -> Self {
+        let mut all = Self::files();
+        all.push(Box::new(SummaryReport));
+        Self::start(all)
+    }
+
+    /// The reporters that write files into the run directory: result.json, junit.xml and
+    /// summary.md.
+    fn files() -> Vec<Box<dyn Reporter>> {
+        vec![
             Box::new(JsonReport),
             Box::new(junit::JunitReport),
             Box::new(markdown::MarkdownReport),
-            Box::new(SummaryReport),
-        ])
+        ]
     }
 
     /// The handle the runner emits through.
@@ -166,20 +184,127 @@ impl Events {
     }
 }
 
-/// Everything a run knows at the end, for the reporters.
-pub struct RunFacts<'a> {
-    pub scenario: &'a Scenario,
-    pub run_id: &'a str,
+/// What a run is, written as the history's `start` record once the cluster is up: with the
+/// `end` record, everything a report needs besides the operations, so that `faultline report`
+/// can rebuild every report from history.jsonl alone.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunStart {
+    pub scenario: String,
+    pub scenario_file: String,
+    pub run_id: String,
+    pub started_at: String,
     pub seed: u64,
-    pub started_at: &'a str,
-    pub cluster: &'a Cluster,
-    pub images: &'a BTreeMap<String, ResolvedImage>,
-    pub analysis: Analysis,
-    pub judgement: Judgement,
+    pub checks: Checks,
+    pub probe_interval_ms: f64,
+    pub ack_timeout_ms: f64,
+    pub cluster: ClusterFacts,
+    pub workload: WorkloadFacts,
+}
+
+impl RunStart {
+    pub fn new(
+        s: &Scenario,
+        run_id: &str,
+        seed: u64,
+        started_at: &str,
+        cluster: &Cluster,
+        images: &BTreeMap<String, ResolvedImage>,
+    ) -> RunStart {
+        let w = &s.workload;
+        RunStart {
+            scenario: s.name.clone(),
+            scenario_file: s.file.display().to_string(),
+            run_id: run_id.to_string(),
+            started_at: started_at.to_string(),
+            seed,
+            checks: s.checks.clone(),
+            probe_interval_ms: s.probe_interval.as_secs_f64() * 1000.0,
+            ack_timeout_ms: w.ack_timeout.as_secs_f64() * 1000.0,
+            cluster: ClusterFacts {
+                family: s.topology.family.clone(),
+                compose: s.topology.file.display().to_string(),
+                subnet: cluster.subnet.clone(),
+                nodes: cluster
+                    .nodes
+                    .iter()
+                    .map(|n| (n.name.clone(), n.ip.to_string()))
+                    .collect(),
+                images: images.values().cloned().collect(),
+            },
+            workload: WorkloadFacts {
+                rate: w.rate,
+                duration_s: w.duration.as_secs_f64(),
+                producers: w.producers,
+                payload_bytes: w.payload_bytes,
+                max_in_flight: w.max_in_flight,
+                settings: w.settings.describe(&s.topology),
+            },
+        }
+    }
+}
+
+/// What the run saw after the load, written as the history's last record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunEnd {
     pub drain: DrainReport,
     pub health_after: HealthAfter,
+    /// Time the generator waited for the in-flight cap (us).
     pub stall_us: u64,
+    /// CPU the harness used during the load (s).
     pub harness_cpu_s: Option<f64>,
+}
+
+/// A history's records as the reports read them.
+pub fn start_record(start: &RunStart) -> Record {
+    Record::Start(serde_json::to_value(start).expect("run facts serialise"))
+}
+
+pub fn end_record(end: &RunEnd) -> Record {
+    Record::End(serde_json::to_value(end).expect("run facts serialise"))
+}
+
+/// Rebuilds a run's result from its history alone: the run's facts from the `start` and `end`
+/// records, every measure from the operations, the verdict from the checks the start record
+/// keeps. The run itself makes its result this way, so `faultline report` on the same history
+/// writes the same result. A run that was killed has no `end` record (its drain is then
+/// incomplete, which leaves loss undecided) and may end in a cut line; both are said in the
+/// notes.
+pub fn recheck(history_path: &Path) -> Result<RunResult, String> {
+    let facts: Rc<RefCell<(Option<serde_json::Value>, Option<serde_json::Value>)>> =
+        Default::default();
+    let seen = facts.clone();
+    let analysis = check::analyze(|| {
+        let seen = seen.clone();
+        Ok(history::read(history_path)?.inspect(move |r| match r {
+            Ok(Record::Start(v)) => seen.borrow_mut().0 = Some(v.clone()),
+            Ok(Record::End(v)) => seen.borrow_mut().1 = Some(v.clone()),
+            _ => {}
+        }))
+    });
+    let unreadable = |e: &dyn std::fmt::Display| format!("{}: {e}", history_path.display());
+    if let Err(e) = &analysis {
+        // Without the start record nothing can be said; with it, a broken history is a
+        // checker that broke (verdict unknown), as in the run.
+        if facts.borrow().0.is_none() {
+            return Err(unreadable(e));
+        }
+    }
+    let (start, end) = facts.take();
+    let start: RunStart = serde_json::from_value(start.ok_or_else(|| {
+        unreadable(&"no start record (the run stopped before its cluster was up, or an older faultline wrote it)")
+    })?)
+    .map_err(|e| unreadable(&format!("start record: {e}")))?;
+    let end: Option<RunEnd> = end
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| unreadable(&format!("end record: {e}")))?;
+    let cut = history::last_line_cut(history_path).unwrap_or(false);
+    Ok(RunResult::new(
+        start,
+        end,
+        analysis.map_err(|e| e.to_string()),
+        cut,
+    ))
 }
 
 #[derive(Debug, Serialize)]
@@ -225,14 +350,14 @@ pub struct Validity {
     pub harness_cpu_percent: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HealthAfter {
     pub healthy: bool,
     /// What the cluster said when it was not healthy.
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterFacts {
     pub family: String,
     pub compose: String,
@@ -241,7 +366,7 @@ pub struct ClusterFacts {
     pub images: Vec<ResolvedImage>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkloadFacts {
     pub rate: f64,
     pub duration_s: f64,
@@ -252,69 +377,93 @@ pub struct WorkloadFacts {
 }
 
 impl RunResult {
-    pub fn new(f: RunFacts<'_>) -> Self {
-        let s = f.scenario;
-        let w = &s.workload;
-        let settings = w.settings.describe(&s.topology);
-        let mut notes = f.analysis.notes.clone();
-        notes.extend(f.drain.notes.iter().cloned());
-        if f.drain.foreign > 0 {
+    /// The result of a run from its facts and the analysis of its history (or why the
+    /// history could not be analysed); `cut`: the history's last line was cut.
+    pub fn new(
+        start: RunStart,
+        end: Option<RunEnd>,
+        analysis: Result<Analysis, String>,
+        cut: bool,
+    ) -> Self {
+        let load_us = start.workload.duration_s * 1e6;
+        let judged = verdict::Validity {
+            drain_complete: end.as_ref().is_some_and(|e| e.drain.complete),
+            stall_fraction: end
+                .as_ref()
+                .map_or(0.0, |e| e.stall_us as f64 / load_us.max(1.0)),
+            interrupted: end.is_none(),
+        };
+        let (analysis, judgement) = match analysis {
+            Ok(a) => {
+                let j = verdict::judge(&start.checks, &a, &judged);
+                (a, j)
+            }
+            // A checker that breaks yields "unknown", never a pass.
+            Err(e) => (
+                Analysis::default(),
+                Judgement::checker_broke(format!("the checker could not read the history: {e}")),
+            ),
+        };
+        let mut notes = analysis.notes.clone();
+        if cut {
+            notes.push(
+                "the history's last line was cut (the run was killed while writing it): it was left out"
+                    .into(),
+            );
+        }
+        let (drain, health_after, stall_us, cpu_s) = match end {
+            Some(e) => (e.drain, e.health_after, e.stall_us, e.harness_cpu_s),
+            None => {
+                notes.push(
+                    "the history has no end record: the run stopped before its drain ended, so loss cannot be decided"
+                        .into(),
+                );
+                let unknown = HealthAfter {
+                    healthy: false,
+                    detail: Some("not asked: the run stopped before".into()),
+                };
+                (DrainReport::default(), unknown, 0, None)
+            }
+        };
+        notes.extend(drain.notes.iter().cloned());
+        if drain.foreign > 0 {
             notes.push(format!(
                 "the drain read {} message(s) without a faultline identity",
-                f.drain.foreign
+                drain.foreign
             ));
         }
         RunResult {
-            verdict: f.judgement.verdict,
-            scenario: s.name.clone(),
-            scenario_file: s.file.display().to_string(),
-            run_id: f.run_id.to_string(),
-            started_at: f.started_at.to_string(),
-            seed: f.seed,
-            messages: f.analysis.messages.clone(),
-            faults: f.analysis.faults.clone(),
-            latency_ms: f.analysis.latency_ms.clone(),
-            service_ms: f.analysis.service_ms.clone(),
-            send_delay_ms: f.analysis.send_delay_ms.clone(),
-            checks: f.judgement,
+            verdict: judgement.verdict,
+            scenario: start.scenario,
+            scenario_file: start.scenario_file,
+            run_id: start.run_id,
+            started_at: start.started_at,
+            seed: start.seed,
+            messages: analysis.messages,
+            faults: analysis.faults,
+            latency_ms: analysis.latency_ms,
+            service_ms: analysis.service_ms,
+            send_delay_ms: analysis.send_delay_ms,
+            checks: judgement,
             validity: Validity {
                 clock: "harness monotonic clock (std::time::Instant), ms since the run started",
-                probe_interval_ms: s.probe_interval.as_secs_f64() * 1000.0,
-                ack_timeout_ms: w.ack_timeout.as_secs_f64() * 1000.0,
-                drain_complete: f.drain.complete,
-                drain_notes: f.drain.notes.clone(),
-                generator_stall_ms: f.stall_us as f64 / 1000.0,
-                harness_cpu_percent: f
-                    .harness_cpu_s
-                    .map(|cpu| (cpu / w.duration.as_secs_f64() * 1000.0).round() / 10.0),
+                probe_interval_ms: start.probe_interval_ms,
+                ack_timeout_ms: start.ack_timeout_ms,
+                drain_complete: drain.complete,
+                drain_notes: drain.notes,
+                generator_stall_ms: stall_us as f64 / 1000.0,
+                harness_cpu_percent: cpu_s
+                    .map(|cpu| (cpu / start.workload.duration_s * 1000.0).round() / 10.0),
             },
-            cluster: ClusterFacts {
-                family: s.topology.family.clone(),
-                compose: s.topology.file.display().to_string(),
-                subnet: f.cluster.subnet.clone(),
-                nodes: f
-                    .cluster
-                    .nodes
-                    .iter()
-                    .map(|n| (n.name.clone(), n.ip.to_string()))
-                    .collect(),
-                images: f.images.values().cloned().collect(),
-            },
-            health_after: f.health_after.clone(),
-            workload: WorkloadFacts {
-                rate: w.rate,
-                duration_s: w.duration.as_secs_f64(),
-                producers: w.producers,
-                payload_bytes: w.payload_bytes,
-                max_in_flight: w.max_in_flight,
-                settings,
-            },
-            baseline_acks_per_s: f.analysis.baseline_acks_per_s,
-            detection_ms_by_kind: f.analysis.detection_ms_by_kind.clone(),
-            lost_sample: f.analysis.lost_sample.clone(),
-            duplicated_sample: f.analysis.duplicated_sample.clone(),
-            unexpected_sample: f.analysis.unexpected_sample.clone(),
-            timeline: f.analysis.timeline.clone(),
+            cluster: start.cluster,
+            health_after,
+            workload: start.workload,
+            baseline_acks_per_s: analysis.baseline_acks_per_s,
+            detection_ms_by_kind: analysis.detection_ms_by_kind,
+            lost_sample: analysis.lost_sample,
+            duplicated_sample: analysis.duplicated_sample,
+            unexpected_sample: analysis.unexpected_sample,
+            timeline: analysis.timeline,
             notes,
         }
     }

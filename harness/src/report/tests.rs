@@ -9,29 +9,24 @@ use std::path::Path;
 
 use super::*;
 use crate::check::fixtures::{fault_history, receive};
-use crate::check::verdict::{judge, Outcome, Validity as Judged};
+use crate::check::verdict::Outcome;
 use crate::cluster::{Cluster, ClusterNode};
-use crate::history::{Kind, Op};
+use crate::history::{Kind, Record};
 
-fn result() -> RunResult {
+/// The fixture's history as a run writes it: the start record, the operations with every
+/// acknowledged message read back, and (unless `killed`) the end record.
+fn write_history(path: &Path, killed: bool) {
     let mut history = fault_history();
     let acked: Vec<(u32, u64)> = history
         .iter()
-        .filter(|r| r.op() == Op::Publish && r.kind() == Kind::Ok)
-        .filter_map(|r| Some((r.producer?, r.seq?)))
+        .filter_map(|r| match r {
+            Record::Publish(p) if p.kind == Kind::Ok => Some((p.producer, p.seq)),
+            _ => None,
+        })
         .collect();
     history.extend(acked.into_iter().map(|(p, seq)| receive(p, seq)));
-    let analysis = crate::check::analyze(|| Ok(history.iter().cloned().map(Ok))).unwrap();
     let scenario =
         crate::scenario::load(Path::new("scenarios/nats/jetstream-leader-kill.yaml")).unwrap();
-    let judgement = judge(
-        &scenario.checks,
-        &analysis,
-        &Judged {
-            drain_complete: true,
-            stall_fraction: 0.0,
-        },
-    );
     let nodes = (1..=3)
         .map(|i| ClusterNode {
             name: format!("n{i}"),
@@ -48,29 +43,89 @@ fn result() -> RunResult {
             source: "local equivalent".into(),
         },
     )]);
-    let drain = DrainReport {
-        received: 0,
-        foreign: 0,
-        complete: true,
-        notes: vec![],
-    };
-    RunResult::new(RunFacts {
-        scenario: &scenario,
-        run_id: "fl-20261201t000000z-0001",
-        seed: 7,
-        started_at: "20261201T000000Z",
-        cluster: &cluster,
-        images: &images,
-        analysis,
-        judgement,
-        drain,
-        health_after: HealthAfter {
-            healthy: true,
-            detail: None,
-        },
-        stall_us: 0,
-        harness_cpu_s: Some(4.2),
-    })
+    let start = RunStart::new(
+        &scenario,
+        "fl-20261201t000000z-0001",
+        7,
+        "20261201T000000Z",
+        &cluster,
+        &images,
+    );
+    let mut lines = vec![start_record(&start)];
+    lines.extend(history);
+    if !killed {
+        lines.push(end_record(&RunEnd {
+            drain: DrainReport {
+                received: 0,
+                foreign: 0,
+                complete: true,
+                notes: vec![],
+            },
+            health_after: HealthAfter {
+                healthy: true,
+                detail: None,
+            },
+            stall_us: 0,
+            harness_cpu_s: Some(4.2),
+        }));
+    }
+    let mut text: String = lines
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    if killed {
+        text.push_str(r#"{"op":"publish","type":"invo"#);
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn result() -> RunResult {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    write_history(&path, false);
+    recheck(&path).unwrap()
+}
+
+#[test]
+fn a_history_rechecked_gives_the_same_result_every_time() {
+    let a = serde_json::to_string_pretty(&result()).unwrap();
+    let b = serde_json::to_string_pretty(&result()).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_killed_run_is_rechecked_undecided_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    write_history(&path, true);
+    let r = recheck(&path).unwrap();
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.messages.acked, result().messages.acked);
+    assert!(
+        r.notes.iter().any(|n| n.contains("last line was cut")),
+        "{:?}",
+        r.notes
+    );
+    assert!(
+        r.notes.iter().any(|n| n.contains("no end record")),
+        "{:?}",
+        r.notes
+    );
+    let run = r.checks.cases.iter().find(|c| c.name == "run").unwrap();
+    assert_eq!(run.outcome, Outcome::Undecided, "{}", run.message);
+}
+
+#[test]
+fn a_history_without_its_start_record_cannot_be_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    std::fs::write(
+        &path,
+        "{\"op\":\"phase\",\"type\":\"ok\",\"t_done\":0.0,\"phase\":\"baseline\"}\n",
+    )
+    .unwrap();
+    let e = recheck(&path).unwrap_err();
+    assert!(e.contains("no start record"), "{e}");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::check::regression::Limits;
 use crate::check::verdict::Checks;
 use crate::cluster::compose::{self, Topology};
 use crate::families::{self, WorkloadSettings};
@@ -29,6 +30,8 @@ pub struct Scenario {
     pub probe_interval: Duration,
     pub faults: Vec<FaultSpec>,
     pub checks: Checks,
+    /// How far each number may move against a baseline (`--baseline`).
+    pub regression: Limits,
 }
 
 #[derive(Clone, Debug)]
@@ -123,6 +126,7 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
             "probes",
             "faults",
             "checks",
+            "regression",
         ],
         "",
         d,
@@ -202,6 +206,11 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
         None => Some(Checks::default()),
     };
 
+    let regression = match top.get("regression") {
+        Some(n) => regression::read(n, d),
+        None => Some(Limits::default()),
+    };
+
     let scenario = Scenario {
         name: name?,
         description,
@@ -212,6 +221,7 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
         probe_interval,
         faults,
         checks: checks?,
+        regression: regression?,
     };
     cross_check(&scenario, &top, d);
     Some(scenario)
@@ -563,3 +573,5 @@ fn check_fault_topology(s: &Scenario, fault: &FaultSpec, d: &mut Diagnostics) {
 
 #[cfg(test)]
 mod tests;
+
+mod regression;

@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaWorkload;
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
-use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::history::{Clock, HistorySink, Receive, Record};
 use crate::payload::decode_payload;
 
 /// What the producers ran into that is about the client rather than one message, for the
@@ -231,21 +231,22 @@ pub fn receive(
     report: &mut DrainReport,
     order: &mut Order,
 ) {
-    let mut r = Record::new(Op::Receive, Kind::Ok);
-    r.t_done = Some(clock.now_us());
-    r.position = Some(offset.max(0) as u64);
-    r.partition = Some(partition.max(0) as u32);
-    r.node = node.map(String::from);
+    let mut r = Receive {
+        t_done: Some(clock.now_us()),
+        position: Some(offset.max(0) as u64),
+        partition: Some(partition.max(0) as u32),
+        node: node.map(String::from),
+        ..Default::default()
+    };
     match payload.and_then(decode_payload) {
         Some((p, s)) => {
-            r.producer = Some(p);
-            r.seq = Some(s);
+            r.id = Some((p, s));
             report.received += 1;
             order.see(partition, p, s);
         }
         None => report.foreign += 1,
     }
-    history.record(r);
+    history.record(Record::Receive(r));
 }
 
 /// The end offset (high watermark) of every partition, asked until every one answers.

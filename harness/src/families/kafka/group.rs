@@ -15,7 +15,7 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use super::config::{ConsumerGroup, KafkaWorkload};
 use super::driver::{self, base_config};
 use crate::families::{BrokerError, DrainReport};
-use crate::history::{Clock, HistorySink, Kind, Op, ProbeKind, Record};
+use crate::history::{Clock, HistorySink, Kind, Probe, ProbeKind, Record};
 
 /// What the members share: the next offset to read per partition (the furthest any member
 /// got), who holds which partition, and the rebalances seen.
@@ -82,11 +82,15 @@ impl ConsumerContext for MemberContext {
                 Rebalance::Error(e) => *s.errors.entry(e.to_string()).or_default() += 1,
             }
         }
-        let mut r = Record::new(Op::Probe, Kind::Info);
-        r.t_done = Some(t_us);
-        r.observer = Some(self.member.clone());
-        r.event = Some(ProbeKind::Group(event.to_string()));
-        r.detail = Some(detail);
+        let r = Record::Probe(Probe {
+            kind: Kind::Info,
+            t_done: t_us,
+            observer: self.member.clone(),
+            event: ProbeKind::Group(event.to_string()),
+            subject: None,
+            role: None,
+            detail: Some(detail),
+        });
         if let Some(h) = &*self.history.lock().unwrap_or_else(|e| e.into_inner()) {
             h.record(r);
         }

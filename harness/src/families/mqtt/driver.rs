@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use super::client::{self, Client, Ev, Events, Options};
 use super::config::{MqttWorkload, Qos};
 use crate::families::{BrokerError, Completion, NodeEndpoint, Producer, Sent};
-use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::history::{Clock, HistorySink, Receive, Record};
 use crate::payload::decode_payload;
 
 pub use client::MQTT_PORT;
@@ -463,18 +463,19 @@ fn record_message(
         st.markers.push(marker);
         return;
     }
-    let mut r = Record::new(Op::Receive, Kind::Ok);
-    r.t_done = Some(clock.now_us());
-    r.node = Some(node.to_string());
+    let mut r = Receive {
+        t_done: Some(clock.now_us()),
+        node: Some(node.to_string()),
+        ..Default::default()
+    };
     match decode_payload(payload) {
         Some((p, s)) => {
-            r.producer = Some(p);
-            r.seq = Some(s);
+            r.id = Some((p, s));
             st.received += 1;
         }
         None => st.foreign += 1,
     }
-    history.record(r);
+    history.record(Record::Receive(r));
 }
 
 async fn run_subscriber(

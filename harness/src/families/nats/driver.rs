@@ -16,7 +16,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::config::{NatsWorkload, Storage};
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
-use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::history::{Clock, HistorySink, Receive, Record};
 use crate::payload::decode_payload;
 
 /// Connects to the first reachable server of `urls`, keeping their order (so producers spread
@@ -273,18 +273,19 @@ fn receive(
     payload: &[u8],
     report: &mut DrainReport,
 ) {
-    let mut r = Record::new(Op::Receive, Kind::Ok);
-    r.t_done = Some(clock.now_us());
-    r.position = Some(position);
+    let mut r = Receive {
+        t_done: Some(clock.now_us()),
+        position: Some(position),
+        ..Default::default()
+    };
     match decode_payload(payload) {
         Some((p, s)) => {
-            r.producer = Some(p);
-            r.seq = Some(s);
+            r.id = Some((p, s));
             report.received += 1;
         }
         None => report.foreign += 1,
     }
-    history.record(r);
+    history.record(Record::Receive(r));
 }
 
 /// How many STREAM.MSG.GET requests are in flight at once while reading from the leader: one

@@ -21,7 +21,7 @@ use pulsar::{
 
 use super::config::{PulsarWorkload, Subscription};
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
-use crate::history::{Clock, HistorySink, Kind, Op, Record};
+use crate::history::{Clock, HistorySink, Receive, Record};
 use crate::payload::decode_payload;
 
 pub type Client = Pulsar<TokioExecutor>;
@@ -250,14 +250,15 @@ async fn read(
             }
             Ok(Some(Ok(msg))) => {
                 let id = msg.message_id().clone();
-                let mut r = Record::new(Op::Receive, Kind::Ok);
-                r.t_done = Some(clock.now_us());
-                r.position = Some(history_position(&id));
-                r.node = Some(name.clone());
+                let mut r = Receive {
+                    t_done: Some(clock.now_us()),
+                    position: Some(history_position(&id)),
+                    node: Some(name.clone()),
+                    ..Default::default()
+                };
                 match decode_payload(&msg.payload.data) {
                     Some((p, s)) => {
-                        r.producer = Some(p);
-                        r.seq = Some(s);
+                        r.id = Some((p, s));
                         out.received += 1;
                     }
                     None => out.foreign += 1,
@@ -265,7 +266,7 @@ async fn read(
                 if !seen.insert(position(&id)) {
                     out.redelivered += 1;
                 }
-                history.record(r);
+                history.record(Record::Receive(r));
                 out.highest = out.highest.max(Some(position(&id)));
                 let _ = tokio::time::timeout(Duration::from_secs(5), c.ack(&msg)).await;
             }
