@@ -17,7 +17,13 @@ use common::*;
 fn leader_kill_loses_nothing_and_measures_failover() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let run = run_scenario("scenarios/nats/jetstream-leader-kill.yaml", out.path());
+    let baselines = tempfile::tempdir().unwrap();
+    let saved = baselines.path().join("leader-kill");
+    let run = run_scenario_with(
+        "scenarios/nats/jetstream-leader-kill.yaml",
+        out.path(),
+        &["--save-baseline", saved.to_str().unwrap()],
+    );
     let r = run
         .result
         .as_ref()
@@ -81,6 +87,27 @@ fn leader_kill_loses_nothing_and_measures_failover() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     let second = std::fs::read_to_string(out.path().join("result.json")).unwrap();
     assert_eq!(first, second, "faultline report wrote another result.json");
+
+    // The baseline gate. The run passed, so --save-baseline added it to the directory.
+    assert_eq!(std::fs::read_dir(&saved).unwrap().count(), 1);
+    let same = compare(&saved, out.path());
+    assert_eq!(same.code, 0, "compared with itself: {}", same.stdout);
+    let gate = &same.result.unwrap()["regression"];
+    assert!(gate["comparisons"].as_array().unwrap().len() >= 3, "{gate}");
+    // A baseline that failed over in 50 ms makes this run a regression on failover.
+    let mut fast: Value = serde_json::from_str(&first).unwrap();
+    fast["faults"][0]["failover_ms"] = serde_json::json!(50.0);
+    let fast_file = baselines.path().join("fast.json");
+    std::fs::write(&fast_file, fast.to_string()).unwrap();
+    let slower = compare(&fast_file, out.path());
+    assert_eq!(slower.code, 1, "{}", slower.stdout);
+    let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testcase name="regression: fault 0 (kill): failover""#),
+        "{junit}"
+    );
+    assert!(junit.contains(r#"failures="1""#), "{junit}");
+    assert!(slower.stdout.contains("REGRESSION"), "{}", slower.stdout);
 }
 
 #[test]

@@ -45,6 +45,22 @@ enum Command {
         /// removes it afterwards.
         #[arg(long)]
         keep: bool,
+        /// Hold the result against a baseline: one result.json, or a directory of them (a
+        /// median and a spread). A number worse than the scenario's `regression:` tolerances
+        /// allow fails the run.
+        #[arg(long, value_name = "PATH")]
+        baseline: Option<PathBuf>,
+        /// Add this run's result.json to the baseline directory DIR when the run passes.
+        #[arg(long, value_name = "DIR")]
+        save_baseline: Option<PathBuf>,
+    },
+    /// Hold a finished run against a baseline (one result.json or a directory of them); the
+    /// run's reports are written again with the comparisons. Exits 1 on a regression.
+    Compare {
+        /// The baseline: a result.json, or a directory of them.
+        baseline: PathBuf,
+        /// The run directory.
+        run: PathBuf,
     },
     /// Check a scenario (and the topology it names) without starting anything; every problem is
     /// reported with file:line:column.
@@ -145,17 +161,38 @@ async fn async_main(cli: Cli) -> ExitCode {
             out,
             seed,
             keep,
+            baseline,
+            save_baseline,
         } => {
             let s = match load(&scenario) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            // A baseline that cannot be read is a usage error: say so before starting anything.
+            if let Some(b) = &baseline {
+                if let Err(e) = faultline::report::baseline::load(b) {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::INVALID as u8);
+                }
+            }
             let reporters = Reporters::standard();
-            let outcome = run::run(s, RunOptions { out, seed, keep }, reporters.events()).await;
+            let opts = RunOptions {
+                out,
+                seed,
+                keep,
+                baseline,
+            };
+            let outcome = run::run(s, opts, reporters.events()).await;
             // Every reporter has had every event (result.json written) before the exit.
             let report_errors = reporters.close();
             for e in &report_errors {
                 eprintln!("error: a report could not be written: {e}");
+            }
+            if let (Ok(o), Some(dir)) = (&outcome, &save_baseline) {
+                match faultline::report::baseline::save(&o.out_dir, dir) {
+                    Ok(to) => eprintln!("added to the baseline: {}", to.display()),
+                    Err(e) => eprintln!("{e}"),
+                }
             }
             let code = match outcome {
                 Ok(_) if !report_errors.is_empty() => exit::INFRASTRUCTURE,
@@ -174,13 +211,15 @@ async fn async_main(cli: Cli) -> ExitCode {
             };
             ExitCode::from(code as u8)
         }
-        Command::Report { dir } => report_again(&dir),
+        Command::Report { dir } => report_again(&dir, None),
+        Command::Compare { baseline, run } => report_again(&run, Some(&baseline)),
         Command::Clean { all } => clean(all).await,
     }
 }
 
-/// `faultline report DIR`: the reports of a run, made again from its history.
-fn report_again(dir: &Path) -> ExitCode {
+/// `faultline report DIR`: the reports of a run, made again from its history; held against
+/// `baseline` too for `faultline compare`.
+fn report_again(dir: &Path, baseline: Option<&Path>) -> ExitCode {
     let history = dir.join("history.jsonl");
     if !history.is_file() {
         eprintln!(
@@ -189,13 +228,19 @@ fn report_again(dir: &Path) -> ExitCode {
         );
         return ExitCode::from(exit::INVALID as u8);
     }
-    let result = match faultline::report::recheck(&history) {
+    let mut result = match faultline::report::recheck(&history) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(exit::INVALID as u8);
         }
     };
+    if let Some(b) = baseline {
+        if let Err(e) = faultline::report::baseline::gate(&mut result, b) {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID as u8);
+        }
+    }
     let verdict = result.verdict;
     let reporters = Reporters::again();
     reporters.events().finished(result, dir);

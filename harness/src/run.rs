@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Skip teardown after a completed run (not after an interrupted or failed one).
     pub keep: bool,
+    /// A baseline (one result.json or a directory of them) the result is held against.
+    pub baseline: Option<PathBuf>,
 }
 
 pub struct Outcome {
@@ -97,6 +99,7 @@ pub async fn run(
         out_dir: out_dir.clone(),
         seed,
         started_at: stamp,
+        baseline: opts.baseline.clone(),
         backend: backend.clone(),
         progress: progress.clone(),
         events,
@@ -136,6 +139,7 @@ struct RunCtx {
     out_dir: PathBuf,
     seed: u64,
     started_at: String,
+    baseline: Option<PathBuf>,
     backend: Arc<dyn ClusterBackend>,
     progress: Arc<Progress>,
     /// Where the checked result goes (the reporters).
@@ -363,7 +367,14 @@ impl RunCtx {
 
         // The result comes from the history alone, as `faultline report` makes it again.
         progress.phase(&format!("checking {lines} history records"));
-        let result = report::recheck(&self.out_dir.join("history.jsonl")).map_err(infra)?;
+        let mut result = report::recheck(&self.out_dir.join("history.jsonl")).map_err(infra)?;
+        if let Some(baseline) = &self.baseline {
+            progress.phase(&format!(
+                "holding the result against the baseline {}",
+                baseline.display()
+            ));
+            report::baseline::gate(&mut result, baseline).map_err(infra)?;
+        }
         let verdict = result.verdict;
         self.events.finished(result, &self.out_dir);
         Ok(verdict)

@@ -29,10 +29,14 @@ pub fn faultline(args: &[&str]) -> Command {
 }
 
 pub fn run_scenario(scenario: &str, out: &Path) -> Run {
-    finished(
-        faultline(&["run", scenario, "--out", out.to_str().unwrap()]),
-        out,
-    )
+    run_scenario_with(scenario, out, &[])
+}
+
+/// `faultline run` with more arguments.
+pub fn run_scenario_with(scenario: &str, out: &Path, extra: &[&str]) -> Run {
+    let mut cmd = faultline(&["run", scenario, "--out", out.to_str().unwrap()]);
+    cmd.args(extra);
+    finished(cmd, out)
 }
 
 /// Runs `cmd` to its end; its exit code, output and the result.json it left in `dir`.
@@ -52,6 +56,12 @@ fn finished(mut cmd: Command, dir: &Path) -> Run {
 /// `faultline report DIR`: the run directory's reports made again from its history.
 pub fn report_again(dir: &Path) -> Run {
     finished(faultline(&["report", dir.to_str().unwrap()]), dir)
+}
+
+/// `faultline compare BASELINE DIR`.
+pub fn compare(baseline: &Path, dir: &Path) -> Run {
+    let args = ["compare", baseline.to_str().unwrap(), dir.to_str().unwrap()];
+    finished(faultline(&args), dir)
 }
 
 /// Docker objects still carrying this run's label.

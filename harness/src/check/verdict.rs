@@ -125,7 +125,8 @@ impl Judgement {
     }
 
     /// Records check `name` with its outcome; `message` says what was measured and the limit.
-    fn push(&mut self, name: &str, outcome: Outcome, message: String) {
+    /// [`Judgement::settle`] brings the verdict up to date afterwards.
+    pub fn push(&mut self, name: &str, outcome: Outcome, message: String) {
         let list = match outcome {
             Outcome::Held => &mut self.held,
             Outcome::Failed => &mut self.failed,
@@ -298,14 +299,22 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
         ));
     }
 
-    j.verdict = if !j.failed.is_empty() {
-        Verdict::Fail
-    } else if !j.undecided.is_empty() {
-        Verdict::Unknown
-    } else {
-        Verdict::Pass
-    };
+    j.settle();
     j
+}
+
+impl Judgement {
+    /// The verdict from the checks so far: `fail` if one failed, else `unknown` if one could
+    /// not be decided, else `pass`.
+    pub fn settle(&mut self) {
+        self.verdict = if !self.failed.is_empty() {
+            Verdict::Fail
+        } else if !self.undecided.is_empty() {
+            Verdict::Unknown
+        } else {
+            Verdict::Pass
+        };
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,33 @@ pub fn render(r: &RunResult) -> String {
         "\nOnly acknowledged publishes are in these percentiles; {} failed and {} with an unknown outcome are counted above.\n",
         m.failed, m.unknown
     );
+    if let Some(g) = &r.regression {
+        let _ = writeln!(
+            s,
+            "### Against the baseline\n\n`{}`, {} run(s).\n\n| number | baseline median | baseline spread | this run | limit | |",
+            g.baseline, g.baseline_runs
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+        for c in &g.comparisons {
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} {u} | {:.1}–{:.1} {u} | {:.1} {u} | {:.1} {u} | {} |",
+                c.name,
+                c.baseline_median,
+                c.baseline_min,
+                c.baseline_max,
+                c.value,
+                c.limit,
+                if c.regressed {
+                    "**REGRESSION**"
+                } else {
+                    "held"
+                },
+                u = c.unit
+            );
+        }
+        s.push('\n');
+    }
     let _ = writeln!(s, "### Checks\n\n| check | outcome | measured |");
     let _ = writeln!(s, "|---|---|---|");
     for case in &r.checks.cases {

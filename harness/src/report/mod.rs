@@ -4,6 +4,7 @@
 //! terminal summary (`terminal`). Nothing here runs
 //! anything; a new report is one more [`Reporter`].
 
+pub mod baseline;
 pub mod junit;
 pub mod live;
 pub mod markdown;
@@ -18,6 +19,7 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::regression::{Gate, Limits};
 use crate::check::verdict::{self, Checks, Judgement, Verdict};
 use crate::check::{self, Analysis, FaultTiming, LatencySummary, MessageRef, Messages, Second};
 use crate::cluster::images::ResolvedImage;
@@ -195,6 +197,9 @@ pub struct RunStart {
     pub started_at: String,
     pub seed: u64,
     pub checks: Checks,
+    /// How far each number may move against a baseline.
+    #[serde(default)]
+    pub regression: Limits,
     pub probe_interval_ms: f64,
     pub ack_timeout_ms: f64,
     pub cluster: ClusterFacts,
@@ -218,6 +223,7 @@ impl RunStart {
             started_at: started_at.to_string(),
             seed,
             checks: s.checks.clone(),
+            regression: s.regression,
             probe_interval_ms: s.probe_interval.as_secs_f64() * 1000.0,
             ack_timeout_ms: w.ack_timeout.as_secs_f64() * 1000.0,
             cluster: ClusterFacts {
@@ -333,6 +339,11 @@ pub struct RunResult {
     pub unexpected_sample: Vec<MessageRef>,
     pub timeline: Vec<Second>,
     pub notes: Vec<String>,
+    /// The tolerances of the baseline gate (the scenario's `regression:`).
+    pub regression_limits: Limits,
+    /// The run against a baseline, when one was given (`--baseline`, `faultline compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regression: Option<Gate>,
 }
 
 /// What could make the numbers wrong (MEASUREMENT.md, "Validity").
@@ -465,6 +476,8 @@ impl RunResult {
             unexpected_sample: analysis.unexpected_sample,
             timeline: analysis.timeline,
             notes,
+            regression_limits: start.regression,
+            regression: None,
         }
     }
 }

@@ -200,3 +200,56 @@ fn closing_does_not_wait_for_senders_an_interrupted_run_left_behind() {
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
     left_behind.note("after the end: dropped, not an error");
 }
+
+#[test]
+fn a_baseline_with_a_far_faster_failover_fails_the_run_and_names_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = serde_json::to_value(result()).unwrap();
+    // Compared with itself, everything holds.
+    let same = dir.path().join("same.json");
+    std::fs::write(&same, ours.to_string()).unwrap();
+    let mut r = result();
+    baseline::gate(&mut r, &same).unwrap();
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.checks.failed);
+    let g = r.regression.as_ref().unwrap();
+    assert_eq!(g.comparisons.len(), 4, "{g:?}");
+    // A baseline directory whose runs failed over in 100 and 120 ms.
+    let faster = dir.path().join("faster");
+    std::fs::create_dir(&faster).unwrap();
+    for (i, ms) in [100.0, 120.0].iter().enumerate() {
+        let mut b = ours.clone();
+        b["faults"][0]["failover_ms"] = serde_json::json!(ms);
+        std::fs::write(faster.join(format!("{i}.json")), b.to_string()).unwrap();
+    }
+    let mut r = result();
+    baseline::gate(&mut r, &faster).unwrap();
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert_eq!(
+        r.checks.failed.len(),
+        1,
+        "only failover moved: {:?}",
+        r.checks.failed
+    );
+    let xml = junit::render(&r).unwrap();
+    assert!(
+        xml.contains(r#"<testcase name="regression: fault 0 (kill): failover""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"failures="1""#), "{xml}");
+    let md = markdown::render(&r);
+    assert!(md.contains("### Against the baseline"), "{md}");
+    assert!(md.contains("**REGRESSION**"), "{md}");
+}
+
+#[test]
+fn a_baseline_that_is_not_a_result_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = baseline::load(&empty).unwrap_err();
+    assert!(e.contains("holds no result"), "{e}");
+    let other = dir.path().join("other.json");
+    std::fs::write(&other, "{\"name\": 1}").unwrap();
+    let e = baseline::load(&other).unwrap_err();
+    assert!(e.contains("not a faultline result.json"), "{e}");
+}
