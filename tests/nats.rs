@@ -80,6 +80,13 @@ fn leader_kill_loses_nothing_and_measures_failover() {
         summary.starts_with("## faultline: jetstream-leader-kill — PASS"),
         "{summary}"
     );
+    // The latency interval log holds every acknowledged publish once, and every failed one.
+    let hlog = hlog_counts(&out.path().join("latency.hlog"));
+    assert_eq!(hlog.get("ok").copied(), m["acked"].as_u64(), "{hlog:?}");
+    assert_eq!(
+        hlog.get("fail").copied().unwrap_or(0),
+        m["failed"].as_u64().unwrap()
+    );
     // The history alone makes the same result again.
     let first = std::fs::read_to_string(out.path().join("result.json")).unwrap();
     std::fs::remove_file(out.path().join("result.json")).unwrap();

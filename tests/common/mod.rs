@@ -156,3 +156,26 @@ pub fn probe_events(out: &Path, event: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// The number of values per tag in an HdrHistogram interval log.
+pub fn hlog_counts(path: &Path) -> std::collections::BTreeMap<String, u64> {
+    use base64::Engine;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let bytes = std::fs::read(path).expect("the interval log");
+    let mut counts = std::collections::BTreeMap::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let LogEntry::Interval(h) = entry.expect("a well-formed interval log") else {
+            continue;
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(h.encoded_histogram())
+            .unwrap();
+        let hist: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(raw))
+            .unwrap();
+        let tag = h.tag().map_or("", |t| t.as_str()).to_string();
+        *counts.entry(tag).or_insert(0) += hist.len();
+    }
+    counts
+}

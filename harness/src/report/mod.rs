@@ -5,6 +5,7 @@
 //! anything; a new report is one more [`Reporter`].
 
 pub mod baseline;
+pub mod hlog;
 pub mod junit;
 pub mod live;
 pub mod markdown;
@@ -138,13 +139,14 @@ impl Reporters {
         Self::start(all)
     }
 
-    /// The reporters that write files into the run directory: result.json, junit.xml and
-    /// summary.md.
+    /// The reporters that write files into the run directory: result.json, junit.xml,
+    /// summary.md and latency.hlog.
     fn files() -> Vec<Box<dyn Reporter>> {
         vec![
             Box::new(JsonReport),
             Box::new(junit::JunitReport),
             Box::new(markdown::MarkdownReport),
+            Box::new(hlog::HlogReport),
         ]
     }
 

@@ -253,3 +253,51 @@ fn a_baseline_that_is_not_a_result_is_refused() {
     let e = baseline::load(&other).unwrap_err();
     assert!(e.contains("not a faultline result.json"), "{e}");
 }
+
+#[test]
+fn latency_hlog_reads_back_with_the_counts_of_result_json() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let dir = tempfile::tempdir().unwrap();
+    write_history(&dir.path().join("history.jsonl"), false);
+    let r = recheck(&dir.path().join("history.jsonl")).unwrap();
+    let event = RunEvent::Finished {
+        result: Box::new(recheck(&dir.path().join("history.jsonl")).unwrap()),
+        out_dir: dir.path().to_path_buf(),
+    };
+    hlog::HlogReport.on(&event).unwrap();
+    let bytes = std::fs::read(dir.path().join("latency.hlog")).unwrap();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut max_us: u64 = 0;
+    let mut intervals = 0;
+    for entry in IntervalLogIterator::new(&bytes) {
+        let LogEntry::Interval(h) = entry.unwrap() else {
+            continue;
+        };
+        intervals += 1;
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            h.encoded_histogram(),
+        )
+        .unwrap();
+        let hist: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(raw))
+            .unwrap();
+        *counts.entry(h.tag().unwrap().as_str().into()).or_default() += hist.len();
+        if h.tag().unwrap().as_str() == "ok" {
+            max_us = max_us.max(hist.max());
+        }
+    }
+    let acked_with_latency: u64 = r.latency_ms.values().map(|l| l.count).sum();
+    let fail: u64 = r.timeline.iter().map(|s| s.fail).sum();
+    let info: u64 = r.timeline.iter().map(|s| s.info).sum();
+    assert_eq!(counts["ok"], acked_with_latency);
+    assert_eq!(counts["ok"], r.messages.acked);
+    assert_eq!(counts["fail"], fail);
+    assert_eq!(counts["unknown"], info);
+    assert!(intervals >= 10, "{intervals} intervals for a 10 s run");
+    // The slowest acknowledged message is as slow in the log as in the percentiles (3
+    // significant digits).
+    let max_ms = r.latency_ms.values().filter_map(|l| l.max).fold(0.0, f64::max);
+    assert!((max_us as f64 / 1000.0 - max_ms).abs() <= max_ms * 0.001 + 0.001);
+}
