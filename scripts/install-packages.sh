@@ -4,6 +4,7 @@
 #   debootstrap                     the Debian base image every local image starts from
 #   gcc, python3 + pip              the build, and the wheels some recipes unpack
 #   cmake, libcurl4-openssl-dev     rdkafka's bundled librdkafka (built with cmake; includes curl.h)
+#   chromium                        renders report.html headless in the tests (and screenshots)
 # Used by the README's first command and by .ci/run. Needs root or sudo when something is missing.
 set -euo pipefail
 missing=()
@@ -12,6 +13,7 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
     sudo_cmd=()
     [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)

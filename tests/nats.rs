@@ -87,6 +87,45 @@ fn leader_kill_loses_nothing_and_measures_failover() {
         hlog.get("fail").copied().unwrap_or(0),
         m["failed"].as_u64().unwrap()
     );
+    // report.html: self-contained (no reference to anything outside the file), rendered by
+    // a real browser without a request or a console message, the fault drawn.
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    for reference in ["src=", "href=", "url(", "@import", "<script", "<link"] {
+        assert!(!html.contains(reference), "{reference} in report.html");
+    }
+    // First, that the browser check catches what it is meant to.
+    let control = out.path().join("control.html");
+    std::fs::write(
+        &control,
+        r#"<!DOCTYPE html><p>x</p><img src="http://faultline-control.invalid/x.png"><script>console.error("control")</script>"#,
+    )
+    .unwrap();
+    let c = chromium(&control);
+    assert!(
+        c.requests
+            .iter()
+            .any(|r| r.contains("faultline-control.invalid")),
+        "the proxy saw no request of the control page: {:?}",
+        c.requests
+    );
+    assert!(
+        c.console.iter().any(|l| l.contains("control")),
+        "{:?}",
+        c.console
+    );
+    std::fs::remove_file(&control).unwrap();
+    let page = chromium(&out.path().join("report.html"));
+    assert!(
+        page.requests.is_empty(),
+        "report.html requested {:?}",
+        page.requests
+    );
+    assert!(page.console.is_empty(), "console: {:?}", page.console);
+    assert!(page.dom.contains(r#"id="verdict">PASS</span>"#));
+    assert_eq!(page.dom.matches(r#"class="fault-window""#).count(), 3);
+    for marker in ["marker-detection", "marker-new-leader", "marker-failover"] {
+        assert!(page.dom.contains(marker), "{marker} missing from the DOM");
+    }
     // The history alone makes the same result again.
     let first = std::fs::read_to_string(out.path().join("result.json")).unwrap();
     std::fs::remove_file(out.path().join("result.json")).unwrap();

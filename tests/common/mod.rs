@@ -179,3 +179,90 @@ pub fn hlog_counts(path: &Path) -> std::collections::BTreeMap<String, u64> {
     }
     counts
 }
+
+/// What headless Chromium made of a page.
+pub struct Rendered {
+    /// The DOM after loading, serialised.
+    pub dom: String,
+    /// Console messages the page logged.
+    pub console: Vec<String>,
+    /// Requests the page made (first line of each), through a proxy on loopback that answers
+    /// none of them; requests Chromium makes to its vendor's services on its own are left out.
+    pub requests: Vec<String>,
+}
+
+/// Hosts Chromium itself calls at start (sign-in, component updates, network time), whatever
+/// the page: not the page's requests.
+const BROWSER_OWN: &[&str] = &[
+    "accounts.google.com",
+    "update.googleapis.com",
+    "clients2.google.com",
+];
+
+/// Opens `page` (a file) in Debian's headless Chromium, every request of it sent to a proxy on
+/// loopback that records it and answers nothing. Panics when Chromium is missing: the
+/// project's scripts/install-packages.sh installs it.
+pub fn chromium(page: &Path) -> Rendered {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in proxy.incoming().take(1000) {
+            let Ok(conn) = conn else { break };
+            let mut first = String::new();
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = BufReader::new(&conn).read_line(&mut first);
+            log.lock().unwrap().push(first.trim().to_string());
+        }
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-default-apps",
+            "--disable-sync",
+            "--disable-domain-reliability",
+            "--no-pings",
+            "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate,MediaRouter",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--proxy-server=http://127.0.0.1:{port}"))
+        .arg("--proxy-bypass-list=<-loopback>")
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.canonicalize().unwrap().display()))
+        .output()
+        .expect("chromium runs (scripts/install-packages.sh installs it)");
+    assert!(output.status.success(), "chromium: {output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let console = stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(String::from)
+        .collect();
+    // Chromium has exited: whatever it sent has arrived, bar the read timeout.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let requests = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| !BROWSER_OWN.iter().any(|h| r.contains(h)))
+        .cloned()
+        .collect();
+    Rendered {
+        dom: String::from_utf8_lossy(&output.stdout).into(),
+        console,
+        requests,
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod hlog;
+pub mod html;
 pub mod junit;
 pub mod live;
 pub mod markdown;
@@ -140,13 +141,14 @@ impl Reporters {
     }
 
     /// The reporters that write files into the run directory: result.json, junit.xml,
-    /// summary.md and latency.hlog.
+    /// summary.md, latency.hlog and report.html.
     fn files() -> Vec<Box<dyn Reporter>> {
         vec![
             Box::new(JsonReport),
             Box::new(junit::JunitReport),
             Box::new(markdown::MarkdownReport),
             Box::new(hlog::HlogReport),
+            Box::new(html::HtmlReport),
         ]
     }
 
@@ -194,6 +196,8 @@ impl Events {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunStart {
     pub scenario: String,
+    #[serde(default)]
+    pub description: Option<String>,
     pub scenario_file: String,
     pub run_id: String,
     pub started_at: String,
@@ -220,6 +224,7 @@ impl RunStart {
         let w = &s.workload;
         RunStart {
             scenario: s.name.clone(),
+            description: s.description.clone(),
             scenario_file: s.file.display().to_string(),
             run_id: run_id.to_string(),
             started_at: started_at.to_string(),
@@ -319,6 +324,8 @@ pub fn recheck(history_path: &Path) -> Result<RunResult, String> {
 pub struct RunResult {
     pub verdict: Verdict,
     pub scenario: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub scenario_file: String,
     pub run_id: String,
     pub started_at: String,
@@ -448,6 +455,7 @@ impl RunResult {
         RunResult {
             verdict: judgement.verdict,
             scenario: start.scenario,
+            description: start.description,
             scenario_file: start.scenario_file,
             run_id: start.run_id,
             started_at: start.started_at,

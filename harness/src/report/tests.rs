@@ -298,6 +298,85 @@ fn latency_hlog_reads_back_with_the_counts_of_result_json() {
     assert!(intervals >= 10, "{intervals} intervals for a 10 s run");
     // The slowest acknowledged message is as slow in the log as in the percentiles (3
     // significant digits).
-    let max_ms = r.latency_ms.values().filter_map(|l| l.max).fold(0.0, f64::max);
+    let max_ms = r
+        .latency_ms
+        .values()
+        .filter_map(|l| l.max)
+        .fold(0.0, f64::max);
     assert!((max_us as f64 / 1000.0 - max_ms).abs() <= max_ms * 0.001 + 0.001);
+}
+
+/// The page of the fixture's run.
+fn page() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    write_history(&path, false);
+    html::render(&recheck(&path).unwrap(), &path).unwrap()
+}
+
+#[test]
+fn report_html_fetches_nothing_and_draws_the_fault() {
+    let page = page();
+    for reference in ["src=", "href=", "url(", "@import", "<script", "<link"] {
+        assert!(!page.contains(reference), "{reference} in the page");
+    }
+    assert!(!page.contains("http://") && !page.contains("https://"));
+    assert!(page.contains(r#"<span class="verdict pass" id="verdict">PASS</span>"#));
+    // The fault window (kill at 3 s, healed at 6 s) and its markers: detection 200 ms, new
+    // leader 1 s, failover when the refusals stop.
+    assert_eq!(
+        page.matches(r#"class="fault-window""#).count(),
+        3,
+        "one per chart"
+    );
+    for marker in ["detection", "new-leader", "client-error", "failover"] {
+        assert!(
+            page.contains(&format!(r#"class="marker marker-{marker}""#)),
+            "{marker}"
+        );
+    }
+    // Failed and unknown publishes are drawn and counted beside the percentiles.
+    assert!(page.contains(r#"<path class="points fail""#));
+    assert!(page.contains(r#"<path class="points unknown""#));
+    assert!(page.contains(r#"<td class="l">fault</td>"#));
+    // n1 reported n2 down; n2 and then n3 led stream:S.
+    assert!(page.contains("n1 reports it down"), "lane of n2");
+    assert!(page.contains("leader of stream:S"));
+    assert!(!page.contains(r#"id="downsampled""#));
+}
+
+#[test]
+fn report_html_keeps_the_extremes_beyond_fifty_thousand_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    write_history(&path, false);
+    // 60 000 more acknowledged publishes, one of them 4 s slow.
+    let mut more = String::new();
+    for seq in 0..60_000u64 {
+        let t = seq * 150; // µs
+        let done = if seq == 30_000 {
+            t + 4_000_000
+        } else {
+            t + 900
+        };
+        more.push_str(&format!(
+            "{{\"op\":\"publish\",\"type\":\"ok\",\"producer\":1,\"seq\":{seq},\"t_intended\":{:.3},\"t_sent\":{:.3},\"t_done\":{:.3}}}\n",
+            t as f64 / 1000.0,
+            t as f64 / 1000.0,
+            done as f64 / 1000.0
+        ));
+    }
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&more);
+    std::fs::write(&path, text).unwrap();
+    let page = html::render(&recheck(&path).unwrap(), &path).unwrap();
+    assert!(page.contains(r#"id="downsampled""#));
+    assert!(
+        page.contains("61000 publishes: "),
+        "the note counts every publish"
+    );
+    let drawn: usize = page.matches("h0").count();
+    assert!(drawn < html::MAX_POINTS, "{drawn} points drawn");
+    // The 4 s publish is still on the chart: the axis reaches 10 s.
+    assert!(page.contains(">10.0 s</text>"), "the slowest point kept");
 }
