@@ -87,13 +87,10 @@ fn load(path: &Path) -> Result<scenario::Scenario, ExitCode> {
         // Each file a problem is in, read once for the excerpts.
         let mut sources: std::collections::BTreeMap<PathBuf, String> = Default::default();
         for e in &errors {
-            eprintln!("error: {e}");
             let source = sources
                 .entry(e.file.clone())
                 .or_insert_with(|| std::fs::read_to_string(&e.file).unwrap_or_default());
-            if let Some(excerpt) = e.excerpt(source) {
-                eprintln!("{excerpt}");
-            }
+            eprintln!("{}\n", e.render(source));
         }
         eprintln!(
             "{}: {} problem(s) found; nothing was started",

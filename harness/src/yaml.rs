@@ -189,34 +189,50 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// The line of `source` the problem is on, with a caret under the value it is about:
+    /// The problem as the CLI prints it: the message, where, and the line of `source` it is
+    /// on with carets under the value it is about (annotate-snippets):
     ///
     /// ```text
-    ///    9 |   - { at: 5s, kind: clock-skew, target: n1 }
-    ///      |                     ^^^^^^^^^^
+    /// error: s.yaml:9:21: faults[0].kind: fault kind clock-skew ...
+    ///   |
+    /// 9 |   - { at: 5s, kind: clock-skew, target: n1 }
+    ///   |                     ^^^^^^^^^^
     /// ```
     ///
-    /// `None` when the problem is with the file as a whole or the line is not in `source`.
-    pub fn excerpt(&self, source: &str) -> Option<String> {
-        let line = source.lines().nth(self.pos.line.checked_sub(1)?)?;
-        let before: String = line.chars().take(self.pos.col.saturating_sub(1)).collect();
-        let token = line
+    /// Just the message with its position when the problem is with the file as a whole or the
+    /// line is not in `source`.
+    pub fn render(&self, source: &str) -> String {
+        use annotate_snippets::{Level, Renderer, Snippet};
+        let Some(line) = self
+            .pos
+            .line
+            .checked_sub(1)
+            .and_then(|i| source.lines().nth(i))
+        else {
+            return format!("error: {self}");
+        };
+        // The value starts at the column (in characters); it ends at the next blank or the
+        // end of its flow collection entry.
+        let start: usize = line
             .chars()
-            .skip(self.pos.col.saturating_sub(1))
+            .take(self.pos.col.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum();
+        let len: usize = line[start..]
+            .chars()
             .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '}' | ']'))
-            .count()
-            .max(1);
-        let number = self.pos.line.to_string();
-        let gutter = " ".repeat(number.len());
-        // Tabs keep their width so the caret stays under the value.
-        let pad: String = before
-            .chars()
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        Some(format!(
-            "{gutter} |\n{number} | {line}\n{gutter} | {pad}{}",
-            "^".repeat(token)
-        ))
+            .map(char::len_utf8)
+            .sum();
+        let end = (start + len.max(1)).min(line.len().max(start));
+        // The first line stays `file:line:column: message`, which editors and CI logs link.
+        let title = self.to_string();
+        let message = Level::Error.title(&title).snippet(
+            Snippet::source(line)
+                .line_start(self.pos.line)
+                .annotation(Level::Error.span(start..end)),
+        );
+        let rendered = Renderer::plain().render(message).to_string();
+        rendered
     }
 }
 
@@ -514,16 +530,20 @@ mod excerpt_tests {
     fn the_caret_sits_under_the_value() {
         let src = "faults:\n  - { at: 5s, kind: clock-skew, target: n1 }\n";
         assert_eq!(
-            at(2, 21).excerpt(src).unwrap(),
-            "  |\n2 |   - { at: 5s, kind: clock-skew, target: n1 }\n  |                     ^^^^^^^^^^"
+            at(2, 21).render(src),
+            "error: s.yaml:2:21: m\n  |\n2 |   - { at: 5s, kind: clock-skew, target: n1 }\n  |                     ^^^^^^^^^^\n  |"
         );
         assert_eq!(
-            at(2, 45).excerpt(src).unwrap().lines().last(),
+            at(2, 45).render(src).lines().nth(3),
             Some("  |                                             ^"),
             "past the last value: one caret"
         );
-        assert_eq!(at(0, 0).excerpt(src), None, "the file as a whole");
-        assert_eq!(at(9, 1).excerpt(src), None, "no such line");
+        assert_eq!(
+            at(0, 0).render(src),
+            "error: s.yaml: m",
+            "the file as a whole"
+        );
+        assert_eq!(at(9, 1).render(src), "error: s.yaml:9:1: m", "no such line");
     }
 }
 
