@@ -343,7 +343,11 @@ fn emqx_node_kill_runs_where_its_image_exists_and_is_reported_unavailable_elsewh
 fn a_partitioned_ejabberd_node_is_dropped_after_net_ticktime_and_the_split_outlives_the_heal() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let r = passing("scenarios/mqtt/ejabberd-partition.yaml", out.path());
+    let run = run_scenario("scenarios/mqtt/ejabberd-partition.yaml", out.path());
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
     let f = &r["faults"][0];
     assert_eq!(f["kind"], "partition");
     // net_ticktime 10 s: a silent peer is declared down 7.5-12.5 s after it went silent.
@@ -360,11 +364,21 @@ fn a_partitioned_ejabberd_node_is_dropped_after_net_ticktime_and_the_split_outli
     // ejabberd does not merge the sides again after the heal: faultline must say so.
     let health = &r["health_after"];
     assert_eq!(health["healthy"], false, "{health}");
-    assert!(
-        health["detail"]
-            .as_str()
-            .unwrap()
-            .contains(r#"lists {"e1", "e2"} in list_cluster"#),
-        "{health}"
-    );
+    let detail = health["detail"].as_str().unwrap();
+    assert!(detail.contains("in list_cluster"), "{health}");
+    // Which split ejabberd ends in is its own affair: e1 and e2 together (every earlier run),
+    // or, since Erlang's global prevents overlapping partitions (OTP 25 on), e1 cut from e2 as
+    // well when e3 comes back through one of them (both runs of 2026-12-01). When that second
+    // cut comes before the drain, what went in through e2 never reaches the subscriber on e1.
+    // faultline's side is fixed either way: a complete drain and nothing lost is a pass; an
+    // incomplete drain is never a pass, and the notes say which end marker never arrived.
+    if r["validity"]["drain_complete"] == true {
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(r["verdict"], "pass");
+        assert_eq!(r["messages"]["lost"], 0);
+    } else {
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        assert_ne!(r["verdict"], "pass");
+        assert!(notes(&r).contains("end marker"), "{}", notes(&r));
+    }
 }

@@ -128,8 +128,8 @@ pub fn render(r: &RunResult, out_dir: &Path) -> String {
     };
     let _ = writeln!(
         s,
-        "verdict    {verdict}    (report: {})",
-        out_dir.join("result.json").display()
+        "verdict    {verdict}    (report: {}; result.json beside it)",
+        out_dir.join("report.html").display()
     );
     s
 }
