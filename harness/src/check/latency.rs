@@ -11,7 +11,8 @@ use super::ingest::Phases;
 use super::{ms, Analysis, LatencySummary, Second};
 use crate::history::{Kind, Publish};
 
-fn new_histogram() -> Histogram<u64> {
+/// A latency histogram as MEASUREMENT.md defines it; every report that keeps latencies uses it.
+pub fn new_histogram() -> Histogram<u64> {
     // 1 µs to 1 hour at 3 significant digits (MEASUREMENT.md).
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }

@@ -14,6 +14,7 @@ mod detection;
 mod failover;
 mod ingest;
 mod latency;
+pub use latency::new_histogram;
 mod loss;
 mod recovery;
 pub mod regression;

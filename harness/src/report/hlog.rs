@@ -18,6 +18,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use super::{Reporter, RunEvent, RunResult};
+use crate::check::new_histogram;
 use crate::history::{self, Kind, Record};
 
 /// The tags, in the order the intervals of one second are written.
@@ -53,9 +54,7 @@ pub fn write(history_path: &Path, result: &RunResult, out: &mut impl Write) -> s
         if s >= seconds.len() {
             seconds.resize_with(s + 1, Default::default);
         }
-        let h = seconds[s][i].get_or_insert_with(|| {
-            Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
-        });
+        let h = seconds[s][i].get_or_insert_with(new_histogram);
         h.saturating_record(t_done.saturating_sub(p.t_intended).max(1));
     }
     let mut builder = IntervalLogWriterBuilder::new();

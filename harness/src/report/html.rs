@@ -20,6 +20,7 @@ use hdrhistogram::Histogram;
 
 use super::terminal::ms;
 use super::{Reporter, RunEvent, RunResult};
+use crate::check::new_histogram;
 use crate::check::verdict::{Outcome, Verdict};
 use crate::history::{self, Kind, Phase, ProbeKind, Record};
 
@@ -80,7 +81,7 @@ fn read(path: &Path) -> std::io::Result<Drawn> {
         }
     }
     // The phase of a publish is known from its intended send once every boundary is read.
-    let new = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+    let new = new_histogram;
     for &(t, latency, outcome) in &d.points {
         if outcome == 0 {
             let s = (t / 1_000_000) as usize;
