@@ -167,3 +167,29 @@ fn help_documents_every_command_and_the_exit_codes() {
     let (_, stdout, _) = faultline(&["run", "--help"]);
     assert!(stdout.contains("--seed") && stdout.contains("--out"));
 }
+
+/// `faultline schema scenario|result` prints what `schemas/` holds; with
+/// `FAULTLINE_WRITE_SCHEMAS=1` the test writes the files instead (after a change to a
+/// scenario reader or to result.json, review the diff and commit it).
+#[test]
+fn the_committed_schemas_are_the_ones_faultline_prints() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for of in ["scenario", "result"] {
+        let (code, printed, stderr) = faultline(&["schema", of]);
+        assert_eq!(code, 0, "{stderr}");
+        let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
+        assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+        let file = root.join(format!("schemas/{of}.schema.json"));
+        if std::env::var_os("FAULTLINE_WRITE_SCHEMAS").is_some() {
+            std::fs::write(&file, &printed).unwrap();
+        }
+        let committed = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            committed == printed,
+            "{} is not what `faultline schema {of}` prints: run FAULTLINE_WRITE_SCHEMAS=1 cargo test --release --test cli, review the diff, commit it",
+            file.display()
+        );
+    }
+    let (code, _, stderr) = faultline(&["schema", "compose"]);
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -11,6 +11,7 @@ const FLOORS: &[&[&str]] = &[
     // The shared vocabulary: no imports from the crate at all.
     &[
         "yaml",
+        "schema",
         "http",
         "progress",
         "history",

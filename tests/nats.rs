@@ -80,6 +80,20 @@ fn leader_kill_loses_nothing_and_measures_failover() {
         summary.starts_with("## faultline: jetstream-leader-kill — PASS"),
         "{summary}"
     );
+    // result.json holds to the schema committed under schemas/.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/result.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let errors: Vec<String> = jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(r)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "result.json against its schema: {errors:#?}"
+    );
     // The latency interval log holds every acknowledged publish once, and every failed one.
     let hlog = hlog_counts(&out.path().join("latency.hlog"));
     assert_eq!(hlog.get("ok").copied(), m["acked"].as_u64(), "{hlog:?}");

@@ -7,7 +7,7 @@
 //!
 //! The modules stand on floors, and each imports only from floors below it (tests/layers.rs
 //! keeps this; docs/architecture.md explains it), from the ground up:
-//! 1. the shared vocabulary: [`yaml`], [`http`], [`progress`], [`history`], [`rng`],
+//! 1. the shared vocabulary: [`yaml`], [`schema`], [`http`], [`progress`], [`history`], [`rng`],
 //!    [`payload`], [`endpoint`], [`fault_kind`];
 //! 2. [`target`] (who a fault hits), [`check`] (history -> findings), [`cluster`] (Docker);
 //! 3. [`families`] (the family registry; driver and probes per broker family);
@@ -31,6 +31,7 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod schema;
 pub mod target;
 pub mod workload;
 pub mod yaml;

@@ -74,12 +74,27 @@ enum Command {
         /// The run directory (the one `faultline run` printed).
         dir: PathBuf,
     },
+    /// Print a JSON Schema: of scenario files (for editors: the shipped scenarios name
+    /// schemas/scenario.schema.json in their first line) or of result.json.
+    Schema {
+        /// Which schema.
+        #[arg(value_enum)]
+        of: SchemaOf,
+    },
     /// Remove every container and network that faultline runs left behind.
     Clean {
         /// Also remove the objects of runs whose faultline process is still alive.
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaOf {
+    /// A scenario file (YAML).
+    Scenario,
+    /// A run's result.json.
+    Result,
 }
 
 fn load(path: &Path) -> Result<scenario::Scenario, ExitCode> {
@@ -210,6 +225,15 @@ async fn async_main(cli: Cli) -> ExitCode {
         }
         Command::Report { dir } => report_again(&dir, None),
         Command::Compare { baseline, run } => report_again(&run, Some(&baseline)),
+        Command::Schema { of } => {
+            let schema = match of {
+                SchemaOf::Scenario => scenario::schema::scenario_schema(),
+                SchemaOf::Result => faultline::report::result_schema(),
+            };
+            let text = serde_json::to_string_pretty(&schema).expect("a schema serialises");
+            println!("{text}");
+            ExitCode::from(exit::PASS as u8)
+        }
         Command::Clean { all } => clean(all).await,
     }
 }

@@ -53,6 +53,49 @@ impl Node {
         matches!(&self.value, Value::Scalar { text, quoted: false } if text.is_empty() || text == "~" || text == "null")
     }
 
+    /// The node as JSON, as an editor's YAML language server sees it (YAML 1.2 core schema):
+    /// a plain scalar that reads as null, a boolean or a number becomes one, every other
+    /// scalar a string. Used to hold a scenario to its JSON Schema.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Scalar { text, quoted: true } => J::String(text.clone()),
+            Value::Scalar { .. } if self.is_null() => J::Null,
+            Value::Scalar { text, .. } => match text.as_str() {
+                "true" => J::Bool(true),
+                "false" => J::Bool(false),
+                t => {
+                    let digits = t.replace('_', "");
+                    if let Ok(i) = digits.parse::<i64>() {
+                        J::from(i)
+                    } else if let Some(f) = digits
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite() && digits.chars().any(|c| c.is_ascii_digit()))
+                        .and_then(serde_json::Number::from_f64)
+                    {
+                        J::Number(f)
+                    } else {
+                        J::String(t.to_string())
+                    }
+                }
+            },
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = match &k.value {
+                            Value::Scalar { text, .. } => text.clone(),
+                            _ => k.describe(),
+                        };
+                        (key, v.to_json())
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     /// A short description of the node's kind for error messages.
     pub fn describe(&self) -> String {
         match &self.value {

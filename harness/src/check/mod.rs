@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::history::{Kind, Record};
 pub use bitset::Bitset;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Messages {
     /// Publishes attempted.
     pub invoked: u64,
@@ -53,13 +53,13 @@ pub struct Messages {
 }
 
 /// A message identity, for examples in reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct MessageRef {
     pub producer: u32,
     pub seq: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LatencySummary {
     pub count: u64,
     pub p50: Option<f64>,
@@ -69,7 +69,7 @@ pub struct LatencySummary {
     pub max: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FaultTiming {
     /// The occurrence's run-unique id.
     pub index: usize,
@@ -102,7 +102,7 @@ pub struct FaultTiming {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DetectionSummary {
     pub faults: usize,
     /// Faults whose detection was observed.
@@ -112,7 +112,7 @@ pub struct DetectionSummary {
 }
 
 /// Counts for one second of the run (by completion time), for plots of the failover window.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Second {
     pub t_s: u64,
     pub ok: u64,
@@ -121,7 +121,7 @@ pub struct Second {
     pub max_latency_ms: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Analysis {
     pub messages: Messages,
     pub lost_sample: Vec<MessageRef>,

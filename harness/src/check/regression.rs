@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// How far one number may move before it is a regression.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tolerance {
     /// Share of the baseline median, e.g. 0.2 for 20 %.
     pub relative: f64,
@@ -24,7 +24,7 @@ pub struct Tolerance {
 }
 
 /// The scenario's `regression:` section.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Limits {
     pub failover: Tolerance,
     pub detection: Tolerance,
@@ -155,7 +155,7 @@ fn measures(result: &Value) -> Vec<Measure> {
 }
 
 /// One number of the run against the baseline's.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Comparison {
     pub name: String,
     pub unit: &'static str,
@@ -173,7 +173,7 @@ pub struct Comparison {
 
 /// What the gate found: a comparison per number both sides have, and notes on the numbers
 /// only one side has.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Gate {
     pub baseline: String,
     pub baseline_runs: usize,

@@ -12,17 +12,20 @@ use super::{Analysis, FaultTiming};
 
 /// The checks a scenario can state (`checks:`). Kept in the history's start record (times in
 /// milliseconds) so that a stored history can be judged again.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checks {
     pub max_lost: u64,
     pub max_unexpected: u64,
     /// `None`: duplicates are reported but allowed (at-least-once delivery).
     pub max_duplicated: Option<u64>,
     #[serde(with = "opt_ms")]
+    #[schemars(with = "Option<f64>")]
     pub max_failover: Option<Duration>,
     #[serde(with = "opt_ms")]
+    #[schemars(with = "Option<f64>")]
     pub max_detection: Option<Duration>,
     #[serde(with = "opt_ms")]
+    #[schemars(with = "Option<f64>")]
     pub max_recovery: Option<Duration>,
     /// Largest share of the load time the generator may spend waiting for the in-flight cap.
     pub max_stall: f64,
@@ -61,7 +64,7 @@ impl Default for Checks {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -80,7 +83,7 @@ pub struct Validity {
 }
 
 /// How one check came out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Held,
@@ -90,14 +93,14 @@ pub enum Outcome {
 
 /// One check, by a stable name ("lost", "fault 0 (kill n2): failover"), with what was
 /// measured against what limit in words: a JUnit test case, a row of a report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CheckCase {
     pub name: String,
     pub outcome: Outcome,
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Judgement {
     pub verdict: Verdict,
     /// Checks that did not hold.

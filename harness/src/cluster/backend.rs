@@ -40,7 +40,7 @@ impl BackendError {
 }
 
 /// An image of the topology as the backend resolved it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResolvedImage {
     /// The image the topology names.
     pub requested: String,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::cluster::compose::{self, Topology};
 pub use crate::endpoint::NodeEndpoint;
@@ -66,6 +67,9 @@ pub trait Family: Sync {
     }
     /// Reads `workload.<name>`.
     fn read_workload(&self, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings>;
+    /// The JSON Schema of `workload.<name>` (`faultline schema scenario`): the keys
+    /// `read_workload` accepts, which a test per family holds it to.
+    fn workload_schema(&self, g: &mut SchemaGenerator) -> Schema;
 }
 
 /// What the cluster layer must know of each family to read a topology.
@@ -165,6 +169,15 @@ where
     Err(BrokerError(format!(
         "{what} did not hold before the timeout (last: {last})"
     )))
+}
+
+// What `Credentials::parse` reads, described for the scenario's JSON Schema.
+/// A user and its password.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "Credentials")]
+pub struct CredentialsKeys {
+    pub user: String,
+    pub password: String,
 }
 
 /// A user and password a family's client logs in with.
@@ -325,7 +338,7 @@ pub trait Probe: Send {
 }
 
 /// What draining found.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, JsonSchema)]
 pub struct DrainReport {
     pub received: u64,
     /// Messages read that carry no faultline identity (written by someone else).

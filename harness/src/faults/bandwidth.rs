@@ -13,6 +13,16 @@ use crate::yaml::{self, Diagnostics, Fields};
 /// The settings only a bandwidth fault takes.
 pub const KEYS: &[&str] = &["rate"];
 
+// What `read` takes, described for the scenario's JSON Schema.
+/// The settings of a bandwidth fault.
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Keys {
+    /// The limit, as tc writes rates: "1mbit", "512kbit", "2gbit", "100kbps".
+    #[schemars(regex(pattern = r"^[0-9]*[1-9][0-9]*(kbit|mbit|gbit|bps|kbps|mbps)$"))]
+    pub rate: String,
+}
+
 /// Reads `rate`, a tc rate.
 pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
     let rate = f

@@ -28,6 +28,17 @@ use crate::yaml::{self, Diagnostics, Fields};
 /// The settings only a clock-skew takes.
 pub const KEYS: &[&str] = &["offset", "drift"];
 
+// What `read` takes, described for the scenario's JSON Schema.
+/// The settings of a clock-skew fault: offset, drift or both.
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Keys {
+    /// Added to the nodes' wall clock, such as "+30s" or "-2m".
+    pub offset: Option<crate::schema::SignedDurationText>,
+    /// What the wall clock gains per real second while in effect, such as "+200ms/s".
+    pub drift: Option<crate::schema::DriftText>,
+}
+
 /// Reads `offset` (a signed duration) and `drift` (a signed duration per second); at least one.
 pub fn read(f: &Fields, path: &str, d: &mut Diagnostics) -> Settings {
     let signed = |key: &str, suffix: &str, example: &str, d: &mut Diagnostics| {

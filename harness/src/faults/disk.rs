@@ -20,6 +20,18 @@ use crate::yaml::{self, Diagnostics, Fields};
 /// The settings only a disk-full fault takes.
 pub const KEYS: &[&str] = &["path"];
 
+// What `read` takes, described for the scenario's JSON Schema.
+/// The settings of a disk-full fault.
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct Keys {
+    /// The data directory's absolute path in the container (default /data), on the
+    /// topology's size-limited volume.
+    #[schemars(regex(pattern = "^/"))]
+    pub path: Option<String>,
+}
+
 /// The data directory when `path` is not given.
 const DEFAULT_PATH: &str = "/data";
 

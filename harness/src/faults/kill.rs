@@ -15,6 +15,22 @@ pub const KEYS: &[&str] = &["signal"];
 
 const SIGNALS: &[&str] = &["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"];
 
+// What `read` takes, described for the scenario's JSON Schema.
+/// The settings of a kill fault.
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct Keys {
+    /// The signal sent to the nodes' main process (default SIGKILL: a crash).
+    #[serde(default)]
+    #[schemars(schema_with = "signal_schema")]
+    pub signal: Option<String>,
+}
+
+fn signal_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::one_of(SIGNALS, "The signal (default SIGKILL: a crash).")
+}
+
 /// Reads `signal` (SIGKILL when absent).
 pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
     let signal = match f.get("signal") {

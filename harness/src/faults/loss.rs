@@ -17,6 +17,28 @@ use crate::yaml::{self, Diagnostics, Fields};
 /// The settings only a loss fault takes.
 pub const KEYS: &[&str] = &["percent", "peers"];
 
+// What `read` takes, described for the scenario's JSON Schema.
+/// The settings of a loss fault.
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct Keys {
+    /// The share of packets dropped, in percent (more than 0, at most 100).
+    #[schemars(schema_with = "percent_schema")]
+    pub percent: f64,
+    /// Only packets to these nodes (per link); all peers when absent.
+    pub peers: Option<crate::schema::NodeNames>,
+}
+
+fn percent_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 100,
+        "description": "The share of packets dropped, in percent."
+    })
+}
+
 /// Reads `percent` (0-100] and the optional `peers` (nodes the dropped packets go to).
 pub fn read(f: &Fields, cx: &ReadCtx, d: &mut Diagnostics) -> Settings {
     let probability = f

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::cluster::backend::{BackendError, ClusterBackend};
 use crate::cluster::compose::Topology;
@@ -114,6 +115,25 @@ pub const KIND_KEYS: &[(FaultKind, &[&str])] = &[
     (FaultKind::DiskFull, disk::KEYS),
     (FaultKind::ClockSkew, clock::KEYS),
 ];
+
+/// The JSON Schema of a kind's own settings (an object schema whose properties are its
+/// `KEYS`; tests hold the two together), for `faultline schema scenario`.
+pub fn settings_schema(kind: FaultKind, g: &mut SchemaGenerator) -> Schema {
+    match kind {
+        FaultKind::Kill => kill::Keys::json_schema(g),
+        FaultKind::Partition => partition::Keys::json_schema(g),
+        FaultKind::Loss => loss::Keys::json_schema(g),
+        FaultKind::Bandwidth => bandwidth::Keys::json_schema(g),
+        FaultKind::DiskFull => disk::Keys::json_schema(g),
+        FaultKind::ClockSkew => clock::Keys::json_schema(g),
+        FaultKind::Pause
+        | FaultKind::Stop
+        | FaultKind::Restart
+        | FaultKind::RollingRestart
+        | FaultKind::ScaleOut
+        | FaultKind::ScaleIn => schemars::json_schema!({"type": "object", "properties": {}}),
+    }
+}
 
 /// What a fault's settings reader may look up: the topology's node names and the family's
 /// roles (for settings that name nodes, such as a one-way partition's sides).
@@ -374,4 +394,24 @@ async fn ensure_running(
         r && !p
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{generator, property_names, sorted};
+
+    #[test]
+    fn each_kinds_schema_has_the_keys_its_reader_takes() {
+        let mut g = generator();
+        for name in FaultKind::NAMES {
+            let kind = FaultKind::parse(name).unwrap();
+            let keys = KIND_KEYS
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(&[][..], |(_, keys)| *keys);
+            let schema = settings_schema(kind, &mut g);
+            assert_eq!(property_names(&schema), sorted(keys), "{name}");
+        }
+    }
 }

@@ -22,6 +22,43 @@ use crate::yaml::{self, Diagnostics, Fields};
 /// The settings only a partition takes.
 pub const KEYS: &[&str] = &["shape", "from", "to", "links"];
 
+// What `read` takes, described for the scenario's JSON Schema.
+/// The settings of a partition fault.
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Keys {
+    /// Which links are cut: isolate (the targets from everyone), majority-minority, halves,
+    /// bridge, ring, one-way (`from` cannot reach `to`), links (the pairs in `links`), client
+    /// (the harness's clients lose the targets).
+    #[schemars(schema_with = "shape_schema")]
+    pub shape: String,
+    /// one-way: the side whose packets are dropped.
+    pub from: Option<crate::schema::Target>,
+    /// one-way: the side they were going to.
+    pub to: Option<crate::schema::Target>,
+    /// links: the node pairs cut, such as [[n1, n2], [n2, n3]].
+    #[serde(default)]
+    #[schemars(schema_with = "links_schema")]
+    pub links: Option<()>,
+}
+
+fn shape_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::one_of(Shape::NAMES, "The partition's shape.")
+}
+
+fn links_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 2,
+            "maxItems": 2
+        }
+    })
+}
+
 /// A partition's shape as written; one-way sides are target expressions resolved at fault
 /// time.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -193,7 +193,7 @@ impl Events {
 /// What a run is, written as the history's `start` record once the cluster is up: with the
 /// `end` record, everything a report needs besides the operations, so that `faultline report`
 /// can rebuild every report from history.jsonl alone.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunStart {
     pub scenario: String,
     #[serde(default)]
@@ -257,7 +257,7 @@ impl RunStart {
 }
 
 /// What the run saw after the load, written as the history's last record.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunEnd {
     pub drain: DrainReport,
     pub health_after: HealthAfter,
@@ -265,6 +265,20 @@ pub struct RunEnd {
     pub stall_us: u64,
     /// CPU the harness used during the load (s).
     pub harness_cpu_s: Option<f64>,
+}
+
+/// The version of result.json's layout: raised when a field changes meaning or goes away
+/// (a new field does not raise it). `schemas/result.schema.json` describes this version.
+pub const RESULT_SCHEMA_VERSION: u32 = 1;
+
+/// The JSON Schema of result.json (`faultline schema result`).
+pub fn result_schema() -> schemars::Schema {
+    let mut s = schemars::generate::SchemaSettings::draft07()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<RunResult>();
+    s.insert("title".into(), "faultline result.json".into());
+    s
 }
 
 /// A history's records as the reports read them.
@@ -320,8 +334,11 @@ pub fn recheck(history_path: &Path) -> Result<RunResult, String> {
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RunResult {
+    /// The version of this layout ([`RESULT_SCHEMA_VERSION`]); `faultline schema result`
+    /// prints its JSON Schema.
+    pub schema_version: u32,
     pub verdict: Verdict,
     pub scenario: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,7 +373,7 @@ pub struct RunResult {
 }
 
 /// What could make the numbers wrong (MEASUREMENT.md, "Validity").
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Validity {
     pub clock: &'static str,
     /// Probe polling interval: the error bar of every detection time.
@@ -370,14 +387,14 @@ pub struct Validity {
     pub harness_cpu_percent: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HealthAfter {
     pub healthy: bool,
     /// What the cluster said when it was not healthy.
     pub detail: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClusterFacts {
     pub family: String,
     pub compose: String,
@@ -386,7 +403,7 @@ pub struct ClusterFacts {
     pub images: Vec<ResolvedImage>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkloadFacts {
     pub rate: f64,
     pub duration_s: f64,
@@ -453,6 +470,7 @@ impl RunResult {
             ));
         }
         RunResult {
+            schema_version: RESULT_SCHEMA_VERSION,
             verdict: judgement.verdict,
             scenario: start.scenario,
             description: start.description,

@@ -142,6 +142,25 @@ fn result_json_of_a_leader_kill() {
 }
 
 #[test]
+fn result_json_holds_to_its_schema() {
+    let schema = result_schema();
+    let validator = jsonschema::validator_for(schema.as_value()).unwrap();
+    let mut json = serde_json::to_value(result()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(json["schema_version"], RESULT_SCHEMA_VERSION);
+    // The schema is not a blank cheque: a verdict it does not know, a missing count.
+    json["verdict"] = "maybe".into();
+    assert!(!validator.is_valid(&json));
+    let mut json = serde_json::to_value(result()).unwrap();
+    json["messages"].as_object_mut().unwrap().remove("acked");
+    assert!(!validator.is_valid(&json));
+}
+
+#[test]
 fn junit_of_a_leader_kill() {
     insta::assert_snapshot!(junit::render(&result()).unwrap());
 }

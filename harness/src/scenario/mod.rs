@@ -114,23 +114,31 @@ pub fn load(path: &Path) -> Result<Scenario, Vec<Diagnostic>> {
     }
 }
 
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "cluster",
+    "workload",
+    "probes",
+    "faults",
+    "checks",
+    "regression",
+];
+const CLUSTER_KEYS: &[&str] = &["compose", "ready_timeout"];
+const PROBE_KEYS: &[&str] = &["interval"];
+const CHECK_KEYS: &[&str] = &[
+    "max_lost",
+    "max_unexpected",
+    "max_duplicated",
+    "max_failover",
+    "max_detection",
+    "max_recovery",
+    "max_stall_percent",
+];
+
 fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
     let root = yaml::load_file(path, "scenario", d)?;
-    let top = Fields::new(
-        &root,
-        &[
-            "name",
-            "description",
-            "cluster",
-            "workload",
-            "probes",
-            "faults",
-            "checks",
-            "regression",
-        ],
-        "",
-        d,
-    )?;
+    let top = Fields::new(&root, TOP_KEYS, "", d)?;
 
     let name = top
         .require("name", "a short scenario name", d)
@@ -164,7 +172,7 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
     let probe_interval = top
         .get("probes")
         .and_then(|n| {
-            let f = Fields::new(n, &["interval"], "probes", d)?;
+            let f = Fields::new(n, PROBE_KEYS, "probes", d)?;
             f.get("interval")
                 .and_then(|i| yaml::duration(i, "probes.interval", d))
         })
@@ -229,7 +237,7 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
 
 fn read_cluster(node: &Node, dir: &Path, d: &mut Diagnostics) -> (Option<Topology>, Duration) {
     let mut ready = Duration::from_secs(60);
-    let Some(f) = Fields::new(node, &["compose", "ready_timeout"], "cluster", d) else {
+    let Some(f) = Fields::new(node, CLUSTER_KEYS, "cluster", d) else {
         return (None, ready);
     };
     if let Some(n) = f.get("ready_timeout") {
@@ -467,20 +475,7 @@ fn read_repetition(f: &Fields, d: &mut Diagnostics) -> Repetition {
 }
 
 fn read_checks(node: &Node, d: &mut Diagnostics) -> Option<Checks> {
-    let f = Fields::new(
-        node,
-        &[
-            "max_lost",
-            "max_unexpected",
-            "max_duplicated",
-            "max_failover",
-            "max_detection",
-            "max_recovery",
-            "max_stall_percent",
-        ],
-        "checks",
-        d,
-    )?;
+    let f = Fields::new(node, CHECK_KEYS, "checks", d)?;
     let mut c = Checks::default();
     let count = |key: &str, d: &mut Diagnostics| {
         f.get(key)
@@ -575,3 +570,4 @@ fn check_fault_topology(s: &Scenario, fault: &FaultSpec, d: &mut Diagnostics) {
 mod tests;
 
 mod regression;
+pub mod schema;

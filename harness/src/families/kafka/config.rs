@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
+
 use crate::yaml::{self, Diagnostics, Fields, Node, Pos};
 
 /// The producer's `acks`.
@@ -60,6 +62,74 @@ const KEYS: &[&str] = &[
     "metadata_timeout",
 ];
 
+const GROUP_KEYS: &[&str] = &["group", "members"];
+const ACKS: &[&str] = &["all", "1", "0"];
+const BOOLEANS: &[&str] = &["true", "false"];
+
+// What `KafkaWorkload::parse` reads, described for the scenario's JSON Schema.
+/// The Kafka settings: the topic, the producer's acks and idempotence, librdkafka properties
+/// and a consumer group.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "KafkaWorkload")]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct KafkaWorkloadKeys {
+    /// The topic faultline creates (Kafka's rule: 1 to 249 letters, digits, '.', '_', '-').
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,249}$"))]
+    pub topic: String,
+    /// Partitions of the topic (default 3).
+    #[schemars(range(min = 1, max = 1024))]
+    pub partitions: Option<u32>,
+    /// Replication factor of the topic (default 1).
+    #[schemars(range(min = 1, max = 16))]
+    pub replication_factor: Option<u32>,
+    /// The producer's acks (default all).
+    #[serde(default)]
+    #[schemars(schema_with = "acks_schema")]
+    pub acks: Option<String>,
+    /// The idempotent producer (default true; needs acks all).
+    #[serde(default)]
+    #[schemars(schema_with = "boolean_schema")]
+    pub idempotence: Option<bool>,
+    /// librdkafka properties passed through to the producer and consumers, except the ones
+    /// faultline sets itself (bootstrap.servers, acks, enable.idempotence, client.id, group.id).
+    #[serde(default)]
+    #[schemars(schema_with = "properties_schema")]
+    pub properties: Option<()>,
+    /// A consumer group that reads the topic during the run.
+    pub consumer_group: Option<GroupKeys>,
+    /// Bound on one metadata request of the probe and the health check (default 500ms).
+    pub metadata_timeout: Option<crate::schema::DurationText>,
+}
+
+/// `workload.kafka.consumer_group`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "KafkaConsumerGroup")]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct GroupKeys {
+    /// The consumer group id.
+    pub group: String,
+    /// Members of the group (default 2).
+    #[schemars(range(min = 1, max = 64))]
+    pub members: Option<u32>,
+}
+
+fn acks_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::scalar_of(ACKS, "The producer's acks (default all).")
+}
+
+fn boolean_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::scalar_of(BOOLEANS, "true or false.")
+}
+
+fn properties_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "librdkafka properties passed through, such as message.timeout.ms: 10000.",
+        "propertyNames": {"not": {"enum": OWN}},
+        "additionalProperties": {"type": ["string", "number", "boolean"]}
+    })
+}
+
 /// Properties faultline sets itself; passing them through would change what is measured.
 const OWN: &[&str] = &[
     "bootstrap.servers",
@@ -99,18 +169,17 @@ impl KafkaWorkload {
             None => Some(1),
         };
         let acks = match f.get("acks") {
-            Some(n) => {
-                yaml::choice(n, "workload.kafka.acks", &["all", "1", "0"], d).map(|a| match a {
-                    "all" => Acks::All,
-                    "1" => Acks::Leader,
-                    _ => Acks::None,
-                })
-            }
+            Some(n) => yaml::choice(n, "workload.kafka.acks", ACKS, d).map(|a| match a {
+                "all" => Acks::All,
+                "1" => Acks::Leader,
+                _ => Acks::None,
+            }),
             None => Some(Acks::All),
         };
         let idempotence = match f.get("idempotence") {
-            Some(n) => yaml::choice(n, "workload.kafka.idempotence", &["true", "false"], d)
-                .map(|v| v == "true"),
+            Some(n) => {
+                yaml::choice(n, "workload.kafka.idempotence", BOOLEANS, d).map(|v| v == "true")
+            }
             None => Some(true),
         };
         if let (Some(true), Some(a)) = (idempotence, acks) {
@@ -188,12 +257,7 @@ fn read_properties(node: &Node, d: &mut Diagnostics) -> Option<Vec<(String, Stri
 }
 
 fn read_group(node: &Node, d: &mut Diagnostics) -> Option<ConsumerGroup> {
-    let f = Fields::new(
-        node,
-        &["group", "members"],
-        "workload.kafka.consumer_group",
-        d,
-    )?;
+    let f = Fields::new(node, GROUP_KEYS, "workload.kafka.consumer_group", d)?;
     let group = f
         .require("group", "the consumer group id", d)
         .and_then(|n| yaml::string(n, "workload.kafka.consumer_group.group", d))
@@ -213,6 +277,19 @@ fn read_group(node: &Node, d: &mut Diagnostics) -> Option<ConsumerGroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{property_names, schema_of, sorted};
+
+    #[test]
+    fn the_schema_has_the_keys_the_reader_takes() {
+        assert_eq!(
+            property_names(&schema_of::<KafkaWorkloadKeys>()),
+            sorted(KEYS)
+        );
+        assert_eq!(
+            property_names(&schema_of::<GroupKeys>()),
+            sorted(GROUP_KEYS)
+        );
+    }
     use crate::yaml::Diagnostics;
 
     fn parse(src: &str) -> (Option<KafkaWorkload>, Vec<String>) {

@@ -37,6 +37,10 @@ impl Family for KafkaFamily {
     fn read_workload(&self, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings> {
         KafkaWorkload::parse(node, d).map(WorkloadSettings::new)
     }
+
+    fn workload_schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<super::config::KafkaWorkloadKeys>()
+    }
 }
 
 impl Settings for KafkaWorkload {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
+
 use crate::families::Credentials;
 use crate::yaml::{self, Diagnostics, Fields, Node, Pos};
 
@@ -103,6 +105,71 @@ const SUBSCRIBER_KEYS: &[&str] = &[
     "reconnect_to",
 ];
 
+const VERSIONS: &[&str] = &["3.1.1", "5"];
+const BOOLEANS: &[&str] = &["true", "false"];
+
+// What `MqttWorkload::parse` reads, described for the scenario's JSON Schema.
+/// The MQTT settings: the topic, QoS and protocol version of the producers, and the subscriber
+/// that reads everything back.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "MqttWorkload")]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct MqttWorkloadKeys {
+    /// The topic producers publish to, without wildcards (default faultline/orders).
+    #[schemars(regex(pattern = r"^[^+#]+$"))]
+    pub topic: Option<String>,
+    /// Quality of service of every publish (default 1).
+    #[schemars(range(min = 0, max = 2))]
+    pub qos: Option<u8>,
+    /// Protocol version (default 3.1.1).
+    #[serde(default)]
+    #[schemars(schema_with = "version_schema")]
+    pub version: Option<String>,
+    /// MQTT 5 session expiry (default 1h).
+    pub session_expiry: Option<crate::schema::DurationText>,
+    /// The nodes producers connect to, in turn (default: every broker node).
+    pub publish_to: Option<crate::schema::NodeNames>,
+    /// Bound on one connection attempt (default 2s).
+    pub connect_timeout: Option<crate::schema::DurationText>,
+    /// Keep-alive interval (default 5s).
+    pub keep_alive: Option<crate::schema::DurationText>,
+    /// The user producers and the subscriber log in with.
+    pub credentials: Option<crate::families::CredentialsKeys>,
+    /// The subscriber that reads everything back.
+    pub subscriber: Option<SubscriberKeys>,
+}
+
+/// `workload.mqtt.subscriber`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "MqttSubscriber")]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct SubscriberKeys {
+    /// Its client id (default faultline-subscriber).
+    pub client_id: Option<String>,
+    /// Whether it starts a clean session (default false).
+    #[serde(default)]
+    #[schemars(schema_with = "boolean_schema")]
+    pub clean_session: Option<bool>,
+    /// Its topic filter (default: the workload's topic).
+    pub filter: Option<String>,
+    /// The node it connects to first.
+    pub node: Option<String>,
+    /// When it disconnects, from the start of the load (with reconnect_at).
+    pub offline_at: Option<crate::schema::DurationText>,
+    /// When it connects again (after offline_at).
+    pub reconnect_at: Option<crate::schema::DurationText>,
+    /// The node it connects to again.
+    pub reconnect_to: Option<String>,
+}
+
+fn version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::scalar_of(VERSIONS, "Protocol version (default 3.1.1).")
+}
+
+fn boolean_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::scalar_of(BOOLEANS, "true or false.")
+}
+
 fn topic_ok(t: &str) -> bool {
     !t.is_empty() && !t.contains(['+', '#', '\0'])
 }
@@ -133,7 +200,7 @@ impl MqttWorkload {
             None => Some(Qos::One),
         };
         let version = match f.get("version") {
-            Some(n) => yaml::choice(n, "workload.mqtt.version", &["3.1.1", "5"], d).map(|v| {
+            Some(n) => yaml::choice(n, "workload.mqtt.version", VERSIONS, d).map(|v| {
                 if v == "5" {
                     Version::V5
                 } else {
@@ -256,8 +323,9 @@ impl MqttWorkload {
             None => Some("faultline-subscriber".into()),
         };
         let clean_session = match f.get("clean_session") {
-            Some(n) => yaml::choice(n, &f.path_of("clean_session"), &["true", "false"], d)
-                .map(|v| v == "true"),
+            Some(n) => {
+                yaml::choice(n, &f.path_of("clean_session"), BOOLEANS, d).map(|v| v == "true")
+            }
             None => Some(false),
         };
         let filter = match f.get("filter") {
@@ -337,6 +405,19 @@ impl MqttWorkload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{property_names, schema_of, sorted};
+
+    #[test]
+    fn the_schema_has_the_keys_the_reader_takes() {
+        assert_eq!(
+            property_names(&schema_of::<MqttWorkloadKeys>()),
+            sorted(KEYS)
+        );
+        assert_eq!(
+            property_names(&schema_of::<SubscriberKeys>()),
+            sorted(SUBSCRIBER_KEYS)
+        );
+    }
     use std::path::Path;
 
     fn parse(text: &str) -> Result<MqttWorkload, Vec<String>> {

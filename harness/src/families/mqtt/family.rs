@@ -33,6 +33,10 @@ impl Family for MqttFamily {
     fn read_workload(&self, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings> {
         MqttWorkload::parse(node, d).map(WorkloadSettings::new)
     }
+
+    fn workload_schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<super::config::MqttWorkloadKeys>()
+    }
 }
 
 impl Settings for MqttWorkload {

@@ -1,6 +1,8 @@
 //! The `workload.nats` section of a scenario.
 
 pub use crate::families::Credentials;
+use schemars::JsonSchema;
+
 use crate::yaml::{self, Diagnostics, Fields, Node};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,14 +33,40 @@ pub struct NatsWorkload {
     pub system_account: Option<Credentials>,
 }
 
+const STORAGE: &[&str] = &["file", "memory"];
+
+const KEYS: &[&str] = &["stream", "subject", "replicas", "storage", "system_account"];
+
+// What `NatsWorkload::parse` reads, described for the scenario's JSON Schema.
+/// The NATS JetStream settings: the stream faultline creates and publishes to.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "NatsWorkload")]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct NatsWorkloadKeys {
+    /// The JetStream stream faultline creates and publishes to (letters, digits, '-', '_').
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub stream: String,
+    /// The subject producers publish to (default `faultline.<stream>`).
+    pub subject: Option<String>,
+    /// Stream replicas (default 3).
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas: Option<u8>,
+    /// Stream storage (default file).
+    #[serde(default)]
+    #[schemars(schema_with = "storage_schema")]
+    pub storage: Option<String>,
+    /// A user of the system account, for what only it may do (removing a server from the
+    /// JetStream meta group on scale-in).
+    pub system_account: Option<crate::families::CredentialsKeys>,
+}
+
+fn storage_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::one_of(STORAGE, "Stream storage (default file).")
+}
+
 impl NatsWorkload {
     pub fn parse(node: &Node, d: &mut Diagnostics) -> Option<Self> {
-        let f = Fields::new(
-            node,
-            &["stream", "subject", "replicas", "storage", "system_account"],
-            "workload.nats",
-            d,
-        )?;
+        let f = Fields::new(node, KEYS, "workload.nats", d)?;
         let stream = f
             .require("stream", "the stream name", d)
             .and_then(|n| yaml::string(n, "workload.nats.stream", d))
@@ -63,7 +91,7 @@ impl NatsWorkload {
             None => Some(3),
         };
         let storage = match f.get("storage") {
-            Some(n) => yaml::choice(n, "workload.nats.storage", &["file", "memory"], d).map(|s| {
+            Some(n) => yaml::choice(n, "workload.nats.storage", STORAGE, d).map(|s| {
                 if s == "file" {
                     Storage::File
                 } else {
@@ -89,5 +117,19 @@ impl NatsWorkload {
             storage: storage?,
             system_account: system_account?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{property_names, schema_of, sorted};
+
+    #[test]
+    fn the_schema_has_the_keys_the_reader_takes() {
+        assert_eq!(
+            property_names(&schema_of::<NatsWorkloadKeys>()),
+            sorted(KEYS)
+        );
     }
 }

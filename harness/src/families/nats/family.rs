@@ -36,6 +36,10 @@ impl Family for NatsFamily {
     fn read_workload(&self, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings> {
         NatsWorkload::parse(node, d).map(WorkloadSettings::new)
     }
+
+    fn workload_schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<super::config::NatsWorkloadKeys>()
+    }
 }
 
 impl Settings for NatsWorkload {

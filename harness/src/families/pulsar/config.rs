@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
+
 use crate::yaml::{self, Diagnostics, Fields, Node};
 
 /// The subscription type the drain reads with.
@@ -58,6 +60,57 @@ const KEYS: &[&str] = &[
     "operation_timeout",
     "persistence",
 ];
+
+const PERSISTENCE_KEYS: &[&str] = &["ensemble", "write_quorum", "ack_quorum"];
+
+// What `PulsarWorkload::parse` reads, described for the scenario's JSON Schema.
+/// The Pulsar settings: the topic, how the drain subscribes, batching and BookKeeper
+/// placement.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "PulsarWorkload")]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct PulsarWorkloadKeys {
+    /// The topic (default persistent://public/default/faultline).
+    #[schemars(regex(pattern = r"^persistent://[^/]+/[^/]+/[^/]+$"))]
+    pub topic: Option<String>,
+    /// How the drain subscribes (default exclusive).
+    #[serde(default)]
+    #[schemars(schema_with = "subscription_schema")]
+    pub subscription: Option<String>,
+    /// Consumers of the drain's subscription (default 1; exclusive takes one).
+    #[schemars(range(min = 1, max = 16))]
+    pub consumers: Option<u32>,
+    /// Messages the producer batches into one entry (default: no batching).
+    #[schemars(range(min = 1, max = 10_000))]
+    pub batch_size: Option<u32>,
+    /// The client's own bound on one operation (default 30s).
+    pub operation_timeout: Option<crate::schema::DurationText>,
+    /// BookKeeper placement for the namespace (real Pulsar only).
+    pub persistence: Option<PersistenceKeys>,
+}
+
+/// `workload.pulsar.persistence`: ack_quorum <= write_quorum <= ensemble.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "PulsarPersistence")]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct PersistenceKeys {
+    /// How many bookies a ledger is spread over.
+    #[schemars(range(min = 1, max = 16))]
+    pub ensemble: u32,
+    /// How many bookies each entry is written to.
+    #[schemars(range(min = 1, max = 16))]
+    pub write_quorum: u32,
+    /// How many bookies must have an entry to acknowledge it.
+    #[schemars(range(min = 1, max = 16))]
+    pub ack_quorum: u32,
+}
+
+fn subscription_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    crate::schema::one_of(
+        Subscription::NAMES,
+        "How the drain subscribes (default exclusive).",
+    )
+}
 
 impl PulsarWorkload {
     pub fn parse(node: &Node, d: &mut Diagnostics) -> Option<Self> {
@@ -132,7 +185,7 @@ impl PulsarWorkload {
 
 fn read_persistence(node: &Node, d: &mut Diagnostics) -> Option<Persistence> {
     let path = "workload.pulsar.persistence";
-    let f = Fields::new(node, &["ensemble", "write_quorum", "ack_quorum"], path, d)?;
+    let f = Fields::new(node, PERSISTENCE_KEYS, path, d)?;
     let mut get = |key: &str, what: &str| {
         f.require(key, what, d)
             .and_then(|n| yaml::integer(n, &f.path_of(key), 1, 16, d))
@@ -160,4 +213,22 @@ fn read_persistence(node: &Node, d: &mut Diagnostics) -> Option<Persistence> {
         return None;
     }
     Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{property_names, schema_of, sorted};
+
+    #[test]
+    fn the_schema_has_the_keys_the_reader_takes() {
+        assert_eq!(
+            property_names(&schema_of::<PulsarWorkloadKeys>()),
+            sorted(KEYS)
+        );
+        assert_eq!(
+            property_names(&schema_of::<PersistenceKeys>()),
+            sorted(PERSISTENCE_KEYS)
+        );
+    }
 }

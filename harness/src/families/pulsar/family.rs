@@ -44,6 +44,10 @@ impl Family for Pulsar {
     fn read_workload(&self, node: &Node, d: &mut Diagnostics) -> Option<WorkloadSettings> {
         PulsarWorkload::parse(node, d).map(WorkloadSettings::new)
     }
+
+    fn workload_schema(&self, g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        g.subschema_for::<super::config::PulsarWorkloadKeys>()
+    }
 }
 
 impl Settings for PulsarWorkload {
