@@ -26,13 +26,17 @@ fn main() {
     let producers = 8u32;
     let per_producer = messages / producers as u64;
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("history.jsonl");
+    let path = dir.path().join(history::FILE);
 
     let started = Instant::now();
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
+    out.write_all(history::binary::MAGIC).unwrap();
+    let mut encoder = history::binary::Encoder::default();
+    let mut frame = Vec::with_capacity(64);
     let mut line = |r: &Record| {
-        serde_json::to_writer(&mut out, r).unwrap();
-        out.write_all(b"\n").unwrap();
+        frame.clear();
+        encoder.encode(r, &mut frame);
+        out.write_all(&frame).unwrap();
     };
     line(&Record::phase(Phase::Baseline, 0));
     let mut planted = 0u64;
@@ -68,8 +72,9 @@ fn main() {
     let size = std::fs::metadata(&path).unwrap().len();
     let total = per_producer * producers as u64;
     println!(
-        "wrote {total} messages ({:.0} MiB of history) in {:.1} s",
+        "wrote {total} messages ({:.0} MiB of history, {:.1} bytes per message) in {:.1} s",
         size as f64 / (1 << 20) as f64,
+        size as f64 / total as f64,
         started.elapsed().as_secs_f64()
     );
 

@@ -193,3 +193,12 @@ fn the_committed_schemas_are_the_ones_faultline_prints() {
     let (code, _, stderr) = faultline(&["schema", "compose"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn history_dump_of_something_that_is_no_history_exits_2() {
+    let (code, _, stderr) = faultline(&["history", "dump", "scenarios"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("history.bin"), "{stderr}");
+    let (code, _, stderr) = faultline(&["history", "dump", "no/such/dir"]);
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -132,7 +132,7 @@ fn a_consumer_group_reads_everything_when_its_broker_is_killed() {
     );
     assert!(notes.contains("reached its end offset"), "{notes}");
     // Every rebalance is in the history as a probe event.
-    let history = std::fs::read_to_string(out.path().join("history.jsonl")).unwrap();
+    let history = history_lines(out.path());
     assert!(history.contains("\"event\":\"group-assigned\""));
 }
 

@@ -64,8 +64,19 @@ fn leader_kill_loses_nothing_and_measures_failover() {
         assert!(f64_at(l, "/p50").unwrap() <= f64_at(l, "/p999").unwrap());
     }
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
-    let history = std::fs::read_to_string(out.path().join("history.jsonl")).unwrap();
+    let history = history_lines(out.path());
     assert!(history.lines().count() as u64 > 2 * m["acked"].as_u64().unwrap());
+    // The binary history: at most 32 bytes on disk per published message (its invoke, its
+    // completion and its receipt together).
+    let bytes = std::fs::metadata(out.path().join("history.bin"))
+        .unwrap()
+        .len();
+    let per_message = bytes as f64 / m["invoked"].as_u64().unwrap() as f64;
+    eprintln!("history.bin: {bytes} bytes, {per_message:.1} per published message");
+    assert!(
+        per_message <= 32.0,
+        "{per_message:.1} bytes per published message"
+    );
     // The reports for CI: a JUnit case per check, all passing, and the Markdown summary.
     let junit = std::fs::read_to_string(out.path().join("junit.xml")).unwrap();
     for case in ["lost", "unexpected", "fault 0 (kill "] {

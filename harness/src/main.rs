@@ -68,11 +68,16 @@ enum Command {
         /// The scenario file (YAML).
         scenario: PathBuf,
     },
-    /// Rebuild result.json and every report of a run directory from its history.jsonl alone
+    /// Rebuild result.json and every report of a run directory from its history alone
     /// (also for a run that was killed); exits as the run would have.
     Report {
         /// The run directory (the one `faultline run` printed).
         dir: PathBuf,
+    },
+    /// Read a run's history (history.bin).
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
     },
     /// Print a JSON Schema: of scenario files (for editors: the shipped scenarios name
     /// schemas/scenario.schema.json in their first line) or of result.json.
@@ -86,6 +91,16 @@ enum Command {
         /// Also remove the objects of runs whose faultline process is still alive.
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Print every record as one JSON object per line (what `jq` reads; `faultline report`
+    /// reads such a file too).
+    Dump {
+        /// A run directory, or a history file.
+        path: PathBuf,
     },
 }
 
@@ -225,6 +240,9 @@ async fn async_main(cli: Cli) -> ExitCode {
         }
         Command::Report { dir } => report_again(&dir, None),
         Command::Compare { baseline, run } => report_again(&run, Some(&baseline)),
+        Command::History {
+            command: HistoryCommand::Dump { path },
+        } => dump_history(&path),
         Command::Schema { of } => {
             let schema = match of {
                 SchemaOf::Scenario => scenario::schema::scenario_schema(),
@@ -238,17 +256,64 @@ async fn async_main(cli: Cli) -> ExitCode {
     }
 }
 
+/// `faultline history dump PATH`: the history as JSON lines on stdout.
+fn dump_history(path: &Path) -> ExitCode {
+    use std::io::Write;
+    let file = if path.is_dir() {
+        faultline::history::in_dir(path)
+    } else {
+        Some(path.to_path_buf()).filter(|p| p.is_file())
+    };
+    let Some(file) = file else {
+        eprintln!(
+            "error: {} is neither a history file nor a run directory holding {}",
+            path.display(),
+            faultline::history::FILE
+        );
+        return ExitCode::from(exit::INVALID as u8);
+    };
+    let records = match faultline::history::read(&file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(exit::INVALID as u8);
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for record in records {
+        let written = match record {
+            Ok(r) => serde_json::to_writer(&mut out, &r)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n")),
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("error: {}: {e}", file.display());
+                return ExitCode::from(exit::INVALID as u8);
+            }
+        };
+        if written.is_err() {
+            // stdout closed (`| head`): nothing more to say.
+            return ExitCode::from(exit::PASS as u8);
+        }
+    }
+    let _ = out.flush();
+    if faultline::history::last_line_cut(&file).unwrap_or(false) {
+        eprintln!("note: the history's last record was cut (the run was killed while writing it): it was left out");
+    }
+    ExitCode::from(exit::PASS as u8)
+}
+
 /// `faultline report DIR`: the reports of a run, made again from its history; held against
 /// `baseline` too for `faultline compare`.
 fn report_again(dir: &Path, baseline: Option<&Path>) -> ExitCode {
-    let history = dir.join("history.jsonl");
-    if !history.is_file() {
+    let Some(history) = faultline::history::in_dir(dir) else {
         eprintln!(
-            "error: {} holds no history.jsonl: it is not a faultline run directory",
-            dir.display()
+            "error: {} holds no {}: it is not a faultline run directory",
+            dir.display(),
+            faultline::history::FILE
         );
         return ExitCode::from(exit::INVALID as u8);
-    }
+    };
     let mut result = match faultline::report::recheck(&history) {
         Ok(r) => r,
         Err(e) => {

@@ -221,7 +221,7 @@ impl RunCtx {
             ready_started.elapsed().as_secs_f64()
         ));
 
-        let (sink, writer) = history::open(&self.out_dir.join("history.jsonl"))
+        let (sink, writer) = history::open(&self.out_dir.join(history::FILE))
             .map_err(|e| infra(format!("open history: {e}")))?;
         sink.record(report::start_record(&report::RunStart::new(
             s,
@@ -367,7 +367,7 @@ impl RunCtx {
 
         // The result comes from the history alone, as `faultline report` makes it again.
         progress.phase(&format!("checking {lines} history records"));
-        let mut result = report::recheck(&self.out_dir.join("history.jsonl")).map_err(infra)?;
+        let mut result = report::recheck(&self.out_dir.join(history::FILE)).map_err(infra)?;
         if let Some(baseline) = &self.baseline {
             progress.phase(&format!(
                 "holding the result against the baseline {}",

@@ -143,10 +143,23 @@ pub fn registry_only(scenario: &str, image: &str) -> Option<Value> {
     Some(r)
 }
 
-/// The probe observations of a run's history (`history.jsonl` in its output directory) with
-/// this event (`peer-down`, `restarted`...), each as (observer, subject, detail).
+/// A run's history as `faultline history dump` prints it: one JSON object per line.
+pub fn history_lines(out: &Path) -> String {
+    let dump = faultline(&["history", "dump", out.to_str().unwrap()])
+        .output()
+        .expect("faultline history dump");
+    assert!(
+        dump.status.success(),
+        "history dump: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    String::from_utf8(dump.stdout).expect("UTF-8 JSON lines")
+}
+
+/// The probe observations of a run's history with this event (`peer-down`, `restarted`...),
+/// each as (observer, subject, detail).
 pub fn probe_events(out: &Path, event: &str) -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history.jsonl");
+    let text = history_lines(out);
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|r| r["op"] == "probe" && r["event"] == event)

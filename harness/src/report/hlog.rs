@@ -95,7 +95,8 @@ impl Reporter for HlogReport {
         };
         let path = out_dir.join("latency.hlog");
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        write(&out_dir.join("history.jsonl"), result, &mut out)
+        let history = history::in_dir(out_dir).unwrap_or_else(|| out_dir.join(history::FILE));
+        write(&history, result, &mut out)
             .and_then(|()| out.flush())
             .map_err(|e| std::io::Error::new(e.kind(), format!("write {}: {e}", path.display())))
     }

@@ -715,7 +715,7 @@ pub fn render(r: &RunResult, history_path: &Path) -> std::io::Result<String> {
     }
     let _ = write!(
         s,
-        r#"<p class="note">faultline {}; every number here is recomputed from history.jsonl by <code>faultline report</code>.</p></body></html>"#,
+        r#"<p class="note">faultline {}; every number here is recomputed from the run's history by <code>faultline report</code>.</p></body></html>"#,
         env!("CARGO_PKG_VERSION")
     );
     Ok(s)
@@ -730,7 +730,8 @@ impl Reporter for HtmlReport {
             return Ok(());
         };
         let path = out_dir.join("report.html");
-        render(result, &out_dir.join("history.jsonl"))
+        let history = history::in_dir(out_dir).unwrap_or_else(|| out_dir.join(history::FILE));
+        render(result, &history)
             .and_then(|page| std::fs::write(&path, page))
             .map_err(|e| std::io::Error::new(e.kind(), format!("write {}: {e}", path.display())))
     }

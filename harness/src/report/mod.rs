@@ -192,7 +192,7 @@ impl Events {
 
 /// What a run is, written as the history's `start` record once the cluster is up: with the
 /// `end` record, everything a report needs besides the operations, so that `faultline report`
-/// can rebuild every report from history.jsonl alone.
+/// can rebuild every report from the history alone.
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunStart {
     pub scenario: String,

@@ -81,7 +81,7 @@ fn write_history(path: &Path, killed: bool) {
 
 fn result() -> RunResult {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("history.jsonl");
+    let path = dir.path().join(crate::history::FILE);
     write_history(&path, false);
     recheck(&path).unwrap()
 }
@@ -96,7 +96,7 @@ fn a_history_rechecked_gives_the_same_result_every_time() {
 #[test]
 fn a_killed_run_is_rechecked_undecided_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("history.jsonl");
+    let path = dir.path().join(crate::history::FILE);
     write_history(&path, true);
     let r = recheck(&path).unwrap();
     assert_eq!(r.verdict, Verdict::Unknown);
@@ -118,7 +118,7 @@ fn a_killed_run_is_rechecked_undecided_and_says_why() {
 #[test]
 fn a_history_without_its_start_record_cannot_be_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("history.jsonl");
+    let path = dir.path().join(crate::history::FILE);
     std::fs::write(
         &path,
         "{\"op\":\"phase\",\"type\":\"ok\",\"t_done\":0.0,\"phase\":\"baseline\"}\n",
@@ -278,10 +278,10 @@ fn latency_hlog_reads_back_with_the_counts_of_result_json() {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
     let dir = tempfile::tempdir().unwrap();
-    write_history(&dir.path().join("history.jsonl"), false);
-    let r = recheck(&dir.path().join("history.jsonl")).unwrap();
+    write_history(&dir.path().join(crate::history::FILE), false);
+    let r = recheck(&dir.path().join(crate::history::FILE)).unwrap();
     let event = RunEvent::Finished {
-        result: Box::new(recheck(&dir.path().join("history.jsonl")).unwrap()),
+        result: Box::new(recheck(&dir.path().join(crate::history::FILE)).unwrap()),
         out_dir: dir.path().to_path_buf(),
     };
     hlog::HlogReport.on(&event).unwrap();
@@ -328,7 +328,7 @@ fn latency_hlog_reads_back_with_the_counts_of_result_json() {
 /// The page of the fixture's run.
 fn page() -> String {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("history.jsonl");
+    let path = dir.path().join(crate::history::FILE);
     write_history(&path, false);
     html::render(&recheck(&path).unwrap(), &path).unwrap()
 }
@@ -367,7 +367,7 @@ fn report_html_fetches_nothing_and_draws_the_fault() {
 #[test]
 fn report_html_keeps_the_extremes_beyond_fifty_thousand_points() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("history.jsonl");
+    let path = dir.path().join(crate::history::FILE);
     write_history(&path, false);
     // 60 000 more acknowledged publishes, one of them 4 s slow.
     let mut more = String::new();

@@ -1,4 +1,7 @@
-//! The append-only history of a run: one JSON object per line, streamed to disk as it happens.
+//! The append-only history of a run, streamed to disk as it happens: framed binary records
+//! (`binary.rs`, about 20 bytes per published message), each of which `faultline history
+//! dump` prints as one JSON object per line. Older runs wrote those lines directly
+//! (`history.jsonl`); [`read`] reads both.
 //!
 //! Every operation the workload performs (an `invoke` then exactly one completion `ok`, `fail`
 //! or `info`), every message received while draining, every fault and heal, every change the
@@ -15,6 +18,22 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+pub mod binary;
+
+/// The history's file name in a run directory.
+pub const FILE: &str = "history.bin";
+/// What runs before the binary history wrote.
+pub const LEGACY_FILE: &str = "history.jsonl";
+
+/// The history of the run directory `dir`: `history.bin`, or an older run's `history.jsonl`;
+/// `None` when it holds neither.
+pub fn in_dir(dir: &Path) -> Option<std::path::PathBuf> {
+    [FILE, LEGACY_FILE]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+}
 
 /// The run's single clock. Cheap to copy.
 #[derive(Clone, Copy, Debug)]
@@ -493,11 +512,15 @@ pub fn open(path: &Path) -> std::io::Result<(HistorySink, HistoryWriter)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
     let task = tokio::task::spawn_blocking(move || {
         let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(binary::MAGIC)?;
+        let mut encoder = binary::Encoder::default();
+        let mut frame = Vec::with_capacity(256);
         let mut lines = 0u64;
         let mut last_flush = Instant::now();
         while let Some(record) = rx.blocking_recv() {
-            serde_json::to_writer(&mut out, &Line::from(record))?;
-            out.write_all(b"\n")?;
+            frame.clear();
+            encoder.encode(&record, &mut frame);
+            out.write_all(&frame)?;
             lines += 1;
             // Flush now and then so the file follows the run (and survives a crash) without a
             // system call per line.
@@ -521,16 +544,56 @@ impl HistoryWriter {
     }
 }
 
-/// Reads a history file line by line, never holding it whole.
+/// Reads a history file record by record, never holding it whole: the binary format, or JSON
+/// lines (an older run's history, or what `faultline history dump` printed).
 ///
-/// The writer ends every record with a newline, so a last line without one was cut (the run
-/// was killed while writing it): when it does not parse, it is skipped, not an error
-/// ([`last_line_cut`] says whether that happened).
-pub fn read(path: &Path) -> std::io::Result<impl Iterator<Item = std::io::Result<Record>>> {
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+/// A last record cut by a crash (the run was killed while writing it) is skipped, not an
+/// error ([`last_line_cut`] says whether that happened).
+pub fn read(path: &Path) -> std::io::Result<Box<dyn Iterator<Item = std::io::Result<Record>>>> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut head = [0u8; 8];
+    let n = read_up_to(&mut file, &mut head)?;
+    if n == head.len() && &head == binary::MAGIC {
+        return Ok(Box::new(read_binary(file, path)));
+    }
+    let reader = BufReader::with_capacity(
+        1 << 20,
+        std::io::Cursor::new(head[..n].to_vec()).chain(file),
+    );
+    Ok(Box::new(read_lines(reader)))
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            got => n += got,
+        }
+    }
+    Ok(n)
+}
+
+fn read_binary(file: File, path: &Path) -> impl Iterator<Item = std::io::Result<Record>> {
+    let mut decoder = binary::Decoder::new(file);
+    let name = path.display().to_string();
+    std::iter::from_fn(move || match decoder.next_record()? {
+        Ok(r) => Some(Ok(r)),
+        Err(binary::FrameError::Cut) => None,
+        Err(binary::FrameError::Io(e)) => Some(Err(e)),
+        Err(binary::FrameError::Invalid(why)) => Some(Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{name}: {why}"),
+        ))),
+    })
+}
+
+fn read_lines(mut reader: impl BufRead) -> impl Iterator<Item = std::io::Result<Record>> {
     let mut number = 0usize;
     let mut buf = Vec::with_capacity(256);
-    Ok(std::iter::from_fn(move || loop {
+    std::iter::from_fn(move || loop {
         buf.clear();
         number += 1;
         match reader.read_until(b'\n', &mut buf) {
@@ -553,13 +616,27 @@ pub fn read(path: &Path) -> std::io::Result<impl Iterator<Item = std::io::Result
                 )))
             }
         }
-    }))
+    })
 }
 
-/// True when the history's last line was cut: it has no newline and does not parse.
+/// True when the history's last record was cut: a binary history that ends inside a frame,
+/// or a last line without its newline that does not parse.
 pub fn last_line_cut(path: &Path) -> std::io::Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = File::open(path)?;
+    let mut head = [0u8; 8];
+    if read_up_to(&mut file, &mut head)? == head.len() && &head == binary::MAGIC {
+        let mut decoder = binary::Decoder::new(file);
+        while let Some(r) = decoder.next_record() {
+            match r {
+                Ok(_) => {}
+                Err(binary::FrameError::Cut) => return Ok(true),
+                Err(binary::FrameError::Io(e)) => return Err(e),
+                Err(binary::FrameError::Invalid(_)) => return Ok(false),
+            }
+        }
+        return Ok(false);
+    }
     let len = file.metadata()?.len();
     if len == 0 {
         return Ok(false);
@@ -682,6 +759,45 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.starts_with("history line 2:"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_binary_history_cut_by_a_crash_reads_up_to_its_last_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let (sink, writer) = open(&path).unwrap();
+        for seq in 0..100 {
+            sink.record(Record::Publish(Publish {
+                kind: Kind::Ok,
+                seq,
+                t_done: Some(seq * 1_000),
+                node: Some("n1".into()),
+                position: Some(seq + 1),
+                ..Default::default()
+            }));
+        }
+        drop(sink);
+        writer.finish().await.unwrap();
+        assert!(!last_line_cut(&path).unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        let back: Vec<Record> = read(&path).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(back.len(), 99);
+        assert!(last_line_cut(&path).unwrap());
+        // Only the magic: an empty history, not a cut one.
+        std::fs::write(&path, binary::MAGIC).unwrap();
+        assert_eq!(read(&path).unwrap().count(), 0);
+        assert!(!last_line_cut(&path).unwrap());
+        // What `faultline history dump` prints reads back the same.
+        let lines = dir.path().join(LEGACY_FILE);
+        let text: String = back
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        std::fs::write(&lines, text).unwrap();
+        let again: Vec<Record> = read(&lines).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(again, back);
+        assert_eq!(in_dir(dir.path()), Some(dir.path().join(FILE)));
     }
 
     #[tokio::test]
