@@ -26,6 +26,7 @@ const FLOORS: &[&[&str]] = &[
     &["scenario"],
     &["schedule", "report"],
     &["run"],
+    &["capacity"],
 ];
 
 /// What a file outside `families/` must not name (the registry line and comments aside).

@@ -14,8 +14,10 @@
 //! 4. [`faults`] (each fault with its own settings) and [`workload`] (open-loop generator);
 //! 5. [`scenario`] (the file and its validation);
 //! 6. [`schedule`] (faults at their times) and [`report`];
-//! 7. [`run`] (one run, start to verdict).
+//! 7. [`run`] (one run, start to verdict);
+//! 8. [`capacity`] (the rate search of `faultline capacity`).
 
+pub mod capacity;
 pub mod check;
 pub mod cluster;
 pub mod endpoint;

@@ -470,6 +470,32 @@ pub fn positive_number(node: &Node, path: &str, d: &mut Diagnostics) -> Option<f
     }
 }
 
+/// A share written in percent ("20%", "0.1%"), from 0 % to `max_percent`, as a fraction
+/// (0.2); `expected` says what the key takes, for the message.
+pub fn share(
+    node: &Node,
+    path: &str,
+    max_percent: f64,
+    expected: &str,
+    d: &mut Diagnostics,
+) -> Option<f64> {
+    let parsed = match &node.value {
+        Value::Scalar { text, .. } => text
+            .trim()
+            .strip_suffix('%')
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && (0.0..=max_percent).contains(v)),
+        _ => None,
+    };
+    if parsed.is_none() {
+        d.error(
+            node.pos,
+            format!("{path}: expected {expected}, found {}", node.describe()),
+        );
+    }
+    parsed.map(|v| v / 100.0)
+}
+
 /// One of a fixed set of words.
 pub fn choice<'a>(
     node: &Node,

@@ -32,6 +32,8 @@ pub struct Scenario {
     pub checks: Checks,
     /// How far each number may move against a baseline (`--baseline`).
     pub regression: Limits,
+    /// What `faultline capacity` searches, when the scenario says.
+    pub capacity: Option<CapacitySpec>,
 }
 
 #[derive(Clone, Debug)]
@@ -123,6 +125,7 @@ const TOP_KEYS: &[&str] = &[
     "faults",
     "checks",
     "regression",
+    "capacity",
 ];
 const CLUSTER_KEYS: &[&str] = &["compose", "ready_timeout"];
 const PROBE_KEYS: &[&str] = &["interval"];
@@ -218,6 +221,10 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
         Some(n) => regression::read(n, d),
         None => Some(Limits::default()),
     };
+    let capacity = match top.get("capacity") {
+        Some(n) => capacity::read(n, &cx, family.as_deref(), d).map(Some),
+        None => Some(None),
+    };
 
     let scenario = Scenario {
         name: name?,
@@ -230,6 +237,7 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
         faults,
         checks: checks?,
         regression: regression?,
+        capacity: capacity?,
     };
     cross_check(&scenario, &top, d);
     Some(scenario)
@@ -366,27 +374,7 @@ fn read_fault(
     let at = f
         .require("at", "when the fault starts, from the start of the load", d)
         .and_then(|n| yaml::duration(n, &f.path_of("at"), d));
-    let kind = f
-        .require(
-            "kind",
-            &format!("one of {}", FaultKind::NAMES.join(", ")),
-            d,
-        )
-        .and_then(|n| read_kind(n, &f.path_of("kind"), family, d));
-    let target = f
-        .get("target")
-        .map(|n| read_target(n, &f.path_of("target"), cx.nodes, cx.roles, d));
-    let settings = kind.map(|k| faults::read_settings(k, &f, path, cx, d));
-    let target = match (kind, target) {
-        (Some(FaultKind::RollingRestart), None) => Some(Some(Target::All)),
-        (Some(FaultKind::Partition), None) => Some(None),
-        (Some(_), None) => {
-            d.error(f.pos, format!("{path}: missing key `target`: expected a node name, a list of nodes, random, minority, majority, all or a role"));
-            None
-        }
-        (_, Some(Some(t))) => Some(Some(t)),
-        (_, Some(None)) | (None, None) => None,
-    };
+    let (kind, target, settings) = read_what(&f, path, cx, family, d);
     let heal_after = match f.get("for") {
         Some(n) => {
             if kind.is_some_and(|k| !k.takes_duration()) {
@@ -415,6 +403,44 @@ fn read_fault(
         times: times?,
         pos: node.pos,
     })
+}
+
+type What = (
+    Option<FaultKind>,
+    Option<Option<Target>>,
+    Option<faults::Settings>,
+);
+
+/// What a fault is, whenever it happens: its kind, its target and the kind's settings.
+fn read_what(
+    f: &Fields,
+    path: &str,
+    cx: &faults::ReadCtx,
+    family: Option<&str>,
+    d: &mut Diagnostics,
+) -> What {
+    let kind = f
+        .require(
+            "kind",
+            &format!("one of {}", FaultKind::NAMES.join(", ")),
+            d,
+        )
+        .and_then(|n| read_kind(n, &f.path_of("kind"), family, d));
+    let target = f
+        .get("target")
+        .map(|n| read_target(n, &f.path_of("target"), cx.nodes, cx.roles, d));
+    let settings = kind.map(|k| faults::read_settings(k, f, path, cx, d));
+    let target = match (kind, target) {
+        (Some(FaultKind::RollingRestart), None) => Some(Some(Target::All)),
+        (Some(FaultKind::Partition), None) => Some(None),
+        (Some(_), None) => {
+            d.error(f.pos, format!("{path}: missing key `target`: expected a node name, a list of nodes, random, minority, majority, all or a role"));
+            None
+        }
+        (_, Some(Some(t))) => Some(Some(t)),
+        (_, Some(None)) | (None, None) => None,
+    };
+    (kind, target, settings)
 }
 
 /// The kind, refused with a reason when faultline does not build it or the family cannot
@@ -543,31 +569,58 @@ fn cross_check(s: &Scenario, top: &Fields, d: &mut Diagnostics) {
         d,
     );
     for fault in &s.faults {
-        check_fault_topology(s, fault, d);
+        let named = fault.target.as_ref();
+        check_fault_topology(
+            s,
+            fault.kind,
+            named,
+            &fault.settings,
+            fault.pos,
+            fault.times,
+            d,
+        );
+    }
+    if let Some(held) = s.capacity.as_ref().and_then(|c| c.n_minus_1.as_ref()) {
+        check_fault_topology(
+            s,
+            held.kind,
+            held.target.as_ref(),
+            &held.settings,
+            held.pos,
+            1,
+            d,
+        );
     }
 }
 
 /// Checks a fault against the topology (the fault's own file knows what it needs) and the
 /// family's settings.
-fn check_fault_topology(s: &Scenario, fault: &FaultSpec, d: &mut Diagnostics) {
-    if let Some(reason) = s.workload.settings.refuse_fault(fault.kind) {
-        d.error(fault.pos, reason);
+fn check_fault_topology(
+    s: &Scenario,
+    kind: FaultKind,
+    target: Option<&Target>,
+    settings: &faults::Settings,
+    pos: Pos,
+    times: u32,
+    d: &mut Diagnostics,
+) {
+    if let Some(reason) = s.workload.settings.refuse_fault(kind) {
+        d.error(pos, reason);
     }
-    let named: Option<Vec<&str>> = match &fault.target {
+    let named: Option<Vec<&str>> = match target {
         Some(Target::Node(n)) => Some(vec![n.as_str()]),
         Some(Target::Nodes(list)) => Some(list.iter().map(String::as_str).collect()),
         _ => None,
     };
-    let planned = faults::Planned {
-        pos: fault.pos,
-        named,
-        times: fault.times,
-    };
-    faults::check_topology(fault.kind, &fault.settings, &planned, &s.topology, d);
+    let planned = faults::Planned { pos, named, times };
+    faults::check_topology(kind, settings, &planned, &s.topology, d);
 }
 
 #[cfg(test)]
 mod tests;
 
+mod capacity;
 mod regression;
 pub mod schema;
+
+pub use capacity::{CapacitySpec, HeldFault, Percentile, Search, Slo};

@@ -49,22 +49,11 @@ fn tolerance(
 
 /// "20%": a share from 0 % to 1000 %.
 fn percent(n: &Node, path: &str, d: &mut Diagnostics) -> Option<f64> {
-    let parsed = match &n.value {
-        Value::Scalar { text, .. } => text
-            .trim()
-            .strip_suffix('%')
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite() && (0.0..=1000.0).contains(v)),
-        _ => None,
-    };
-    if parsed.is_none() {
-        d.error(
-            n.pos,
-            format!(
-                "{path}: expected a share such as \"20%\" or {{by: 20%, slack: 500ms}}, found {}",
-                n.describe()
-            ),
-        );
-    }
-    parsed.map(|v| v / 100.0)
+    yaml::share(
+        n,
+        path,
+        1000.0,
+        "a share such as \"20%\" or {by: 20%, slack: 500ms}",
+        d,
+    )
 }

@@ -49,6 +49,107 @@ pub struct ScenarioKeys {
     /// How far each number may move against a baseline (`--baseline`) before it is a
     /// regression: a share ("20%") or a share and an absolute slack.
     pub regression: Option<RegressionKeys>,
+    /// What `faultline capacity` searches: the highest rate that holds the SLO, with all
+    /// nodes and with the `n_minus_1` fault held.
+    pub capacity: Option<CapacityKeys>,
+}
+
+/// `capacity:`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "Capacity")]
+pub struct CapacityKeys {
+    /// What a step must hold to pass.
+    pub slo: SloKeys,
+    /// The rates to try.
+    pub search: SearchKeys,
+    /// How long each step lasts.
+    pub step: Option<StepKeys>,
+    /// The fault held for the whole N-1 search (kill, pause, stop, partition, loss,
+    /// bandwidth, disk-full or clock-skew; no `at` or `for`).
+    pub n_minus_1: Option<HeldFaultKeys>,
+    /// The load the cluster must carry (messages per second); the report gives the headroom
+    /// the N-1 maximum leaves above it.
+    pub planned_peak: Option<PositiveNumber>,
+    /// The failover run's load, as a share of the N-1 maximum (default 70%).
+    pub failover_load: Option<Share>,
+}
+
+/// `capacity.slo`: latency bounds from the intended send time, and error and throughput
+/// floors; at least one latency bound.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "Slo")]
+pub struct SloKeys {
+    /// Median latency bound.
+    pub p50: Option<DurationText>,
+    /// 90th percentile bound.
+    pub p90: Option<DurationText>,
+    /// 99th percentile bound.
+    pub p99: Option<DurationText>,
+    /// 99.9th percentile bound.
+    pub p999: Option<DurationText>,
+    /// Bound on the slowest acknowledgement.
+    pub max: Option<DurationText>,
+    /// Failed and unknown publishes allowed, as a share of the step's publishes (default 0%).
+    pub max_error_rate: Option<Share>,
+    /// Acknowledged rate over offered rate, at least (default 99%).
+    pub min_achieved: Option<Share>,
+}
+
+/// `capacity.search`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "CapacitySearch")]
+pub struct SearchKeys {
+    /// The first step's rate (messages per second).
+    pub start: PositiveNumber,
+    /// The highest rate to try.
+    pub max: PositiveNumber,
+    /// The ramp's growth from one step to the next (default 2, from 1.1 to 10).
+    #[schemars(range(min = 1.1, max = 10.0))]
+    pub factor: Option<f64>,
+    /// The bisection stops when the last pass and the first failure are this close, as a
+    /// share of the failing rate (default 5%).
+    pub precision: Option<Share>,
+}
+
+/// `capacity.step`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields, rename = "CapacityStep")]
+pub struct StepKeys {
+    /// Left out of the step's figures (default 5s).
+    pub warmup: Option<DurationText>,
+    /// Measured (default 20s, at least 1s).
+    pub hold: Option<DurationText>,
+}
+
+/// `capacity.n_minus_1`: a fault's kind, target and the kind's settings, held for the whole
+/// N-1 search.
+pub struct HeldFaultKeys;
+
+impl JsonSchema for HeldFaultKeys {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("HeldFault")
+    }
+
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let envelope = EnvelopeKeys::json_schema(g);
+        let mut target = Map::new();
+        if let Some(t) = properties(&envelope).remove("target") {
+            target.insert("target".into(), t);
+        }
+        let variants: Vec<Value> = super::capacity::HELD_KINDS
+            .iter()
+            .map(|kind| kind_variant(*kind, &target, g))
+            .collect();
+        json_schema!({
+            "type": "object",
+            "description": "The fault held for the whole N-1 search: its kind, target and the kind's settings.",
+            "required": ["kind"],
+            "properties": {
+                "kind": {"type": "string", "enum": super::capacity::HELD_KINDS.iter().map(|k| k.name()).collect::<Vec<_>>()}
+            },
+            "oneOf": variants
+        })
+    }
 }
 
 /// `cluster:`.
@@ -185,7 +286,10 @@ fn kind_variant(kind: FaultKind, envelope: &Map<String, Value>, g: &mut SchemaGe
     }
     props.insert("kind".into(), serde_json::json!({"const": kind.name()}));
     props.extend(properties(&settings));
-    let mut required = vec![Value::from("at"), Value::from("kind")];
+    let mut required = vec![Value::from("kind")];
+    if envelope.contains_key("at") {
+        required.push("at".into());
+    }
     if !matches!(kind, FaultKind::Partition | FaultKind::RollingRestart) {
         required.push("target".into());
     }
@@ -291,6 +395,23 @@ mod tests {
 
     #[test]
     fn each_section_has_the_keys_its_reader_takes() {
+        use super::super::capacity;
+        assert_eq!(
+            property_names(&schema_of::<CapacityKeys>()),
+            sorted(capacity::KEYS)
+        );
+        assert_eq!(
+            property_names(&schema_of::<SloKeys>()),
+            sorted(capacity::SLO_KEYS)
+        );
+        assert_eq!(
+            property_names(&schema_of::<SearchKeys>()),
+            sorted(capacity::SEARCH_KEYS)
+        );
+        assert_eq!(
+            property_names(&schema_of::<StepKeys>()),
+            sorted(capacity::STEP_KEYS)
+        );
         assert_eq!(
             property_names(&schema_of::<ScenarioKeys>()),
             sorted(super::super::TOP_KEYS)
@@ -348,6 +469,7 @@ mod tests {
         with("faults: [{at: 2s, kind: partition, shape: halves}]\n").unwrap();
         with("faults: [{at: 2s, kind: loss, target: n1, percent: 20, peers: [n2]}]\n").unwrap();
         with("regression: {failover: 20%, p99: {by: 25%, slack: 5ms}, fault_throughput: {slack: 10}}\n").unwrap();
+        with("capacity: {slo: {p99: 50ms}, search: {start: 100, max: 1000}, n_minus_1: {kind: kill, target: n1}}\n").unwrap();
         // An unknown key, another kind's setting, a bare number for a duration, a missing
         // target, `for` on a kind that heals itself, two families at once.
         for bad in [
@@ -358,6 +480,8 @@ mod tests {
             "faults: [{at: 2s, kind: restart, target: n1, for: 2s}]\n",
             "faults: [{at: 2s, kind: delay, target: n1}]\n",
             "checks: {max_lost: -1}\n",
+            "capacity: {slo: {p99: 50ms}, search: {start: 100, max: 1000}, n_minus_1: {kind: restart, target: n1}}\n",
+            "capacity: {slo: {p99: 50ms}, search: {start: 100, max: 1000}, n_minus_1: {at: 2s, kind: kill, target: n1}}\n",
         ] {
             assert!(with(bad).is_err(), "accepted: {bad}");
         }

@@ -363,3 +363,72 @@ fn compose_problems_name_the_compose_file() {
     assert!(errs[0].file.ends_with("c.yml"), "{errs:?}");
     assert_eq!((errs[0].pos.line, errs[0].pos.col), (2, 19));
 }
+
+#[test]
+fn a_capacity_section_reads_with_its_defaults() {
+    let s = load_str(&format!(
+        "{GOOD}capacity:\n  slo: {{p99: 50ms, p999: 200ms, max_error_rate: 0.1%}}\n  search: {{start: 500, max: 8000}}\n  n_minus_1: {{kind: kill, target: stream-leader}}\n  planned_peak: 2000\n"
+    ))
+    .unwrap();
+    let c = s.capacity.unwrap();
+    assert_eq!(
+        c.slo.latency,
+        vec![
+            (Percentile::P99, Duration::from_millis(50)),
+            (Percentile::P999, Duration::from_millis(200))
+        ]
+    );
+    assert!((c.slo.max_error_rate - 0.001).abs() < 1e-12);
+    assert_eq!(c.slo.min_achieved, 0.99);
+    assert_eq!(
+        c.search,
+        Search {
+            start: 500.0,
+            max: 8000.0,
+            factor: 2.0,
+            precision: 0.05
+        }
+    );
+    assert_eq!(
+        (c.warmup, c.hold),
+        (Duration::from_secs(5), Duration::from_secs(20))
+    );
+    let held = c.n_minus_1.unwrap();
+    assert_eq!(held.kind, FaultKind::Kill);
+    assert_eq!(held.target, Some(Target::Role("stream-leader".into())));
+    assert_eq!(c.planned_peak, Some(2000.0));
+    assert_eq!(c.failover_load, 0.7);
+    assert!(load_str(GOOD).unwrap().capacity.is_none());
+}
+
+#[test]
+fn every_capacity_problem_is_reported_at_once_with_its_position() {
+    let errs = load_str(&format!(
+        "{GOOD}capacity:
+  slo: {{max_error_rate: 1%}}
+  search: {{start: 5000, max: 100, factor: 1}}
+  step: {{hold: 10ms}}
+  n_minus_1: {{kind: restart, target: n1}}
+  failover_load: 0%
+"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        errs,
+        vec![
+            "s.yaml:16:8: capacity.slo: expected at least one latency bound (p50, p90, p99, p999 or max)",
+            "s.yaml:17:43: capacity.search.factor: expected 1.1 to 10, found 1",
+            "s.yaml:17:11: capacity.search: start (5000) is above max (100)",
+            "s.yaml:18:16: capacity.step.hold: expected at least 1s",
+            "s.yaml:19:21: capacity.n_minus_1.kind: a restart undoes itself; the N-1 condition needs a fault held for the whole search: kill, pause, stop, partition, loss, bandwidth, disk-full, clock-skew",
+            "s.yaml:20:18: capacity.failover_load: expected more than 0%",
+        ]
+    );
+    // A held fault is checked against the family and topology like any fault.
+    let errs = load_str(&format!(
+        "{GOOD}capacity:\n  slo: {{p99: 50ms}}\n  search: {{start: 1, max: 2}}\n  n_minus_1: {{kind: kill, target: n9, at: 3s}}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].contains("unknown key `at`"), "{errs:#?}");
+}

@@ -1,0 +1,7 @@
+//! `faultline capacity`: the highest rate a topology sustains within a latency SLO, with all
+//! nodes and with one fault held (N−1), and what a failover costs at the planned load.
+//!
+//! This far: the search over rates and the verdict of one step (`search.rs`). The runner that
+//! drives the steps on one cluster, and the reports, build on them.
+
+pub mod search;
