@@ -202,3 +202,24 @@ fn history_dump_of_something_that_is_no_history_exits_2() {
     let (code, _, stderr) = faultline(&["history", "dump", "no/such/dir"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// A dozen lines of nested aliases (10^10 nodes expanded) once grew `validate` to 17 GB: now
+/// refused with exit 2 and the position where the count ran over, before anything is built.
+#[test]
+fn a_billion_laughs_scenario_is_refused_with_exit_2() {
+    let mut doc = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        let refs = vec![format!("*a{p}"); 10].join(", ");
+        doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let (_dir, file) = scenario_in_tmp(&doc);
+    let (code, _, stderr) = faultline(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(":5:45: invalid YAML: more than 100000 nodes with aliases expanded"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = faultline(&["run", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -107,14 +107,62 @@ impl Node {
     }
 }
 
-/// Parses a YAML document into a [`Node`] tree. An empty document gives `None`.
+/// The most nodes a document may hold, aliases expanded: far above any scenario or topology,
+/// far below what a file of nested aliases (a "billion laughs") would expand to.
+pub const MAX_NODES: usize = 100_000;
+
+/// The largest file a scenario, a topology or a config file it names may be.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a configuration file whole, refusing what is not a regular file (a device, a FIFO)
+/// and what is larger than [`MAX_FILE_BYTES`], so that no input can make faultline read
+/// without end.
+pub fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} bytes, more than the {} a configuration file may have",
+            meta.len(),
+            MAX_FILE_BYTES
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(|e| e.to_string())?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "more than the {MAX_FILE_BYTES} bytes a configuration file may have"
+        ));
+    }
+    Ok(text)
+}
+
+fn size(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Scalar { .. } => 0,
+        Value::Seq(items) => items.iter().map(size).sum(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
+    }
+}
+
+/// Parses a YAML document into a [`Node`] tree. An empty document gives `None`. A document
+/// of more than [`MAX_NODES`] nodes, aliases expanded, is refused before it is built.
 pub fn parse(src: &str) -> Result<Option<Node>, (Pos, String)> {
     enum Frame {
         Seq(Pos, Vec<Node>, usize),
         Map(Pos, Vec<(Node, Node)>, Option<Node>, usize),
     }
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node with its size, so that an alias is counted before it is copied.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut nodes = 0usize;
     let mut root: Option<Node> = None;
     let mut documents = 0;
 
@@ -130,6 +178,18 @@ pub fn parse(src: &str) -> Result<Option<Node>, (Pos, String)> {
             )
         })?;
         let pos = Pos::from_span(&span);
+        let grows = match &event {
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) => 1,
+            Event::Alias(id) => anchors.get(id).map_or(0, |(_, n)| *n),
+            _ => 0,
+        };
+        nodes = nodes.saturating_add(grows);
+        if nodes > MAX_NODES {
+            return Err((
+                pos,
+                format!("more than {MAX_NODES} nodes with aliases expanded: refused (nested aliases can grow a small file without bound)"),
+            ));
+        }
         let (done, anchor) = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -152,7 +212,7 @@ pub fn parse(src: &str) -> Result<Option<Node>, (Pos, String)> {
                 anchor,
             ),
             Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => (node.clone(), 0),
+                Some((node, _)) => (node.clone(), 0),
                 None => return Err((pos, "alias refers to an unknown anchor".into())),
             },
             Event::SequenceStart(anchor, _) => {
@@ -186,7 +246,8 @@ pub fn parse(src: &str) -> Result<Option<Node>, (Pos, String)> {
             _ => continue,
         };
         if anchor != 0 {
-            anchors.insert(anchor, done.clone());
+            let n = size(&done);
+            anchors.insert(anchor, (done.clone(), n));
         }
         match stack.last_mut() {
             Some(Frame::Seq(_, items, _)) => items.push(done),
@@ -203,7 +264,7 @@ pub fn parse(src: &str) -> Result<Option<Node>, (Pos, String)> {
 /// Reads and parses the YAML file at `path`; a file that cannot be read, is empty or is not
 /// YAML is a problem in `d` (`what` names the file in messages: "scenario", "compose file").
 pub fn load_file(path: &Path, what: &str, d: &mut Diagnostics) -> Option<Node> {
-    let src = match std::fs::read_to_string(path) {
+    let src = match read_bounded(path) {
         Ok(s) => s,
         Err(e) => {
             d.error(Pos::default(), format!("cannot read {what}: {e}"));
@@ -617,7 +678,7 @@ mod excerpt_tests {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -665,6 +726,55 @@ mod tests {
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("3 s"), None);
         assert_eq!(parse_duration("10x"), None);
+    }
+
+    /// Nested aliases: ten levels of ten copies, 10^10 nodes expanded, from 12 lines.
+    pub(crate) fn laughs() -> String {
+        let mut doc = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            doc.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        doc
+    }
+
+    #[test]
+    fn nested_aliases_are_refused_before_they_are_expanded() {
+        let (pos, msg) = parse(&laughs()).unwrap_err();
+        assert!(
+            msg.starts_with("more than 100000 nodes with aliases expanded"),
+            "{msg}"
+        );
+        // Refused where the count ran over, long before the last line.
+        assert!(pos.line <= 6, "{pos:?}");
+        // A few aliases are fine, and expanded.
+        let root = parse("base: &b {x: 1}\nuse: *b\n").unwrap().unwrap();
+        assert_eq!(
+            root.to_json(),
+            serde_json::json!({"base": {"x": 1}, "use": {"x": 1}})
+        );
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        assert_eq!(
+            read_bounded(Path::new("/dev/zero")).unwrap_err(),
+            "not a regular file"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; (MAX_FILE_BYTES + 1) as usize]).unwrap();
+        assert!(read_bounded(&big)
+            .unwrap_err()
+            .contains("more than the 1048576"));
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        assert_eq!(read_bounded(&fifo).unwrap_err(), "not a regular file");
+        std::fs::write(dir.path().join("ok.yaml"), "a: 1\n").unwrap();
+        assert_eq!(read_bounded(&dir.path().join("ok.yaml")).unwrap(), "a: 1\n");
     }
 
     #[test]

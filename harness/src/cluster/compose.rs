@@ -786,7 +786,7 @@ fn read_configs(node: &Node, dir: &Path, d: &mut Diagnostics) -> BTreeMap<String
             (Some(n), None) => yaml::string(n, &f.path_of("content"), d).map(String::from),
             (None, Some(n)) => yaml::string(n, &f.path_of("file"), d).and_then(|rel| {
                 let file = dir.join(rel);
-                std::fs::read_to_string(&file)
+                yaml::read_bounded(&file)
                     .map_err(|e| {
                         d.error(
                             n.pos,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::network::Sidecar;
+use super::network::{quote, Sidecar};
 use super::{on_all, Fault, FaultCtx, FaultError, Planned, Settings};
 use crate::cluster::backend::Share;
 use crate::cluster::compose::Topology;
@@ -43,11 +43,14 @@ const MAX_DISK_FULL_BYTES: u64 = 1 << 30;
 pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
     let path = match f.get("path") {
         Some(n) => yaml::string(n, &f.path_of("path"), d).and_then(|p| {
-            if !p.starts_with('/') {
+            let plain = p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+            if !p.starts_with('/') || !plain || p.split('/').any(|part| part == "..") {
                 d.error(
                     n.pos,
                     format!(
-                        "{}: expected the data directory's absolute path in the container, found {p:?}",
+                        "{}: expected the data directory's absolute path in the container (letters, digits, '/', '.', '_', '-'; no \"..\"), found {p:?}",
                         f.path_of("path")
                     ),
                 );
@@ -124,27 +127,31 @@ fn field(output: &str, key: &str) -> Option<u64> {
 #[async_trait]
 impl Fault for DiskFull {
     async fn inject(&mut self, ctx: &FaultCtx) -> Result<Instant, FaultError> {
-        let dir = format!("/proc/1/root{}", self.path);
-        let ballast = self.ballast();
+        // Every value reaches the script as a quoted assignment and is used only through
+        // its variable (the path's characters are also checked when the scenario is read).
         let script = format!(
             r#"set -e
-d='{dir}'
-[ -d "$d" ] || {{ echo "no directory {path} in the node"; exit 1; }}
+p={path}
+d={dir}
+b={ballast}
+[ -d "$d" ] || {{ echo "no directory $p in the node"; exit 1; }}
 fs=$(stat -f -c %T "$d")
 # statfs through the magic link reaches the node's own mount (df would look in our mount table)
 size=$(stat -f -c '%b %S' "$d" | awk '{{print $1 * $2}}')
-[ "$fs" = tmpfs ] || {{ echo "{path} is on $fs, not a tmpfs: refusing to fill it"; exit 1; }}
-[ "$size" -le {MAX_DISK_FULL_BYTES} ] || {{ echo "the tmpfs holding {path} is $size bytes, over {MAX_DISK_FULL_BYTES}: refusing to fill it"; exit 1; }}
-dd if=/dev/zero of='{ballast}' bs=1M 2>/dev/null || true
-dd if=/dev/zero of='{ballast}.tail' bs=4k 2>/dev/null || true
+[ "$fs" = tmpfs ] || {{ echo "$p is on $fs, not a tmpfs: refusing to fill it"; exit 1; }}
+[ "$size" -le {MAX_DISK_FULL_BYTES} ] || {{ echo "the tmpfs holding $p is $size bytes, over {MAX_DISK_FULL_BYTES}: refusing to fill it"; exit 1; }}
+dd if=/dev/zero of="$b" bs=1M 2>/dev/null || true
+dd if=/dev/zero of="$b.tail" bs=4k 2>/dev/null || true
 avail=$(stat -f -c '%a %S' "$d" | awk '{{print $1 * $2}}')
-used=$(( $(stat -c %s '{ballast}') + $(stat -c %s '{ballast}.tail') ))
+used=$(( $(stat -c %s "$b") + $(stat -c %s "$b.tail") ))
 echo "size=$size"
 echo "written=$used"
 echo "avail=$avail"
 [ "$avail" -lt 65536 ] || {{ echo "still $avail bytes free after filling"; exit 1; }}
 "#,
-            path = self.path
+            path = quote(&self.path),
+            dir = quote(&format!("/proc/1/root{}", self.path)),
+            ballast = quote(&self.ballast()),
         );
         let filled = std::sync::Mutex::new(Vec::new());
         let t = on_all(&self.nodes, |node| {
@@ -170,9 +177,9 @@ echo "avail=$avail"
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
-        let ballast = self.ballast();
         let script = format!(
-            "rm -f '{ballast}' '{ballast}.tail'\n! ls '{ballast}' '{ballast}.tail' >/dev/null 2>&1\n"
+            "b={}\nrm -f \"$b\" \"$b.tail\"\n! ls \"$b\" \"$b.tail\" >/dev/null 2>&1\n",
+            quote(&self.ballast())
         );
         on_all(&self.nodes, |node| {
             let script = &script;

@@ -114,6 +114,12 @@ pub async fn undo_and_remove(
 }
 
 /// Chain names of fault `id`: one hooked from INPUT, one from OUTPUT.
+/// `s` as one single-quoted shell word, whatever it holds: every value from a scenario that
+/// reaches a sidecar's shell goes through here.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
 pub fn chains(id: usize) -> (String, String) {
     (format!("FL{id}-IN"), format!("FL{id}-OUT"))
 }

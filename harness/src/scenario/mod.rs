@@ -148,7 +148,12 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
         .and_then(|n| yaml::string(n, "name", d))
         .map(String::from);
     if let (Some(n), Some(node)) = (&name, top.get("name")) {
-        if !n
+        if n.is_empty() || n == "." || n == ".." || n.len() > 64 {
+            d.error(
+                node.pos,
+                format!("name: expected 1 to 64 characters, not \".\" or \"..\" (it names the output directory), found {n:?}"),
+            );
+        } else if !n
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {

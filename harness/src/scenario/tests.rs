@@ -432,3 +432,53 @@ fn every_capacity_problem_is_reported_at_once_with_its_position() {
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(errs[0].contains("unknown key `at`"), "{errs:#?}");
 }
+
+#[test]
+fn a_name_that_cannot_name_a_directory_is_refused() {
+    for (name, col) in [("\"\"", 7), ("'.'", 7), ("..", 7)] {
+        let errs = load_str(&GOOD.replacen("name: ok", &format!("name: {name}"), 1)).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].starts_with(&format!(
+                "s.yaml:1:{col}: name: expected 1 to 64 characters"
+            )),
+            "{errs:#?}"
+        );
+    }
+    let long = "n".repeat(65);
+    assert!(load_str(&GOOD.replacen("name: ok", &format!("name: {long}"), 1)).is_err());
+    let fine = "n".repeat(64);
+    assert!(load_str(&GOOD.replacen("name: ok", &format!("name: {fine}"), 1)).is_ok());
+}
+
+#[test]
+fn a_disk_path_that_would_reach_a_shell_as_code_is_refused() {
+    for path in [
+        "/data/$(touch /tmp/x)",
+        "/data/'x'",
+        "/data/../etc",
+        "/data dir",
+    ] {
+        let text = GOOD.replace(
+            "    kind: kill\n    target: stream-leader\n    for: 5s\n",
+            &format!("    kind: disk-full\n    target: n1\n    for: 5s\n    path: \"{path}\"\n"),
+        );
+        let errs = load_str(&text).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("faults[0].path: expected the data directory's absolute path")),
+            "{path}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn nested_aliases_in_a_scenario_are_refused_with_their_position() {
+    let errs = load_str(&format!("{}{GOOD}", crate::yaml::tests::laughs())).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("s.yaml:5:45:")
+            && errs[0].contains("invalid YAML: more than 100000 nodes"),
+        "{errs:#?}"
+    );
+}
