@@ -255,13 +255,56 @@ fn a_drifting_clock_runs_away_by_the_rate_asked_and_is_set_back() {
 fn an_mqtt_5_qos2_session_survives_a_mosquitto_restart() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
-    let r = passing(
+    let run = run_scenario(
         "scenarios/mqtt/mosquitto-v5-session-restart.yaml",
         out.path(),
     );
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
     let m = &r["messages"];
+    assert_eq!(m["unexpected"], 0);
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
     // 40 msg/s for 25 s, less what the dead broker could not take.
     assert!(m["acked"].as_u64().unwrap() > 800, "{m}");
+    // The session and its backlog (about 120 messages queued while the subscriber was away
+    // before the kill) survive the kill: Mosquitto writes its database after every change.
+    // But it sends PUBCOMP before that write, so a SIGKILL between the two loses the message
+    // just acknowledged (CI saw it once: 1 of 988). faultline must then say FAIL, and what
+    // was lost must be among the last acknowledgements before the kill, never the backlog.
+    let lost = m["lost"].as_u64().unwrap();
+    if lost == 0 {
+        assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(r["verdict"], "pass");
+    } else {
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(r["verdict"], "fail");
+        assert!(
+            lost <= 3,
+            "{lost} lost: more than a kill between PUBCOMP and the save explains\n{}",
+            run.stdout
+        );
+        let t_fault = f64_at(&r["faults"][0], "/t_fault_ms").unwrap();
+        let history = history_lines(out.path());
+        for sample in r["lost_sample"].as_array().unwrap() {
+            let acked_at = history
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| {
+                    l["op"] == "publish"
+                        && l["type"] == "ok"
+                        && l["producer"] == sample["producer"]
+                        && l["seq"] == sample["seq"]
+                })
+                .and_then(|l| l["t_done"].as_f64())
+                .unwrap_or_else(|| panic!("no acknowledgement of {sample} in the history"));
+            assert!(
+                (t_fault - 1_000.0..=t_fault + 100.0).contains(&acked_at),
+                "{sample} acknowledged at {acked_at} ms, the kill at {t_fault} ms"
+            );
+        }
+        eprintln!("mosquitto-v5-session-restart: {lost} acknowledged just before the kill and lost (PUBCOMP before the database write)");
+    }
     let notes = notes(&r);
     for expected in [
         "subscriber: reconnected to m1",
