@@ -174,7 +174,7 @@ fn help_documents_every_command_and_the_exit_codes() {
 #[test]
 fn the_committed_schemas_are_the_ones_faultline_prints() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for of in ["scenario", "result"] {
+    for of in ["scenario", "result", "capacity"] {
         let (code, printed, stderr) = faultline(&["schema", of]);
         assert_eq!(code, 0, "{stderr}");
         let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();

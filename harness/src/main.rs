@@ -80,7 +80,7 @@ enum Command {
         command: HistoryCommand,
     },
     /// Print a JSON Schema: of scenario files (for editors: the shipped scenarios name
-    /// schemas/scenario.schema.json in their first line) or of result.json.
+    /// schemas/scenario.schema.json in their first line), of result.json or of capacity.json.
     Schema {
         /// Which schema.
         #[arg(value_enum)]
@@ -110,6 +110,8 @@ enum SchemaOf {
     Scenario,
     /// A run's result.json.
     Result,
+    /// capacity.json of `faultline capacity`.
+    Capacity,
 }
 
 fn load(path: &Path) -> Result<scenario::Scenario, ExitCode> {
@@ -247,6 +249,7 @@ async fn async_main(cli: Cli) -> ExitCode {
             let schema = match of {
                 SchemaOf::Scenario => scenario::schema::scenario_schema(),
                 SchemaOf::Result => faultline::report::result_schema(),
+                SchemaOf::Capacity => faultline::capacity::report::capacity_schema(),
             };
             let text = serde_json::to_string_pretty(&schema).expect("a schema serialises");
             println!("{text}");
