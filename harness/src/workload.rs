@@ -78,7 +78,15 @@ pub async fn run(
         };
         tasks.spawn(ctx.run(producer));
     }
-    while tasks.join_next().await.is_some() {}
+    // Each producer (its client connection) is kept until every acknowledgement is in: a
+    // client dropped after its last send would lose the last acknowledgements and make
+    // unknown outcomes of the harness's own.
+    let mut done = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(producer) = joined {
+            done.push(producer);
+        }
+    }
     // Every completion task holds a permit until it has recorded its result, and each is
     // bounded by the ack timeout, so this wait is bounded too.
     let _ = tokio::time::timeout(
@@ -86,6 +94,7 @@ pub async fn run(
         in_flight.acquire_many(cap as u32),
     )
     .await;
+    drop(done);
 }
 
 struct ProducerCtx {
@@ -102,7 +111,8 @@ struct ProducerCtx {
 }
 
 impl ProducerCtx {
-    async fn run(self, mut producer: Box<dyn Producer>) {
+    /// Sends this producer's messages on schedule; returns the producer, still connected.
+    async fn run(self, mut producer: Box<dyn Producer>) -> Box<dyn Producer> {
         for seq in 0..self.count {
             let due = self.start + Duration::from_secs_f64((seq as f64 + self.offset) / self.rate);
             tokio::time::sleep_until(due.into()).await;
@@ -111,7 +121,7 @@ impl ProducerCtx {
                 Err(_) => {
                     let waited = Instant::now();
                     let Ok(p) = self.in_flight.clone().acquire_owned().await else {
-                        return;
+                        return producer;
                     };
                     self.counters
                         .stall_us
@@ -167,6 +177,7 @@ impl ProducerCtx {
                 }
             }
         }
+        producer
     }
 
     fn clone_for_completion(&self) -> CompletionCtx {
@@ -227,9 +238,17 @@ mod tests {
     use std::sync::Mutex;
 
     /// A producer whose acknowledgement arrives after a fixed delay, recording send times.
+    /// Like a client connection, it loses the acknowledgements still due when it is dropped.
     struct Delayed {
         delay: Duration,
         sends: Arc<Mutex<Vec<Instant>>>,
+        connected: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Drop for Delayed {
+        fn drop(&mut self) {
+            self.connected.store(false, Ordering::SeqCst);
+        }
     }
 
     #[async_trait]
@@ -237,10 +256,14 @@ mod tests {
         async fn send(&mut self, _payload: Bytes) -> Sent {
             self.sends.lock().unwrap().push(Instant::now());
             let delay = self.delay;
+            let connected = self.connected.clone();
             Sent::Pending {
                 node: Some("n1".into()),
                 ack: async move {
                     tokio::time::sleep(delay).await;
+                    if !connected.load(Ordering::SeqCst) {
+                        return Completion::Info("connection lost".into());
+                    }
                     Completion::Ok {
                         position: None,
                         partition: None,
@@ -259,6 +282,7 @@ mod tests {
         let producer = Box::new(Delayed {
             delay,
             sends: sends.clone(),
+            connected: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         });
         let spec = LoadSpec {
             rate: 200.0,
