@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::check::verdict::Verdict;
 
-use crate::cluster::backend::ClusterBackend;
+use std::collections::BTreeMap;
+
+use crate::cluster::backend::{ClusterBackend, ResolvedImage};
 use crate::cluster::docker::DockerBackend;
+use crate::cluster::Cluster;
 
 use crate::families::{self, Broker, Observed};
+use crate::fault_kind::FaultKind;
 use crate::faults::{self, FaultCtx};
 use crate::history::{self, Clock, Kind, Phase, Probe, ProbeKind, Record};
 use crate::progress::{LoadStatus, Progress};
@@ -36,6 +40,8 @@ pub struct RunOptions {
 pub struct Outcome {
     pub verdict: Verdict,
     pub out_dir: PathBuf,
+    /// The result in a few figures.
+    pub headline: report::Headline,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,84 @@ fn utc_stamp() -> String {
     now.format(&fmt).unwrap_or_else(|_| "unknown-time".into())
 }
 
+/// A run's id (`fl-<utc>-<pid>`, the label on everything it creates) and its UTC stamp.
+pub struct RunId {
+    pub id: String,
+    pub stamp: String,
+}
+
+impl RunId {
+    pub fn new() -> RunId {
+        let stamp = utc_stamp();
+        let id = format!(
+            "fl-{}-{:04x}",
+            stamp.to_lowercase(),
+            std::process::id() & 0xffff
+        );
+        RunId { id, stamp }
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        RunId::new()
+    }
+}
+
+/// Creates the output directory.
+pub fn create_out_dir(dir: &std::path::Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| infra(format!("create output directory {}: {e}", dir.display())))
+}
+
+/// Runs `work` (which starts the cluster of run `run_id` and uses it) and removes the run's
+/// Docker objects on every path: done, failed, panicked, Ctrl-C, SIGTERM. With `keep`, a run
+/// that ended well leaves its cluster for inspection.
+pub async fn guarded<T: Send + 'static>(
+    backend: Arc<dyn ClusterBackend>,
+    run_id: &str,
+    progress: &Progress,
+    keep: bool,
+    work: impl std::future::Future<Output = Result<T, RunError>> + Send + 'static,
+) -> Result<T, RunError> {
+    let mut work = tokio::spawn(work);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| infra(format!("install SIGTERM handler: {e}")))?;
+    let result = tokio::select! {
+        joined = &mut work => match joined {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(RunError::Infrastructure(format!("faultline panicked during the run: {e}"))),
+            Err(e) => Err(infra(e)),
+        },
+        _ = tokio::signal::ctrl_c() => { work.abort(); Err(RunError::Interrupted("Ctrl-C")) }
+        _ = term.recv() => { work.abort(); Err(RunError::Interrupted("SIGTERM")) }
+    };
+    if keep && result.is_ok() {
+        progress.phase(&format!(
+            "--keep: the cluster of run {run_id} is left running; `faultline clean` removes it"
+        ));
+        return result;
+    }
+    progress.phase("teardown");
+    match backend.remove_run(Some(run_id)).await {
+        Ok((c, n)) => progress.note(&format!("removed {c} container(s) and {n} network(s)")),
+        Err(e) => progress.note(&format!(
+            "teardown failed ({e}); run `faultline clean` to remove what is left"
+        )),
+    }
+    result
+}
+
+/// The seed for a run's random choices: the one given, else the clock's nanoseconds.
+pub fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    })
+}
+
 /// Runs a scenario. Whatever happens inside, the run's Docker objects are removed before this
 /// returns.
 pub async fn run(
@@ -65,27 +149,12 @@ pub async fn run(
     events: report::Events,
 ) -> Result<Outcome, RunError> {
     let progress = Arc::new(events.progress());
-    let stamp = utc_stamp();
-    let run_id = format!(
-        "fl-{}-{:04x}",
-        stamp.to_lowercase(),
-        std::process::id() & 0xffff
-    );
+    let RunId { id: run_id, stamp } = RunId::new();
     let out_dir = opts.out.clone().unwrap_or_else(|| {
         PathBuf::from("reports/runs").join(format!("{stamp}-{}", scenario.name))
     });
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
-        infra(format!(
-            "create output directory {}: {e}",
-            out_dir.display()
-        ))
-    })?;
-    let seed = opts.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
+    create_out_dir(&out_dir)?;
+    let seed = seed_or_clock(opts.seed);
     progress.phase(&format!(
         "run {run_id}: scenario {} (seed {seed}), output in {}",
         scenario.name,
@@ -104,89 +173,54 @@ pub async fn run(
         progress: progress.clone(),
         events,
     };
-    let mut work = tokio::spawn(ctx.execute());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| infra(format!("install SIGTERM handler: {e}")))?;
-    let result = tokio::select! {
-        joined = &mut work => match joined {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(RunError::Infrastructure(format!("faultline panicked during the run: {e}"))),
-            Err(e) => Err(infra(e)),
-        },
-        _ = tokio::signal::ctrl_c() => { work.abort(); Err(RunError::Interrupted("Ctrl-C")) }
-        _ = term.recv() => { work.abort(); Err(RunError::Interrupted("SIGTERM")) }
-    };
-
-    if opts.keep && result.is_ok() {
-        progress.phase(&format!(
-            "--keep: the cluster of run {run_id} is left running; `faultline clean` removes it"
-        ));
-        return result.map(|verdict| Outcome { verdict, out_dir });
-    }
-    progress.phase("teardown");
-    match backend.remove_run(Some(&run_id)).await {
-        Ok((c, n)) => progress.note(&format!("removed {c} container(s) and {n} network(s)")),
-        Err(e) => progress.note(&format!(
-            "teardown failed ({e}); run `faultline clean` to remove what is left"
-        )),
-    }
-    result.map(|verdict| Outcome { verdict, out_dir })
+    let headline = guarded(backend, &run_id, &progress, opts.keep, ctx.execute()).await?;
+    Ok(Outcome {
+        verdict: headline.verdict,
+        out_dir,
+        headline,
+    })
 }
 
-struct RunCtx {
-    scenario: Scenario,
-    run_id: String,
-    out_dir: PathBuf,
-    seed: u64,
-    started_at: String,
-    baseline: Option<PathBuf>,
-    backend: Arc<dyn ClusterBackend>,
-    progress: Arc<Progress>,
-    /// Where the checked result goes (the reporters).
-    events: report::Events,
+/// A cluster started for a run or a capacity search, its broker ready.
+pub struct Session {
+    pub run_id: String,
+    pub backend: Arc<dyn ClusterBackend>,
+    pub cluster: Cluster,
+    pub images: BTreeMap<String, ResolvedImage>,
+    /// The fault sidecars' image, when a fault needs one.
+    pub tools_image: Option<String>,
+    pub broker: Arc<dyn Broker>,
 }
 
-fn phase_record(phase: Phase, t_us: u64) -> Record {
-    Record::phase(phase, t_us)
-}
-
-/// CPU time this process has used, from /proc (Linux), in seconds.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // Clock ticks per second: 100 on every Linux platform faultline targets.
-    Some((utime + stime) / 100.0)
-}
-
-impl RunCtx {
-    async fn execute(self) -> Result<Verdict, RunError> {
-        let clock = Clock::start();
-        let s = &self.scenario;
-        let progress = &self.progress;
-
+impl Session {
+    /// Prepares the images, starts the scenario's topology (made ready for the fault kinds
+    /// `kinds`), and waits for the cluster's own health and the workload's stream or topic.
+    pub async fn start(
+        s: &Scenario,
+        kinds: &[FaultKind],
+        run_id: &str,
+        backend: Arc<dyn ClusterBackend>,
+        out_dir: &std::path::Path,
+        progress: &Progress,
+    ) -> Result<Session, RunError> {
         progress.phase("preparing images");
-        let images = self
-            .backend
-            .images(&s.topology, progress, &self.out_dir.join("image-build.log"))
+        let build_log = out_dir.join("image-build.log");
+        let images = backend
+            .images(&s.topology, progress, &build_log)
             .await
             .map_err(infra)?;
-        let tools_image = if s.faults.iter().any(|f| f.kind.needs_tools()) {
+        let tools_image = if kinds.iter().any(|k| k.needs_tools()) {
             Some(
-                self.backend
-                    .tools_image(&s.topology, progress, &self.out_dir.join("image-build.log"))
+                backend
+                    .tools_image(&s.topology, progress, &build_log)
                     .await
                     .map_err(infra)?,
             )
         } else {
             None
         };
-
-        let kinds: Vec<_> = s.faults.iter().map(|f| f.kind).collect();
         let (topology, notes) =
-            faults::prepare_topology(&kinds, &s.topology, &images).map_err(infra)?;
+            faults::prepare_topology(kinds, &s.topology, &images).map_err(infra)?;
         for note in notes {
             progress.note(&note);
         }
@@ -195,9 +229,8 @@ impl RunCtx {
             s.topology.services.len(),
             s.topology.file.display()
         ));
-        let cluster = self
-            .backend
-            .start_cluster(&self.run_id, &topology, &images, s.ready_timeout, progress)
+        let cluster = backend
+            .start_cluster(run_id, &topology, &images, s.ready_timeout, progress)
             .await
             .map_err(infra)?;
         let broker: Arc<dyn Broker> = Arc::from(
@@ -220,6 +253,73 @@ impl RunCtx {
             "ready in {:.1} s",
             ready_started.elapsed().as_secs_f64()
         ));
+        Ok(Session {
+            run_id: run_id.to_string(),
+            backend,
+            cluster,
+            images,
+            tools_image,
+            broker,
+        })
+    }
+
+    /// What faults act through on this cluster.
+    pub fn fault_ctx(&self) -> FaultCtx {
+        FaultCtx {
+            backend: self.backend.clone(),
+            run_id: self.run_id.clone(),
+            cluster: Arc::new(self.cluster.clone()),
+            tools_image: self.tools_image.clone(),
+            client_port: self.broker.client_port(),
+        }
+    }
+}
+
+struct RunCtx {
+    scenario: Scenario,
+    run_id: String,
+    out_dir: PathBuf,
+    seed: u64,
+    started_at: String,
+    baseline: Option<PathBuf>,
+    backend: Arc<dyn ClusterBackend>,
+    progress: Arc<Progress>,
+    /// Where the checked result goes (the reporters).
+    events: report::Events,
+}
+
+fn phase_record(phase: Phase, t_us: u64) -> Record {
+    Record::phase(phase, t_us)
+}
+
+/// CPU time this process has used, from /proc (Linux), in seconds.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks per second: 100 on every Linux platform faultline targets.
+    Some((utime + stime) / 100.0)
+}
+
+impl RunCtx {
+    async fn execute(self) -> Result<report::Headline, RunError> {
+        let clock = Clock::start();
+        let s = &self.scenario;
+        let progress = &self.progress;
+
+        let kinds: Vec<_> = s.faults.iter().map(|f| f.kind).collect();
+        let session = Session::start(
+            s,
+            &kinds,
+            &self.run_id,
+            self.backend.clone(),
+            &self.out_dir,
+            progress,
+        )
+        .await?;
+        let broker = session.broker.clone();
 
         let (sink, writer) = history::open(&self.out_dir.join(history::FILE))
             .map_err(|e| infra(format!("open history: {e}")))?;
@@ -228,8 +328,8 @@ impl RunCtx {
             &self.run_id,
             self.seed,
             &self.started_at,
-            &cluster,
-            &images,
+            &session.cluster,
+            &session.images,
         )));
         let mut producers = Vec::new();
         for i in 0..s.workload.producers {
@@ -284,15 +384,8 @@ impl RunCtx {
         ));
 
         // The fault schedule.
-        let fault_ctx = FaultCtx {
-            backend: self.backend.clone(),
-            run_id: self.run_id.clone(),
-            cluster: Arc::new(cluster.clone()),
-            tools_image,
-            client_port: broker.client_port(),
-        };
         let mut scheduler = Scheduler::new(
-            fault_ctx,
+            session.fault_ctx(),
             broker.clone(),
             sink.clone(),
             clock,
@@ -375,9 +468,9 @@ impl RunCtx {
             ));
             report::baseline::gate(&mut result, baseline).map_err(infra)?;
         }
-        let verdict = result.verdict;
+        let headline = report::Headline::of(&result);
         self.events.finished(result, &self.out_dir);
-        Ok(verdict)
+        Ok(headline)
     }
 }
 
@@ -404,7 +497,7 @@ fn observation_record(o: families::Observation) -> Record {
 }
 
 /// Emits the load's counters once a second while it runs.
-async fn status_loop(
+pub async fn status_loop(
     counters: Arc<Counters>,
     start: Instant,
     duration: Duration,

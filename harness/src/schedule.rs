@@ -160,6 +160,11 @@ impl Scheduler {
         }
     }
 
+    /// How many faults are injected and not yet healed.
+    pub fn in_effect(&self) -> usize {
+        self.in_effect.load(Ordering::SeqCst)
+    }
+
     /// Resolves a target expression to node names.
     async fn resolve(&mut self, target: &Target) -> Result<Vec<String>, String> {
         let names = self.ctx.cluster.names();

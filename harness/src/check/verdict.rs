@@ -72,6 +72,17 @@ pub enum Verdict {
     Unknown,
 }
 
+impl Verdict {
+    /// The verdict as the terminal summary says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Unknown => "UNKNOWN",
+        }
+    }
+}
+
 /// What the run could vouch for, besides the history.
 #[derive(Clone, Debug, Default)]
 pub struct Validity {

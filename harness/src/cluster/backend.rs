@@ -103,6 +103,8 @@ pub trait ClusterBackend: Send + Sync {
     /// (running, paused).
     async fn state(&self, id: &str, node: &str) -> Result<(bool, bool), BackendError>;
     async fn start(&self, id: &str, node: &str) -> Result<(), BackendError>;
+    /// CPU seconds the node has used since it started (`None` when it is not running).
+    async fn cpu_seconds(&self, id: &str, node: &str) -> Result<Option<f64>, BackendError>;
     /// Stops gracefully (SIGTERM, then SIGKILL after `grace_s`).
     async fn stop(&self, id: &str, node: &str, grace_s: i32) -> Result<(), BackendError>;
     /// Sends a signal to the node's main process.

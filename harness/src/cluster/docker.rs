@@ -397,6 +397,27 @@ impl DockerBackend {
         Ok(rows.into_iter().map(|(_, stat)| stat).collect())
     }
 
+    /// CPU time the container has used since it started, in seconds (Docker's one-shot
+    /// stats: the cgroup's total usage); `None` when the container is not running.
+    pub async fn cpu_seconds(&self, id: &str, node: &str) -> Result<Option<f64>, DockerError> {
+        use futures::StreamExt;
+        let options = bollard::query_parameters::StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stats = self.docker.stats(id, Some(options));
+        let Some(first) = stats.next().await else {
+            return Ok(None);
+        };
+        let first = ctx(first, format!("read the CPU usage of node {node}"))?;
+        Ok(first
+            .cpu_stats
+            .and_then(|c| c.cpu_usage)
+            .and_then(|u| u.total_usage)
+            .filter(|&ns| ns > 0)
+            .map(|ns| ns as f64 / 1e9))
+    }
+
     /// The container's state as Docker reports it: (running, paused).
     pub async fn state(&self, id: &str, node: &str) -> Result<(bool, bool), DockerError> {
         let info = self.inspect(id, node).await?;

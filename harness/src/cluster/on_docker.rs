@@ -62,6 +62,10 @@ impl ClusterBackend for DockerBackend {
         Ok(DockerBackend::state(self, id, node).await?)
     }
 
+    async fn cpu_seconds(&self, id: &str, node: &str) -> Result<Option<f64>, BackendError> {
+        Ok(DockerBackend::cpu_seconds(self, id, node).await?)
+    }
+
     async fn start(&self, id: &str, node: &str) -> Result<(), BackendError> {
         Ok(DockerBackend::start(self, id, node).await?)
     }

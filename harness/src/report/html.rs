@@ -107,7 +107,7 @@ fn read(path: &Path) -> std::io::Result<Drawn> {
     Ok(d)
 }
 
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -448,7 +448,8 @@ fn legend(items: &[(&str, &str)]) -> String {
     s
 }
 
-const STYLE: &str = r#"
+/// The pages' style sheet (capacity.html adds to it).
+pub const STYLE: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1160px;padding:16px 24px;color:#1d232b;background:#fff}
 h1{font-size:22px;margin:4px 0}h2{font-size:17px;margin:26px 0 6px;border-bottom:1px solid #dde2e8;padding-bottom:3px}
 .verdict{display:inline-block;padding:2px 12px;border-radius:4px;color:#fff;font-weight:700;margin-right:10px}

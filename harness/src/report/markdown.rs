@@ -7,16 +7,12 @@ use std::io::Write as _;
 
 use super::terminal::{latency_rows, ms};
 use super::{Reporter, RunEvent, RunResult};
-use crate::check::verdict::{Outcome, Verdict};
+use crate::check::verdict::Outcome;
 
 /// The Markdown summary of a result.
 pub fn render(r: &RunResult) -> String {
     let mut s = String::new();
-    let verdict = match r.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::Unknown => "UNKNOWN",
-    };
+    let verdict = r.verdict.word();
     let _ = writeln!(s, "## faultline: {} — {verdict}\n", r.scenario);
     let images: Vec<String> = r
         .cluster

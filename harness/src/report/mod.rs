@@ -372,6 +372,39 @@ pub struct RunResult {
     pub regression: Option<Gate>,
 }
 
+/// A run's result in a few figures, for what runs a scenario as one part of more (the
+/// failover run of `faultline capacity`).
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Headline {
+    pub verdict: Verdict,
+    pub acked: u64,
+    pub lost: u64,
+    /// Publishes whose outcome stayed unknown (neither acknowledged nor refused, nor found).
+    pub unknown: u64,
+    /// The longest failover of the run's faults (ms), where one was measured.
+    pub failover_ms: Option<f64>,
+    /// The longest time without an acknowledgement during a fault (ms).
+    pub max_ack_gap_ms: Option<f64>,
+    /// Latency from the intended send time, per phase ("baseline", "fault", "recovery").
+    pub latency_ms: BTreeMap<String, LatencySummary>,
+}
+
+impl Headline {
+    pub fn of(r: &RunResult) -> Headline {
+        let longest =
+            |f: fn(&FaultTiming) -> Option<f64>| r.faults.iter().filter_map(f).reduce(f64::max);
+        Headline {
+            verdict: r.verdict,
+            acked: r.messages.acked,
+            lost: r.messages.lost,
+            unknown: r.messages.unknown,
+            failover_ms: longest(|f| f.failover_ms),
+            max_ack_gap_ms: longest(|f| f.max_ack_gap_ms),
+            latency_ms: r.latency_ms.clone(),
+        }
+    }
+}
+
 /// What could make the numbers wrong (MEASUREMENT.md, "Validity").
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Validity {

@@ -4,7 +4,6 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::RunResult;
-use crate::check::verdict::Verdict;
 
 pub(super) fn ms(v: Option<f64>) -> String {
     match v {
@@ -121,11 +120,7 @@ pub fn render(r: &RunResult, out_dir: &Path) -> String {
     for n in &r.notes {
         let _ = writeln!(s, "note       {n}");
     }
-    let verdict = match r.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::Unknown => "UNKNOWN",
-    };
+    let verdict = r.verdict.word();
     let _ = writeln!(
         s,
         "verdict    {verdict}    (report: {}; result.json beside it)",
