@@ -92,15 +92,7 @@ fn leader_kill_loses_nothing_and_measures_failover() {
         "{summary}"
     );
     // result.json holds to the schema committed under schemas/.
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("schemas/result.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let errors: Vec<String> = jsonschema::validator_for(&schema)
-        .unwrap()
-        .iter_errors(r)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
+    let errors = schema_errors("schemas/result.schema.json", r);
     assert!(
         errors.is_empty(),
         "result.json against its schema: {errors:#?}"
@@ -548,4 +540,106 @@ fn a_full_disk_on_the_stream_leader_is_survived_and_reported() {
         "{}",
         r["health_after"]
     );
+}
+
+/// `faultline capacity` on the short sweep (three steps of 4 s per search on the 3-node R3
+/// cluster, a loose SLO): both searches run on one cluster, the N-1 fault really is held
+/// (Docker reports no CPU for the killed node in any N-1 step, and it is the node the fault
+/// record names), every output is written and holds to its schema, the failover run at the
+/// planned load passes, and nothing is left in Docker.
+#[test]
+fn a_short_capacity_sweep_finds_both_maxima_and_writes_every_output() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path();
+    let output = faultline(&[
+        "capacity",
+        "scenarios/nats/jetstream-capacity-short.yaml",
+        "--out",
+        dir.to_str().unwrap(),
+        "--seed",
+        "7",
+    ])
+    .output()
+    .expect("faultline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+
+    let c: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("capacity.json")).unwrap()).unwrap();
+    let errors = schema_errors("schemas/capacity.schema.json", &c);
+    assert!(
+        errors.is_empty(),
+        "capacity.json against its schema: {errors:#?}"
+    );
+    let n = c["max_rate"]["n"].as_f64().expect("an N maximum");
+    let n1 = c["max_rate"]["n_minus_1"].as_f64().expect("an N-1 maximum");
+    assert!(n1 <= n, "N-1 {n1} above N {n}");
+    assert!(c["headroom"].as_f64().is_some(), "{c}");
+
+    // The held fault: a kill of the stream leader, applied, named in the report.
+    let held = c["held_fault"].as_str().expect("the held fault");
+    let killed = held.strip_prefix("kill ").expect("a kill").to_string();
+    let steps = c["steps"].as_array().unwrap();
+    for condition in ["n", "n-1"] {
+        let of: Vec<&Value> = steps
+            .iter()
+            .filter(|s| s["condition"] == condition)
+            .collect();
+        assert!(of.len() >= 2, "{condition}: {of:?}");
+        for s in of {
+            for key in [
+                "offered", "achieved", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
+            ] {
+                assert!(s[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {s}");
+            }
+            assert!(s["pass"].is_boolean() && s["valid"].is_boolean(), "{s}");
+            // Docker's stats: every node used CPU in an N step; the killed node none in N-1.
+            let cpu = s["broker_cpu_cores"].as_object().unwrap();
+            let want = if condition == "n" { 3 } else { 2 };
+            assert_eq!(cpu.len(), want, "{condition}: {s}");
+            if condition == "n-1" {
+                assert!(!cpu.contains_key(&killed), "{killed} ran during N-1: {s}");
+            }
+        }
+    }
+    // Each step's own history, readable.
+    let histories = std::fs::read_dir(dir.join("steps")).unwrap().count();
+    assert_eq!(histories, steps.len());
+
+    let html = std::fs::read_to_string(dir.join("capacity.html")).unwrap();
+    assert!(html.contains("Latency against offered load") && html.contains("<svg"));
+    assert!(
+        html.contains(">N max ") && html.contains(">N-1 max "),
+        "both knees are marked"
+    );
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "the page fetches nothing"
+    );
+    let csv = std::fs::read_to_string(dir.join("capacity.csv")).unwrap();
+    assert_eq!(csv.lines().count(), steps.len() + 1);
+    assert!(std::fs::read_to_string(dir.join("capacity.md"))
+        .unwrap()
+        .contains("| one fault held (N-1) |"));
+
+    // The failover run at 70% of the N-1 maximum, with the scenario's leader kill.
+    let f = &c["failover"];
+    assert_eq!(f["load"].as_f64(), Some(n1 * 0.7), "{f}");
+    assert_eq!(f["result"]["verdict"], "pass", "{f}");
+    assert_eq!(f["result"]["lost"], 0, "{f}");
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("failover/result.json")).unwrap())
+            .unwrap();
+    assert_eq!(run["faults"][0]["kind"], "kill");
+
+    // Nothing of either cluster is left.
+    let search_id = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("fl-"))
+        .map(|w| w.trim_end_matches(':').to_string())
+        .expect("the capacity run id");
+    assert_eq!(leftovers(&search_id), 0, "{search_id}");
+    assert_eq!(leftovers(run["run_id"].as_str().unwrap()), 0);
 }

@@ -54,6 +54,23 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         save_baseline: Option<PathBuf>,
     },
+    /// Find the highest rate the scenario's cluster sustains within the SLO of its `capacity:`
+    /// section, with every node and with its `n_minus_1` fault held, then run the scenario's
+    /// faults at the planned load. Writes capacity.json, .html, .md and .csv. Exits 1 when the
+    /// N-1 maximum is below `planned_peak` or the failover run fails.
+    Capacity {
+        /// The scenario file (YAML) with a `capacity:` section.
+        scenario: PathBuf,
+        /// Output directory [default: reports/capacity/<UTC timestamp>-<scenario name>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed for random choices; printed and recorded when not given.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Only the searches: no failover run at the planned load.
+        #[arg(long)]
+        no_failover: bool,
+    },
     /// Hold a finished run against a baseline (one result.json or a directory of them); the
     /// run's reports are written again with the comparisons. Exits 1 on a regression.
     Compare {
@@ -239,6 +256,59 @@ async fn async_main(cli: Cli) -> ExitCode {
                 }
             };
             ExitCode::from(code as u8)
+        }
+        Command::Capacity {
+            scenario,
+            out,
+            seed,
+            no_failover,
+        } => {
+            let s = match load(&scenario) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            if s.capacity.is_none() {
+                eprintln!(
+                    "error: {}: no `capacity:` section; `faultline capacity` needs one (README, Capacity)",
+                    scenario.display()
+                );
+                return ExitCode::from(exit::INVALID as u8);
+            }
+            let reporters = Reporters::standard();
+            let opts = faultline::capacity::runner::CapacityOptions {
+                out,
+                seed,
+                no_failover,
+            };
+            let outcome = faultline::capacity::runner::run(s, opts, reporters.events()).await;
+            let report_errors = reporters.close();
+            for e in &report_errors {
+                eprintln!("error: a report could not be written: {e}");
+            }
+            match outcome {
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(exit::INFRASTRUCTURE as u8)
+                }
+                Ok(o) => {
+                    println!("{}", o.report.markdown());
+                    println!(
+                        "capacity report: {}",
+                        o.out_dir.join("capacity.html").display()
+                    );
+                    let shortfalls = o.report.shortfalls();
+                    for f in &shortfalls {
+                        println!("FAIL: {f}");
+                    }
+                    if !report_errors.is_empty() {
+                        ExitCode::from(exit::INFRASTRUCTURE as u8)
+                    } else if shortfalls.is_empty() {
+                        ExitCode::from(exit::PASS as u8)
+                    } else {
+                        ExitCode::from(exit::FAIL as u8)
+                    }
+                }
+            }
         }
         Command::Report { dir } => report_again(&dir, None),
         Command::Compare { baseline, run } => report_again(&run, Some(&baseline)),

@@ -279,3 +279,14 @@ pub fn chromium(page: &Path) -> Rendered {
         requests,
     }
 }
+
+/// What in `value` does not hold to the schema committed at `schema_file` (under the root).
+pub fn schema_errors(schema_file: &str, value: &Value) -> Vec<String> {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join(schema_file)).unwrap()).unwrap();
+    jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}

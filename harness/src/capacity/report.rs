@@ -1,9 +1,12 @@
 //! What `faultline capacity` writes: capacity.json (its schema: `faultline schema capacity`),
 //! capacity.md and capacity.csv, from the steps of both searches.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::search::{Bound, StepMeasure, StepVerdict};
+use crate::report::Headline;
 
 /// The version of capacity.json's layout (raised when a field changes meaning or goes away).
 pub const CAPACITY_SCHEMA_VERSION: u32 = 1;
@@ -23,6 +26,8 @@ pub enum Condition {
 #[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Step {
     pub condition: Condition,
+    /// The rate the step was asked to offer (msg/s).
+    pub rate: f64,
     /// Messages per second offered and acknowledged over the hold.
     pub offered: f64,
     pub achieved: f64,
@@ -38,6 +43,9 @@ pub struct Step {
     pub send_lag_p99_ms: f64,
     pub stall_fraction: f64,
     pub harness_cpu_share: f64,
+    /// CPU each broker node used over the hold, in cores (Docker's stats); a node that was
+    /// down is absent.
+    pub broker_cpu_cores: BTreeMap<String, f64>,
     /// Held the SLO.
     pub pass: bool,
     /// The harness was not the limit; an invalid step says nothing of the cluster.
@@ -47,10 +55,11 @@ pub struct Step {
 }
 
 impl Step {
-    pub fn new(condition: Condition, m: &StepMeasure, v: &StepVerdict) -> Step {
+    pub fn new(condition: Condition, rate: f64, m: &StepMeasure, v: &StepVerdict) -> Step {
         let [p50_ms, p90_ms, p99_ms, p999_ms, max_ms] = m.latency_ms;
         Step {
             condition,
+            rate,
             offered: m.offered,
             achieved: m.achieved,
             p50_ms,
@@ -63,6 +72,7 @@ impl Step {
             send_lag_p99_ms: m.send_lag_p99_ms,
             stall_fraction: m.stall_fraction,
             harness_cpu_share: m.harness_cpu_share,
+            broker_cpu_cores: BTreeMap::new(),
             pass: v.pass,
             valid: v.valid,
             reasons: v.reasons.clone(),
@@ -93,7 +103,23 @@ pub struct CapacityReport {
     /// above it: (N-1 maximum - peak) / peak.
     pub planned_peak: Option<f64>,
     pub headroom: Option<f64>,
+    /// The SLO's latency bounds (ms), by percentile ("p99", "p999"...).
+    pub slo_ms: BTreeMap<String, f64>,
+    /// The fault held for the N-1 search, as it was applied ("kill n2").
+    pub held_fault: Option<String>,
     pub steps: Vec<Step>,
+    /// The failover run at the planned load, with the scenario's faults.
+    pub failover: Option<FailoverRun>,
+}
+
+/// The failover run: the scenario's faults at the planned load, on a fresh cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct FailoverRun {
+    /// The load it offered (msg/s): `failover_load` of the N-1 maximum.
+    pub load: f64,
+    /// Its run directory, relative to the capacity directory.
+    pub dir: String,
+    pub result: Headline,
 }
 
 /// The words for what ended a search.
@@ -123,18 +149,55 @@ impl CapacityReport {
             max_rate,
             planned_peak,
             headroom,
+            slo_ms: BTreeMap::new(),
+            held_fault: None,
             steps,
+            failover: None,
         }
+    }
+
+    /// What makes the capacity fall short: the N-1 maximum (or N's, without an N-1 search)
+    /// below the planned peak, or a failover run that did not pass.
+    pub fn shortfalls(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(peak) = self.planned_peak {
+            let (max, which) = match self.max_rate.n_minus_1 {
+                Some(m) => (Some(m), "N-1"),
+                None if self.held_fault.is_some() => (None, "N-1"),
+                None => (self.max_rate.n, "N"),
+            };
+            match max {
+                Some(m) if m >= peak => {}
+                Some(m) => out.push(format!(
+                    "the {which} maximum {m:.0} msg/s is below the planned peak {peak:.0} msg/s"
+                )),
+                None => out.push(format!(
+                    "no {which} step held the SLO; the planned peak is {peak:.0} msg/s"
+                )),
+            }
+        }
+        if let Some(f) = &self.failover {
+            if f.result.verdict != crate::check::verdict::Verdict::Pass {
+                out.push(format!(
+                    "the failover run at {:.0} msg/s ended {} ({}/)",
+                    f.load,
+                    f.result.verdict.word(),
+                    f.dir
+                ));
+            }
+        }
+        out
     }
 
     /// capacity.csv: one line per step.
     pub fn csv(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
-        let mut out = String::from("condition,offered,achieved,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,published,errors,send_lag_p99_ms,stall_fraction,harness_cpu_share,pass,valid\n");
+        let mut out = String::from("condition,rate,offered,achieved,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,published,errors,send_lag_p99_ms,stall_fraction,harness_cpu_share,broker_cpu_cores,pass,valid\n");
         for s in &self.steps {
             out.push_str(&format!(
-                "{},{:.1},{:.1},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{},{}\n",
+                "{},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{:.3},{},{}\n",
                 condition_name(s.condition),
+                s.rate,
                 s.offered,
                 s.achieved,
                 opt(s.p50_ms),
@@ -147,6 +210,7 @@ impl CapacityReport {
                 s.send_lag_p99_ms,
                 s.stall_fraction,
                 s.harness_cpu_share,
+                s.broker_cpu_cores.values().sum::<f64>(),
                 s.pass,
                 s.valid
             ));
@@ -176,6 +240,9 @@ impl CapacityReport {
                 h * 100.0
             ));
         }
+        if let Some(held) = &self.held_fault {
+            out.push_str(&format!("\nN-1: {held}, held for every N-1 step.\n"));
+        }
         out.push_str("\n| condition | offered/s | achieved/s | p50 | p99 | p99.9 | max | errors | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
         for s in &self.steps {
@@ -197,11 +264,34 @@ impl CapacityReport {
                 verdict
             ));
         }
+        if let Some(f) = &self.failover {
+            let h = &f.result;
+            out.push_str(&format!(
+                "\nFailover run at {:.0} msg/s (`{}/`): {}, {} acknowledged, {} lost, {} unknown; failover {}, longest gap in acknowledgements {}.\n",
+                f.load,
+                f.dir,
+                h.verdict.word(),
+                h.acked,
+                h.lost,
+                h.unknown,
+                ms(h.failover_ms),
+                ms(h.max_ack_gap_ms)
+            ));
+            for (phase, l) in &h.latency_ms {
+                out.push_str(&format!(
+                    "- {phase}: p50 {}, p99 {}, max {}\n",
+                    ms(l.p50),
+                    ms(l.p99),
+                    ms(l.max)
+                ));
+            }
+        }
         out
     }
 }
 
-fn condition_name(c: Condition) -> &'static str {
+/// The condition as the files name it: "n", "n-1".
+pub fn condition_name(c: Condition) -> &'static str {
     match c {
         Condition::N => "n",
         Condition::NMinus1 => "n-1",
@@ -219,7 +309,7 @@ pub fn capacity_schema() -> schemars::Schema {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn step(condition: Condition, offered: f64, p99: f64, pass: bool) -> Step {
@@ -248,10 +338,11 @@ mod tests {
                 vec![format!("p99 {p99:.1} ms > 50 ms")]
             },
         };
-        Step::new(condition, &m, &v)
+        Step::new(condition, offered, &m, &v)
     }
 
-    fn report() -> CapacityReport {
+    /// A report of two searches, one step each side of the N knee.
+    pub(crate) fn report() -> CapacityReport {
         CapacityReport::new(
             "jetstream-capacity",
             MaxRate {
@@ -299,7 +390,7 @@ mod tests {
             .lines()
             .nth(2)
             .unwrap()
-            .starts_with("n,8000.0,8000.0,1.000,2.000,400.000,"));
+            .starts_with("n,8000.0,8000.0,8000.0,1.000,2.000,400.000,"));
         let md = r.markdown();
         assert!(
             md.contains("| all nodes (N) | 6000 msg/s | the first failure at 6250/s |"),
