@@ -506,6 +506,9 @@ pub struct HistoryWriter {
     task: tokio::task::JoinHandle<std::io::Result<u64>>,
 }
 
+/// How long the history writer sleeps when nothing is queued.
+const WRITER_POLL: Duration = Duration::from_millis(2);
+
 /// Opens `path` and starts the task that streams records into it.
 pub fn open(path: &Path) -> std::io::Result<(HistorySink, HistoryWriter)> {
     let file = File::create(path)?;
@@ -517,17 +520,28 @@ pub fn open(path: &Path) -> std::io::Result<(HistorySink, HistoryWriter)> {
         let mut frame = Vec::with_capacity(256);
         let mut lines = 0u64;
         let mut last_flush = Instant::now();
-        while let Some(record) = rx.blocking_recv() {
-            frame.clear();
-            encoder.encode(&record, &mut frame);
-            out.write_all(&frame)?;
-            lines += 1;
+        // The writer polls: it drains what is queued, then sleeps a little. Waiting in
+        // `blocking_recv` instead would make every `record` of an idle writer a wake-up system
+        // call in the load generator's threads (the largest cost of a publish at 70 000 msg/s).
+        loop {
+            match rx.try_recv() {
+                Ok(record) => {
+                    frame.clear();
+                    encoder.encode(&record, &mut frame);
+                    out.write_all(&frame)?;
+                    lines += 1;
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
             // Flush now and then so the file follows the run (and survives a crash) without a
-            // system call per line.
+            // system call per record.
             if last_flush.elapsed() > Duration::from_millis(500) {
                 out.flush()?;
                 last_flush = Instant::now();
             }
+            std::thread::sleep(WRITER_POLL);
         }
         out.flush()?;
         Ok(lines)
