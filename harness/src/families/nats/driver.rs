@@ -194,6 +194,13 @@ pub struct NatsProducer {
     client: Client,
     js: jetstream::Context,
     subject: String,
+    /// The server the client is connected to. `server_info()` copies the whole INFO (URLs,
+    /// versions...), so it is read on every send only for a second after the client's
+    /// connect count changed (the client counts a connect just before it stores the new
+    /// server's INFO), and otherwise kept.
+    node: Option<String>,
+    connects: u64,
+    reread_until: Instant,
 }
 
 impl NatsProducer {
@@ -206,6 +213,9 @@ impl NatsProducer {
             client,
             js,
             subject: w.subject.clone(),
+            node: None,
+            connects: u64::MAX,
+            reread_until: Instant::now(),
         }
     }
 }
@@ -213,7 +223,19 @@ impl NatsProducer {
 #[async_trait]
 impl Producer for NatsProducer {
     async fn send(&mut self, payload: Bytes) -> Sent {
-        let node = Some(self.client.server_info().server_name).filter(|n| !n.is_empty());
+        let connects = self
+            .client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if connects != self.connects {
+            self.connects = connects;
+            self.reread_until = Instant::now() + Duration::from_secs(1);
+        }
+        if self.node.is_none() || Instant::now() < self.reread_until {
+            self.node = Some(self.client.server_info().server_name).filter(|n| !n.is_empty());
+        }
+        let node = self.node.clone();
         match self.js.publish(self.subject.clone(), payload).await {
             Ok(ack) => Sent::Pending {
                 node,
