@@ -12,6 +12,12 @@ use faultline::report::Reporters;
 use faultline::run::{self, RunError, RunOptions};
 use faultline::scenario;
 
+/// mimalloc, not glibc's malloc: every publish allocates (payload, records, futures), and
+/// glibc's allocator was a fifth of the generator's CPU at 80 000 msg/s (`faultline bench
+/// peers`, perf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Chaos and failover testing for message-broker clusters.
 ///
 /// A scenario names a broker cluster (a Docker Compose topology), a workload and a fault
@@ -71,6 +77,11 @@ enum Command {
         #[arg(long)]
         no_failover: bool,
     },
+    /// Print figures of faultline itself: the load generator's ceiling on this machine.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Hold a finished run against a baseline (one result.json or a directory of them); the
     /// run's reports are written again with the comparisons. Exits 1 on a regression.
     Compare {
@@ -118,6 +129,36 @@ enum HistoryCommand {
     Dump {
         /// A run directory, or a history file.
         path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The open-loop generator, its completions and the history writer against a producer in
+    /// this process that acknowledges at once (no broker): the rate doubles from --start until
+    /// it no longer holds (achieved < 99% of offered, or send lag p99 > 10 ms), for 1 and for 4
+    /// producers. The highest rate held is the most a capacity step can measure here.
+    Generator {
+        /// Seconds per step.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// The first rate (msg/s).
+        #[arg(long, default_value_t = 25_000.0)]
+        start: f64,
+        /// The highest rate tried (msg/s).
+        #[arg(long, default_value_t = 1_600_000.0)]
+        max: f64,
+    },
+    /// faultline against the tool a user would pick instead, in one run on the scenario's
+    /// cluster (no faults): the peer publishes --messages as fast as the cluster acknowledges
+    /// them, then faultline offers as many at the peer's rate and at twice it. Prints each
+    /// side's msg/s and msg per CPU-second, and the ratios. The peers are built by
+    /// scripts/install-peers.sh.
+    Peers {
+        /// The scenario whose cluster and workload (producers, payload, in-flight cap) to use.
+        scenario: PathBuf,
+        #[arg(long, default_value_t = 200_000)]
+        messages: u64,
     },
 }
 
@@ -310,6 +351,23 @@ async fn async_main(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::Bench {
+            what:
+                BenchCommand::Generator {
+                    seconds,
+                    start,
+                    max,
+                },
+        } => bench_generator(seconds, start, max).await,
+        Command::Bench {
+            what: BenchCommand::Peers { scenario, messages },
+        } => {
+            let s = match load(&scenario) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            bench_peers(s, messages).await
+        }
         Command::Report { dir } => report_again(&dir, None),
         Command::Compare { baseline, run } => report_again(&run, Some(&baseline)),
         Command::History {
@@ -461,4 +519,111 @@ async fn clean(all: bool) -> ExitCode {
         println!("nothing to clean");
     }
     ExitCode::from(code as u8)
+}
+
+async fn bench_generator(seconds: f64, start: f64, max: f64) -> ExitCode {
+    use faultline::capacity::ceiling;
+    if !(seconds > 0.0 && start > 0.0 && max >= start) {
+        eprintln!("error: --seconds and --start must be above 0, and --max at least --start");
+        return ExitCode::from(exit::INVALID as u8);
+    }
+    let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("error: {}: {e}", dir.display());
+        return ExitCode::from(exit::INFRASTRUCTURE as u8);
+    }
+    let progress = faultline::progress::Progress::new(|s| {
+        if let faultline::progress::ProgressEvent::Note(text) = s.event {
+            eprintln!("    {text}");
+        }
+    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("faultline bench generator: {cores} core(s), {seconds} s per step, 128-byte messages, an in-process producer acknowledging at once");
+    println!(
+        "producers  offered/s  achieved/s  lag p99 ms  CPU cores  msg/CPU-s  history B/msg  held"
+    );
+    let duration = std::time::Duration::from_secs_f64(seconds);
+    for producers in [1, 4] {
+        let steps = ceiling::ceiling(producers, start, max, duration, &dir, &progress).await;
+        for s in &steps {
+            println!(
+                "{:>9}  {:>9.0}  {:>10.0}  {:>10.2}  {:>9.2}  {:>9.0}  {:>13.1}  {}",
+                s.producers,
+                s.offered,
+                s.achieved,
+                s.send_lag_p99_ms,
+                s.cpu_cores,
+                s.per_cpu_second,
+                s.history_bytes_per_message,
+                if s.held { "yes" } else { "no" }
+            );
+        }
+        let best = steps
+            .iter()
+            .filter(|s| s.held)
+            .map(|s| s.offered)
+            .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
+        match best {
+            Some(b) => println!("ceiling with {producers} producer(s): {b:.0} msg/s held"),
+            None => {
+                println!("ceiling with {producers} producer(s): not even {start:.0} msg/s held")
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    ExitCode::from(exit::PASS as u8)
+}
+
+async fn bench_peers(s: scenario::Scenario, messages: u64) -> ExitCode {
+    use faultline::capacity::peers;
+    let reporters = Reporters::standard();
+    let progress = std::sync::Arc::new(reporters.events().progress());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let name = s.name.clone();
+    let payload = s.workload.payload_bytes;
+    let outcome = peers::compare(s, messages, progress).await;
+    let _ = reporters.close();
+    let c = match outcome {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INFRASTRUCTURE as u8);
+        }
+    };
+    println!("faultline bench peers: {name}, {messages} messages of {payload} bytes, {cores} core(s) shared with the cluster");
+    println!(
+        "{:<78} {:>9} {:>10} {:>9} {:>7} {:>11}",
+        "who", "offered/s", "acked", "msg/s", "CPU-s", "msg/CPU-s"
+    );
+    let row = |f: &peers::Figures| {
+        println!(
+            "{:<78} {:>9} {:>10} {:>9.0} {:>7.2} {:>11.0}",
+            f.who,
+            f.offered.map_or("max".to_string(), |o| format!("{o:.0}")),
+            f.acknowledged,
+            f.rate(),
+            f.cpu_s,
+            f.per_cpu_second()
+        )
+    };
+    row(&c.peer);
+    for f in &c.faultline {
+        row(f);
+    }
+    let best = c
+        .faultline
+        .iter()
+        .max_by(|a, b| a.rate().total_cmp(&b.rate()))
+        .expect("faultline ran");
+    let at_peer = &c.faultline[0];
+    println!(
+        "faultline / peer: throughput {:.2}x ({:.0} / {:.0} msg/s, faultline's best), per CPU-second {:.2}x ({:.0} / {:.0}, at the peer's rate)",
+        best.rate() / c.peer.rate().max(1e-9),
+        best.rate(),
+        c.peer.rate(),
+        at_peer.per_cpu_second() / c.peer.per_cpu_second().max(1e-9),
+        at_peer.per_cpu_second(),
+        c.peer.per_cpu_second()
+    );
+    ExitCode::from(exit::PASS as u8)
 }

@@ -352,6 +352,28 @@ pub struct DrainReport {
 #[error("{0}")]
 pub struct BrokerError(pub String);
 
+/// A peer tool's command line: what a user would run instead of faultline to push the
+/// workload (`faultline bench peers`).
+#[derive(Clone, Debug)]
+pub struct PeerCommand {
+    /// What it is, for the figures.
+    pub tool: String,
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+}
+
+/// Where scripts/install-peers.sh puts the peers it builds: `$FAULTLINE_CACHE/peers`, by
+/// default `~/.cache/faultline/peers`.
+pub fn peers_dir() -> std::path::PathBuf {
+    let cache = std::env::var_os("FAULTLINE_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/faultline")
+        });
+    cache.join("peers")
+}
+
 #[async_trait]
 pub trait Broker: Send + Sync {
     /// Waits until the cluster's own health reports it ready, then creates what the workload
@@ -387,6 +409,18 @@ pub trait Broker: Send + Sync {
     /// When the load starts: readers' own schedules (a subscriber that goes offline at 5 s)
     /// count from it.
     fn load_starts(&self, _at: std::time::Instant) {}
+
+    /// The peer tool that publishes `messages` of `payload_bytes` to the workload's stream or
+    /// topic as fast as the cluster acknowledges them, at most `max_in_flight` unacknowledged;
+    /// `None` where no peer is wired up for the family.
+    fn peer(
+        &self,
+        _messages: u64,
+        _payload_bytes: usize,
+        _max_in_flight: usize,
+    ) -> Option<PeerCommand> {
+        None
+    }
 
     /// Resolves a role (one of [`Family::roles`]) to the node holding it now.
     async fn resolve_role(&self, role: &str) -> Result<String, BrokerError>;

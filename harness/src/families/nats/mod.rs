@@ -230,6 +230,34 @@ impl Broker for Nats {
         CLIENT_PORT
     }
 
+    fn peer(
+        &self,
+        messages: u64,
+        payload_bytes: usize,
+        max_in_flight: usize,
+    ) -> Option<super::PeerCommand> {
+        let url = self.urls(0).into_iter().next()?;
+        Some(super::PeerCommand {
+            tool: "nats-jspub (the official Go client, nats.go, JetStream asynchronous publish)"
+                .into(),
+            program: super::peers_dir().join("nats-jspub"),
+            args: [
+                "-url",
+                &url,
+                "-subject",
+                &self.workload.subject,
+                "-n",
+                &messages.to_string(),
+                "-size",
+                &payload_bytes.to_string(),
+                "-pending",
+                &max_in_flight.to_string(),
+            ]
+            .map(String::from)
+            .to_vec(),
+        })
+    }
+
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
         let urls = self.urls(index as usize % self.nodes().len().max(1));
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,0 +1,245 @@
+//! faultline's generator against the tool a user would reach for instead, in one run on the
+//! same cluster (`faultline bench peers <scenario>`): the peer publishes a number of messages as
+//! fast as the cluster acknowledges them; faultline then offers the same number open-loop at
+//! the peer's rate and at twice it. Each side's figures are its acknowledged messages per
+//! second and per CPU-second of its own process (the peer's from the kernel's accounting of
+//! the child, faultline's from /proc), printed side by side with their ratio.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cluster::backend::ClusterBackend;
+use crate::cluster::docker::DockerBackend;
+use crate::families::PeerCommand;
+use crate::history::{self, Clock};
+use crate::progress::Progress;
+use crate::run::{self, RunError, RunId, Session};
+use crate::scenario::Scenario;
+use crate::workload::{self, Counters, LoadSpec};
+
+fn infra(e: impl std::fmt::Display) -> RunError {
+    RunError::Infrastructure(e.to_string())
+}
+
+/// One side's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Figures {
+    pub who: String,
+    pub messages: u64,
+    pub acknowledged: u64,
+    /// From the first send to the last acknowledgement.
+    pub seconds: f64,
+    /// CPU the tool's process used (user + system).
+    pub cpu_s: f64,
+    /// The rate it was asked to offer (faultline only).
+    pub offered: Option<f64>,
+}
+
+impl Figures {
+    pub fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.acknowledged as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn per_cpu_second(&self) -> f64 {
+        if self.cpu_s > 0.0 {
+            self.acknowledged as f64 / self.cpu_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// CPU seconds used by this process's children that have been waited for.
+fn children_cpu_s() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given and reads nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    if rc != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Runs the peer to its end; its figures.
+async fn run_peer(cmd: PeerCommand, messages: u64) -> Result<Figures, RunError> {
+    if !cmd.program.exists() {
+        return Err(infra(format!(
+            "{} is not built: run scripts/install-peers.sh (Debian's Go and the client's sources, nothing fetched from elsewhere)",
+            cmd.program.display()
+        )));
+    }
+    tokio::task::spawn_blocking(move || {
+        let before = children_cpu_s();
+        let started = Instant::now();
+        let out = std::process::Command::new(&cmd.program)
+            .args(&cmd.args)
+            .output()
+            .map_err(|e| infra(format!("{}: {e}", cmd.program.display())))?;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu_s = children_cpu_s() - before;
+        if !out.status.success() {
+            return Err(infra(format!(
+                "{} ended {}: {}",
+                cmd.tool,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        // The peer's own count and time, when it prints them as a JSON line.
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+        let acknowledged = line
+            .as_ref()
+            .and_then(|v| v["acknowledged"].as_u64())
+            .unwrap_or(messages);
+        let seconds = line
+            .as_ref()
+            .and_then(|v| v["seconds"].as_f64())
+            .unwrap_or(wall);
+        Ok(Figures {
+            who: cmd.tool,
+            messages,
+            acknowledged,
+            seconds,
+            cpu_s,
+            offered: None,
+        })
+    })
+    .await
+    .map_err(infra)?
+}
+
+/// faultline's generator offering `messages` at `rate` on the session's cluster.
+async fn run_faultline(
+    session: &Session,
+    scenario: &Scenario,
+    rate: f64,
+    messages: u64,
+    dir: &std::path::Path,
+) -> Result<Figures, RunError> {
+    let file = dir.join(format!("faultline-{rate:.0}.bin"));
+    let (sink, writer) = history::open(&file).map_err(infra)?;
+    let mut producers = Vec::new();
+    for i in 0..scenario.workload.producers {
+        producers.push(session.broker.producer(i).await.map_err(infra)?);
+    }
+    let counters = Arc::new(Counters::default());
+    let spec = LoadSpec {
+        rate,
+        duration: Duration::from_secs_f64(messages as f64 / rate),
+        payload_bytes: scenario.workload.payload_bytes,
+        max_in_flight: scenario.workload.max_in_flight,
+        ack_timeout: scenario.workload.ack_timeout,
+    };
+    let clock = Clock::start();
+    let start = Instant::now() + Duration::from_millis(100);
+    let cpu_before = run::cpu_seconds().unwrap_or(0.0);
+    workload::run(
+        producers,
+        spec,
+        start,
+        clock,
+        sink.clone(),
+        counters.clone(),
+    )
+    .await;
+    drop(sink);
+    writer.finish().await.map_err(infra)?;
+    let cpu_s = run::cpu_seconds().unwrap_or(0.0) - cpu_before;
+    // The last acknowledgement ends the time, as it ends the peer's.
+    let last_ack_us = history::read(&file)
+        .map_err(infra)?
+        .map_while(Result::ok)
+        .filter_map(|r| match r {
+            history::Record::Publish(p) if p.kind == history::Kind::Ok => p.t_done,
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let _ = std::fs::remove_file(&file);
+    Ok(Figures {
+        who: format!(
+            "faultline ({} producer(s), open loop)",
+            scenario.workload.producers
+        ),
+        messages,
+        acknowledged: counters.acked.load(Ordering::Relaxed),
+        seconds: (last_ack_us.saturating_sub(clock.us(start)) as f64 / 1e6).max(1e-6),
+        cpu_s,
+        offered: Some(rate),
+    })
+}
+
+/// What `faultline bench peers` found.
+pub struct Comparison {
+    pub peer: Figures,
+    pub faultline: Vec<Figures>,
+}
+
+/// Starts the scenario's cluster, runs the peer and then faultline on it, and removes the
+/// cluster on every path.
+pub async fn compare(
+    scenario: Scenario,
+    messages: u64,
+    progress: Arc<Progress>,
+) -> Result<Comparison, RunError> {
+    let RunId { id: run_id, .. } = RunId::new();
+    let backend: Arc<dyn ClusterBackend> = Arc::new(DockerBackend::connect().await.map_err(infra)?);
+    let dir: PathBuf = std::env::temp_dir().join(format!("faultline-peers-{run_id}"));
+    run::create_out_dir(&dir)?;
+    let work = {
+        let backend = backend.clone();
+        let run_id = run_id.clone();
+        let progress = progress.clone();
+        let dir = dir.clone();
+        async move {
+            let session = Session::start(&scenario, &[], &run_id, backend, &dir, &progress).await?;
+            let w = &scenario.workload;
+            let Some(cmd) = session
+                .broker
+                .peer(messages, w.payload_bytes, w.max_in_flight)
+            else {
+                return Err(infra(format!(
+                    "no peer tool is wired up for the {} family",
+                    scenario.topology.family
+                )));
+            };
+            progress.phase(&format!("peer: {} publishing {messages}", cmd.tool));
+            let peer = run_peer(cmd, messages).await?;
+            progress.note(&format!(
+                "{} of {messages} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
+                peer.acknowledged,
+                peer.seconds,
+                peer.rate(),
+                peer.cpu_s
+            ));
+            let mut faultline = Vec::new();
+            for factor in [1.0, 2.0] {
+                let rate = (peer.rate() * factor).max(1.0);
+                progress.phase(&format!("faultline offering {messages} at {rate:.0} msg/s"));
+                let f = run_faultline(&session, &scenario, rate, messages, &dir).await?;
+                progress.note(&format!(
+                    "{} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
+                    f.acknowledged,
+                    f.seconds,
+                    f.rate(),
+                    f.cpu_s
+                ));
+                faultline.push(f);
+            }
+            Ok(Comparison { peer, faultline })
+        }
+    };
+    let result = run::guarded(backend, &run_id, &progress, false, work).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
