@@ -573,9 +573,12 @@ fn a_short_capacity_sweep_finds_both_maxima_and_writes_every_output() {
         errors.is_empty(),
         "capacity.json against its schema: {errors:#?}"
     );
+    // 800 msg/s is far below what three NATS servers take here (tens of thousands), so both
+    // searches ramp 200, 400, 800 and end at their max, each step valid and passing.
     let n = c["max_rate"]["n"].as_f64().expect("an N maximum");
     let n1 = c["max_rate"]["n_minus_1"].as_f64().expect("an N-1 maximum");
-    assert!(n1 <= n, "N-1 {n1} above N {n}");
+    assert_eq!((n, n1), (800.0, 800.0), "{}", c["max_rate"]);
+    assert_eq!(c["max_rate"]["n_bound"], "the search's max passed");
     assert!(c["headroom"].as_f64().is_some(), "{c}");
 
     // The held fault: a kill of the stream leader, applied, named in the report.
@@ -587,14 +590,25 @@ fn a_short_capacity_sweep_finds_both_maxima_and_writes_every_output() {
             .iter()
             .filter(|s| s["condition"] == condition)
             .collect();
-        assert!(of.len() >= 2, "{condition}: {of:?}");
+        let rates: Vec<f64> = of.iter().map(|s| s["rate"].as_f64().unwrap()).collect();
+        assert_eq!(rates, [200.0, 400.0, 800.0], "{condition}");
         for s in of {
             for key in [
                 "offered", "achieved", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
             ] {
                 assert!(s[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {s}");
             }
-            assert!(s["pass"].is_boolean() && s["valid"].is_boolean(), "{s}");
+            assert_eq!(
+                (&s["pass"], &s["valid"]),
+                (&Value::Bool(true), &Value::Bool(true)),
+                "{s}"
+            );
+            assert!(
+                s["machine_cpu_share"]
+                    .as_f64()
+                    .is_some_and(|m| m > 0.0 && m <= 1.0),
+                "{s}"
+            );
             // Docker's stats: every node used CPU in an N step; the killed node none in N-1.
             let cpu = s["broker_cpu_cores"].as_object().unwrap();
             let want = if condition == "n" { 3 } else { 2 };

@@ -358,12 +358,15 @@ pub fn render(r: &CapacityReport) -> String {
             esc(held)
         );
     }
+    if let Some(note) = r.n_minus_1_above_n() {
+        let _ = write!(s, r#"<p class="note">{}</p>"#, esc(&note));
+    }
     s.push_str("<h2>Latency against offered load</h2>");
     s.push_str(&latency_chart(r));
     s.push_str(r#"<p class="legend"><span class="key p50"></span>p50 <span class="key" style="background:#1565c0;height:2px"></span>p90 <span class="key p99"></span>p99 <span class="key" style="background:#c62828;height:2px"></span>p99.9 <span class="key" style="background:#ef6c00;height:2px"></span>max · solid N, dashed N-1 · filled dot: held the SLO, hollow: failed it, grey: invalid (the harness was the limit)</p>"#);
     s.push_str("<h2>Achieved against offered</h2>");
     s.push_str(&achieved_chart(r));
-    s.push_str("<h2>Steps</h2><table><tr><th class=\"l\">condition</th><th>offered/s</th><th>achieved/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>harness CPU</th><th>broker CPU</th><th class=\"l\">verdict</th></tr>");
+    s.push_str("<h2>Steps</h2><table><tr><th class=\"l\">condition</th><th>offered/s</th><th>achieved/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>harness CPU</th><th>broker CPU</th><th>machine CPU</th><th class=\"l\">verdict</th></tr>");
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     for st in &r.steps {
         let verdict = match (st.valid, st.pass) {
@@ -373,7 +376,7 @@ pub fn render(r: &CapacityReport) -> String {
         };
         let _ = write!(
             s,
-            r#"<tr><td class="l">{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{:.2} cores</td><td class="l {}">{}</td></tr>"#,
+            r#"<tr><td class="l">{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{:.2} cores</td><td>{}</td><td class="l {}">{}</td></tr>"#,
             condition_name(st.condition),
             st.offered,
             st.achieved,
@@ -384,6 +387,8 @@ pub fn render(r: &CapacityReport) -> String {
             st.errors,
             st.harness_cpu_share * 100.0,
             st.broker_cpu_cores.values().sum::<f64>(),
+            st.machine_cpu_share
+                .map_or("-".to_string(), |m| format!("{:.0}%", m * 100.0)),
             match verdict_class(st) {
                 "pass" => "held",
                 "fail" => "failed",

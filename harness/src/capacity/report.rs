@@ -46,6 +46,8 @@ pub struct Step {
     /// CPU each broker node used over the hold, in cores (Docker's stats); a node that was
     /// down is absent.
     pub broker_cpu_cores: BTreeMap<String, f64>,
+    /// The whole machine's CPU busy over the hold (0..1): cluster and harness share it.
+    pub machine_cpu_share: Option<f64>,
     /// Held the SLO.
     pub pass: bool,
     /// The harness was not the limit; an invalid step says nothing of the cluster.
@@ -73,6 +75,7 @@ impl Step {
             stall_fraction: m.stall_fraction,
             harness_cpu_share: m.harness_cpu_share,
             broker_cpu_cores: BTreeMap::new(),
+            machine_cpu_share: None,
             pass: v.pass,
             valid: v.valid,
             reasons: v.reasons.clone(),
@@ -156,6 +159,29 @@ impl CapacityReport {
         }
     }
 
+    /// When the N-1 maximum is above the N maximum, what that means (it is measured, not an
+    /// error: a failed node does less work, and on a machine the cluster shares, its CPU goes
+    /// to the rest).
+    pub fn n_minus_1_above_n(&self) -> Option<String> {
+        let (n, n1) = (self.max_rate.n?, self.max_rate.n_minus_1?);
+        if n1 <= n {
+            return None;
+        }
+        let harness_bound = self
+            .max_rate
+            .n_bound
+            .as_deref()
+            .is_some_and(|b| b.starts_with("the harness"));
+        Some(format!(
+            "The N-1 maximum ({n1:.0} msg/s) is above the N maximum ({n:.0} msg/s).{} With one node down the cluster does less work (a write needs a majority, which the survivors still form, and no longer waits on the third copy), and where the nodes share the machine's cores with each other and the harness, the failed node's CPU goes to the rest: compare the steps' broker and machine CPU.",
+            if harness_bound {
+                " The N search ended where the harness fell behind (on this machine, the CPU it shares with three nodes), so the N figure is a lower bound."
+            } else {
+                ""
+            }
+        ))
+    }
+
     /// What makes the capacity fall short: the N-1 maximum (or N's, without an N-1 search)
     /// below the planned peak, or a failover run that did not pass.
     pub fn shortfalls(&self) -> Vec<String> {
@@ -192,10 +218,10 @@ impl CapacityReport {
     /// capacity.csv: one line per step.
     pub fn csv(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
-        let mut out = String::from("condition,rate,offered,achieved,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,published,errors,send_lag_p99_ms,stall_fraction,harness_cpu_share,broker_cpu_cores,pass,valid\n");
+        let mut out = String::from("condition,rate,offered,achieved,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,published,errors,send_lag_p99_ms,stall_fraction,harness_cpu_share,broker_cpu_cores,machine_cpu_share,pass,valid\n");
         for s in &self.steps {
             out.push_str(&format!(
-                "{},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{:.3},{},{}\n",
+                "{},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},{:.3},{:.4},{:.3},{:.3},{},{},{}\n",
                 condition_name(s.condition),
                 s.rate,
                 s.offered,
@@ -211,6 +237,7 @@ impl CapacityReport {
                 s.stall_fraction,
                 s.harness_cpu_share,
                 s.broker_cpu_cores.values().sum::<f64>(),
+                opt(s.machine_cpu_share),
                 s.pass,
                 s.valid
             ));
@@ -242,6 +269,9 @@ impl CapacityReport {
         }
         if let Some(held) = &self.held_fault {
             out.push_str(&format!("\nN-1: {held}, held for every N-1 step.\n"));
+        }
+        if let Some(note) = self.n_minus_1_above_n() {
+            out.push_str(&format!("\n{note}\n"));
         }
         out.push_str("\n| condition | offered/s | achieved/s | p50 | p99 | p99.9 | max | errors | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
@@ -362,6 +392,21 @@ pub(crate) mod tests {
                 step(Condition::NMinus1, 4_000.0, 9.0, true),
             ],
         )
+    }
+
+    #[test]
+    fn an_n_minus_1_maximum_above_n_is_explained_not_hidden() {
+        let mut r = report();
+        assert_eq!(r.n_minus_1_above_n(), None);
+        r.max_rate.n_minus_1 = Some(8_000.0);
+        r.max_rate.n_bound = bound_words(Some(Bound::Harness { at: 12_000.0 }));
+        let note = r.n_minus_1_above_n().unwrap();
+        assert!(
+            note.starts_with("The N-1 maximum (8000 msg/s) is above the N maximum (6000 msg/s)."),
+            "{note}"
+        );
+        assert!(note.contains("lower bound"), "{note}");
+        assert!(r.markdown().contains(&note));
     }
 
     #[test]

@@ -118,6 +118,17 @@ pub async fn run(
             ));
             let mut s = scenario.clone();
             s.workload.rate = load;
+            // During the failover nothing is acknowledged for seconds: an in-flight cap below
+            // what the load sends within one acknowledgement timeout would stall the generator
+            // and void the run (the load would not be the planned one).
+            let needed = (load * s.workload.ack_timeout.as_secs_f64() * 1.25).ceil() as usize;
+            if needed > s.workload.max_in_flight {
+                progress.note(&format!(
+                    "workload.max_in_flight raised from {} to {needed} for the failover run: {load:.0} msg/s for one ack_timeout ({:?}) and a quarter more",
+                    s.workload.max_in_flight, s.workload.ack_timeout
+                ));
+                s.workload.max_in_flight = needed;
+            }
             let dir = "failover";
             let outcome = run::run(
                 s,
@@ -428,9 +439,15 @@ impl Searcher {
                 (secs > 0.0).then(|| (node.clone(), (b - a) / secs))
             })
             .collect();
+        step.machine_cpu_share = match (before.machine, after.machine) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                Some((b1 - b0) as f64 / (t1 - t0) as f64)
+            }
+            _ => None,
+        };
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
         self.progress.note(&format!(
-            "{}: achieved {:.0}/s of {:.0}/s, p50 {} p99 {} max {}, {} error(s), harness CPU {:.0}%, brokers {:.2} cores{}",
+            "{}: achieved {:.0}/s of {:.0}/s, p50 {} p99 {} max {}, {} error(s), harness CPU {:.0}%, brokers {:.2} cores, machine {}{}",
             match (step.valid, step.pass) {
                 (false, _) => "INVALID",
                 (true, true) => "pass",
@@ -444,6 +461,8 @@ impl Searcher {
             step.errors,
             step.harness_cpu_share * 100.0,
             step.broker_cpu_cores.values().sum::<f64>(),
+            step.machine_cpu_share
+                .map_or("-".to_string(), |m| format!("{:.0}%", m * 100.0)),
             if step.reasons.is_empty() {
                 String::new()
             } else {
@@ -462,6 +481,7 @@ impl Searcher {
             }
         }
         Sample {
+            machine: machine_cpu(),
             cpu_s: run::cpu_seconds().unwrap_or(0.0),
             stall_us: counters.stall_us.load(Ordering::Relaxed),
             broker_cpu_s,
@@ -470,8 +490,27 @@ impl Searcher {
 }
 
 struct Sample {
+    /// The whole machine's busy and total CPU time (/proc/stat, in ticks).
+    machine: Option<(u64, u64)>,
     cpu_s: f64,
     stall_us: u64,
     /// Per node: CPU seconds since it started, and when they were read.
     broker_cpu_s: BTreeMap<String, (f64, Instant)>,
+}
+
+/// The machine's busy and total CPU time since boot, in ticks (the first line of /proc/stat:
+/// user nice system idle iowait irq softirq steal; idle and iowait are not busy).
+fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    Some((total - v[3] - v[4], total))
 }
