@@ -175,7 +175,7 @@ impl CapacityReport {
         Some(format!(
             "The N-1 maximum ({n1:.0} msg/s) is above the N maximum ({n:.0} msg/s).{} With one node down the cluster does less work (a write needs a majority, which the survivors still form, and no longer waits on the third copy), and where the nodes share the machine's cores with each other and the harness, the failed node's CPU goes to the rest: compare the steps' broker and machine CPU.",
             if harness_bound {
-                " The N search ended where the harness fell behind (on this machine, the CPU it shares with three nodes), so the N figure is a lower bound."
+                " The N search ended where the harness fell behind its schedule, so the N figure is a lower bound."
             } else {
                 ""
             }
