@@ -67,19 +67,39 @@ fn children_cpu_s() -> f64 {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// A file of `count` lines of `bytes` each (the newline included): what a peer reading its
+/// standard input publishes.
+fn lines_file(dir: &std::path::Path, count: u64, bytes: usize) -> Result<std::fs::File, RunError> {
+    use std::io::Write;
+    let path = dir.join("peer-input.txt");
+    let mut line = vec![b'.'; bytes.max(1) - 1];
+    line.push(b'\n');
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(infra)?);
+    for _ in 0..count {
+        out.write_all(&line).map_err(infra)?;
+    }
+    out.flush().map_err(infra)?;
+    std::fs::File::open(&path).map_err(infra)
+}
+
 /// Runs the peer to its end; its figures.
-async fn run_peer(cmd: PeerCommand, messages: u64) -> Result<Figures, RunError> {
+async fn run_peer(cmd: PeerCommand, messages: u64, dir: PathBuf) -> Result<Figures, RunError> {
     if !cmd.program.exists() {
         return Err(infra(format!(
-            "{} is not built: run scripts/install-peers.sh (Debian's Go and the client's sources, nothing fetched from elsewhere)",
+            "{} is not there: run scripts/install-peers.sh (it installs and builds the peers from Debian packages)",
             cmd.program.display()
         )));
     }
     tokio::task::spawn_blocking(move || {
+        let stdin = match cmd.stdin_lines {
+            Some((count, bytes)) => std::process::Stdio::from(lines_file(&dir, count, bytes)?),
+            None => std::process::Stdio::null(),
+        };
         let before = children_cpu_s();
         let started = Instant::now();
         let out = std::process::Command::new(&cmd.program)
             .args(&cmd.args)
+            .stdin(stdin)
             .output()
             .map_err(|e| infra(format!("{}: {e}", cmd.program.display())))?;
         let wall = started.elapsed().as_secs_f64();
@@ -214,7 +234,7 @@ pub async fn compare(
                 )));
             };
             progress.phase(&format!("peer: {} publishing {messages}", cmd.tool));
-            let peer = run_peer(cmd, messages).await?;
+            let peer = run_peer(cmd, messages, dir.clone()).await?;
             progress.note(&format!(
                 "{} of {messages} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
                 peer.acknowledged,

@@ -360,6 +360,9 @@ pub struct PeerCommand {
     pub tool: String,
     pub program: std::path::PathBuf,
     pub args: Vec<String>,
+    /// Messages the peer reads from its standard input, one per line: (count, bytes per
+    /// line with its newline); the harness writes them to a file first.
+    pub stdin_lines: Option<(u64, usize)>,
 }
 
 /// Where scripts/install-peers.sh puts the peers it builds: `$FAULTLINE_CACHE/peers`, by

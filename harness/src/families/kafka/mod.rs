@@ -334,6 +334,39 @@ impl Broker for Kafka {
         CLIENT_PORT
     }
 
+    fn peer(
+        &self,
+        messages: u64,
+        payload_bytes: usize,
+        max_in_flight: usize,
+    ) -> Option<super::PeerCommand> {
+        // kcat (librdkafka's command-line client, Debian's) producing the lines of its
+        // standard input with the workload's acks, idempotence and librdkafka properties.
+        let w = &self.workload;
+        let mut args: Vec<String> = ["-P", "-b", &self.bootstrap(), "-t", &w.topic]
+            .map(String::from)
+            .to_vec();
+        let mut props = vec![
+            ("acks".to_string(), w.acks.property().to_string()),
+            ("enable.idempotence".into(), w.idempotence.to_string()),
+            (
+                "queue.buffering.max.messages".into(),
+                max_in_flight.max(1).to_string(),
+            ),
+        ];
+        props.extend(w.properties.iter().cloned());
+        for (k, v) in props {
+            args.push("-X".into());
+            args.push(format!("{k}={v}"));
+        }
+        Some(super::PeerCommand {
+            tool: "kcat (Debian's, on Debian's librdkafka)".into(),
+            program: "/usr/bin/kcat".into(),
+            args,
+            stdin_lines: Some((messages, payload_bytes.max(2))),
+        })
+    }
+
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
         Ok(Box::new(driver::KafkaProducer::new(
             &self.workload,

@@ -239,6 +239,50 @@ impl Broker for Mqtt {
         driver::MQTT_PORT
     }
 
+    fn peer(
+        &self,
+        messages: u64,
+        payload_bytes: usize,
+        max_in_flight: usize,
+    ) -> Option<super::PeerCommand> {
+        // mosquitto_pub (Debian's) publishing the lines of its standard input to the first
+        // node the producers publish to, at the workload's QoS and protocol version.
+        let node = self.publish_nodes().into_iter().next()?;
+        let w = &self.workload;
+        let mut args: Vec<String> = [
+            "-h",
+            &node.ip.to_string(),
+            "-p",
+            &driver::MQTT_PORT.to_string(),
+            "-t",
+            &w.topic,
+            "-q",
+            &w.qos.level().to_string(),
+            "-V",
+            if w.version == Version::V5 {
+                "mqttv5"
+            } else {
+                "mqttv311"
+            },
+            "-M",
+            &max_in_flight.clamp(1, 65_535).to_string(),
+            "-i",
+            "faultline-peer",
+            "-l",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(c) = &w.credentials {
+            args.extend(["-u".into(), c.user.clone(), "-P".into(), c.password.clone()]);
+        }
+        Some(super::PeerCommand {
+            tool: "mosquitto_pub (Debian's, one connection, -l)".into(),
+            program: "/usr/bin/mosquitto_pub".into(),
+            args,
+            stdin_lines: Some((messages, payload_bytes.max(2))),
+        })
+    }
+
     async fn producer(&self, index: u32) -> Result<Box<dyn Producer>, BrokerError> {
         let mut nodes = self.publish_nodes();
         if nodes.is_empty() {

@@ -255,6 +255,7 @@ impl Broker for Nats {
             ]
             .map(String::from)
             .to_vec(),
+            stdin_lines: None,
         })
     }
 
