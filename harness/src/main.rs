@@ -59,6 +59,10 @@ enum Command {
         /// Add this run's result.json to the baseline directory DIR when the run passes.
         #[arg(long, value_name = "DIR")]
         save_baseline: Option<PathBuf>,
+        /// Serve the live counters, throughput, latency and phase in Prometheus's text format
+        /// at http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Find the highest rate the scenario's cluster sustains within the SLO of its `capacity:`
     /// section, with every node and with its `n_minus_1` fault held, then run the scenario's
@@ -76,6 +80,10 @@ enum Command {
         /// Only the searches: no failover run at the planned load.
         #[arg(long)]
         no_failover: bool,
+        /// Serve the live counters, throughput, latency and the current step in Prometheus's
+        /// text format at http://ADDR/metrics while the sweep lasts (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Print figures of faultline itself: the load generator's ceiling on this machine.
     Bench {
@@ -250,6 +258,7 @@ async fn async_main(cli: Cli) -> ExitCode {
             keep,
             baseline,
             save_baseline,
+            metrics,
         } => {
             let s = match load(&scenario) {
                 Ok(s) => s,
@@ -262,7 +271,10 @@ async fn async_main(cli: Cli) -> ExitCode {
                     return ExitCode::from(exit::INVALID as u8);
                 }
             }
-            let reporters = Reporters::standard();
+            let reporters = match reporters_with_metrics(metrics).await {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
             let opts = RunOptions {
                 out,
                 seed,
@@ -303,6 +315,7 @@ async fn async_main(cli: Cli) -> ExitCode {
             out,
             seed,
             no_failover,
+            metrics,
         } => {
             let s = match load(&scenario) {
                 Ok(s) => s,
@@ -315,7 +328,10 @@ async fn async_main(cli: Cli) -> ExitCode {
                 );
                 return ExitCode::from(exit::INVALID as u8);
             }
-            let reporters = Reporters::standard();
+            let reporters = match reporters_with_metrics(metrics).await {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
             let opts = faultline::capacity::runner::CapacityOptions {
                 out,
                 seed,
@@ -626,4 +642,23 @@ async fn bench_peers(s: scenario::Scenario, messages: u64) -> ExitCode {
         c.peer.per_cpu_second()
     );
     ExitCode::from(exit::PASS as u8)
+}
+
+/// The standard reporters and, with `--metrics ADDR`, the metrics reporter and its server
+/// (listening before anything starts, so a taken port is a usage error, exit 2).
+async fn reporters_with_metrics(addr: Option<std::net::SocketAddr>) -> Result<Reporters, ExitCode> {
+    use faultline::report::metrics::{serve, Metrics, MetricsReport};
+    let Some(addr) = addr else {
+        return Ok(Reporters::standard());
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("error: --metrics {addr}: cannot listen there: {e}");
+        ExitCode::from(exit::INVALID as u8)
+    })?;
+    let metrics = Metrics::new();
+    tokio::spawn(serve(listener, metrics.clone()));
+    eprintln!("metrics: http://{addr}/metrics");
+    Ok(Reporters::standard_with(vec![Box::new(MetricsReport(
+        metrics,
+    ))]))
 }

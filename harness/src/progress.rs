@@ -31,6 +31,12 @@ pub struct LoadStatus {
     pub failed: u64,
     pub unknown: u64,
     pub in_flight: u64,
+    /// The rate the load offers (msg/s).
+    pub rate: f64,
+    /// Latency from the intended send time of what was acknowledged in the last second, p50
+    /// and p99 (ms, to within a tenth); `None` when nothing was.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
 }
 
 impl std::fmt::Display for LoadStatus {
@@ -45,7 +51,11 @@ impl std::fmt::Display for LoadStatus {
             self.failed,
             self.unknown,
             self.in_flight
-        )
+        )?;
+        if let (Some(p50), Some(p99)) = (self.latency_p50_ms, self.latency_p99_ms) {
+            write!(f, "  latency p50 {p50:.1} p99 {p99:.1} ms")?;
+        }
+        Ok(())
     }
 }
 

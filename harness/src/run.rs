@@ -380,6 +380,7 @@ impl RunCtx {
             counters.clone(),
             load_start,
             s.workload.duration,
+            s.workload.rate,
             progress.clone(),
         ));
 
@@ -501,6 +502,7 @@ pub async fn status_loop(
     counters: Arc<Counters>,
     start: Instant,
     duration: Duration,
+    rate: f64,
     progress: Arc<Progress>,
 ) {
     tokio::time::sleep_until(start.into()).await;
@@ -510,6 +512,7 @@ pub async fn status_loop(
     loop {
         tick.tick().await;
         let acked = counters.acked.load(Ordering::Relaxed);
+        let [p50, p99] = counters.latency.take_quantiles([0.5, 0.99]);
         progress.load(LoadStatus {
             elapsed_s: start.elapsed().as_secs_f64(),
             duration_s: duration.as_secs_f64(),
@@ -518,6 +521,9 @@ pub async fn status_loop(
             failed: counters.failed.load(Ordering::Relaxed),
             unknown: counters.unknown.load(Ordering::Relaxed),
             in_flight: counters.in_flight(),
+            rate,
+            latency_p50_ms: p50,
+            latency_p99_ms: p99,
         });
         last = acked;
     }

@@ -27,7 +27,8 @@ pub struct LoadSpec {
     pub ack_timeout: Duration,
 }
 
-/// Live counters for the progress display; the history stays the source of truth.
+/// Live counters for the progress display and `--metrics`; the history stays the source of
+/// truth.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub invoked: AtomicU64,
@@ -35,6 +36,62 @@ pub struct Counters {
     pub failed: AtomicU64,
     pub unknown: AtomicU64,
     pub stall_us: AtomicU64,
+    /// Latency of the acknowledgements since the last [`LatencyBuckets::take_quantiles`].
+    pub latency: LatencyBuckets,
+}
+
+/// Sub-buckets per power of two: bucket bounds 2^(1/8) apart, about 9 % wide.
+const SUB: u32 = 8;
+const BUCKETS: usize = 40 * SUB as usize;
+
+/// A lock-free latency histogram for the live display: one atomic add per acknowledgement,
+/// emptied once a second. (The figures of the result come from the history, exactly.)
+#[derive(Debug)]
+pub struct LatencyBuckets([AtomicU64; BUCKETS]);
+
+impl Default for LatencyBuckets {
+    fn default() -> Self {
+        LatencyBuckets(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl LatencyBuckets {
+    fn index(us: u64) -> usize {
+        let v = us.max(1) as f64;
+        ((v.log2() * SUB as f64) as usize).min(BUCKETS - 1)
+    }
+
+    pub fn record(&self, us: u64) {
+        self.0[Self::index(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The given quantiles (ms, each a bucket's middle) of what was recorded since the last
+    /// call, and empties the buckets; `None` when nothing was recorded.
+    pub fn take_quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<f64>; N] {
+        let counts: Vec<u64> = self
+            .0
+            .iter()
+            .map(|b| b.swap(0, Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        let mut out = [None; N];
+        if total == 0 {
+            return out;
+        }
+        for (slot, q) in out.iter_mut().zip(qs) {
+            let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    let mid = 2f64.powf((i as f64 + 0.5) / SUB as f64);
+                    *slot = Some(mid / 1000.0);
+                    break;
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Counters {
@@ -215,6 +272,11 @@ impl CompletionCtx {
                 position,
                 partition,
             } => {
+                if let Some(done) = record.t_done {
+                    self.counters
+                        .latency
+                        .record(done.saturating_sub(record.t_intended));
+                }
                 record.kind = Kind::Ok;
                 record.position = position;
                 record.partition = partition;
@@ -318,6 +380,20 @@ mod tests {
             .collect();
         let n = sends.lock().unwrap().len();
         (records, counters, n)
+    }
+
+    #[test]
+    fn the_live_quantiles_are_within_a_bucket_and_empty_after_reading() {
+        let b = LatencyBuckets::default();
+        // 1 000 acknowledgements at 1..=1000 ms: p50 500 ms, p99 990 ms.
+        for ms in 1..=1000u64 {
+            b.record(ms * 1000);
+        }
+        let [p50, p99] = b.take_quantiles([0.5, 0.99]);
+        let (p50, p99) = (p50.unwrap(), p99.unwrap());
+        assert!((p50 - 500.0).abs() / 500.0 < 0.1, "{p50}");
+        assert!((p99 - 990.0).abs() / 990.0 < 0.1, "{p99}");
+        assert_eq!(b.take_quantiles([0.5]), [None]);
     }
 
     #[tokio::test]

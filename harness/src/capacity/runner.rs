@@ -396,6 +396,7 @@ impl Searcher {
             counters.clone(),
             load_start,
             warmup + hold,
+            rate,
             self.progress.clone(),
         ));
         let (hold_from, hold_to) = (load_start + warmup, load_start + warmup + hold);

@@ -10,6 +10,7 @@ pub mod html;
 pub mod junit;
 pub mod live;
 pub mod markdown;
+pub mod metrics;
 pub mod terminal;
 
 use std::collections::BTreeMap;
@@ -127,9 +128,15 @@ impl Reporters {
 
     /// The live display, the report files and the summary on stdout: a run's reporters.
     pub fn standard() -> Self {
+        Self::standard_with(Vec::new())
+    }
+
+    /// The standard reporters and `extra` ones (the `--metrics` reporter).
+    pub fn standard_with(extra: Vec<Box<dyn Reporter>>) -> Self {
         let mut all: Vec<Box<dyn Reporter>> = vec![Box::new(live::LiveDisplay::new())];
         all.extend(Self::files());
         all.push(Box::new(SummaryReport));
+        all.extend(extra);
         Self::start(all)
     }
 
