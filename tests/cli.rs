@@ -158,6 +158,8 @@ fn help_documents_every_command_and_the_exit_codes() {
     for word in [
         "run",
         "validate",
+        "capacity",
+        "bench",
         "clean",
         "Exit codes",
         "3 infrastructure error",
@@ -165,7 +167,9 @@ fn help_documents_every_command_and_the_exit_codes() {
         assert!(stdout.contains(word), "--help lacks {word:?}:\n{stdout}");
     }
     let (_, stdout, _) = faultline(&["run", "--help"]);
-    assert!(stdout.contains("--seed") && stdout.contains("--out"));
+    assert!(stdout.contains("--seed") && stdout.contains("--out") && stdout.contains("--metrics"));
+    let (_, stdout, _) = faultline(&["capacity", "--help"]);
+    assert!(stdout.contains("--no-failover") && stdout.contains("--metrics"));
 }
 
 /// `faultline schema scenario|result` prints what `schemas/` holds; with
@@ -222,4 +226,47 @@ fn a_billion_laughs_scenario_is_refused_with_exit_2() {
     );
     let (code, _, stderr) = faultline(&["run", file.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn capacity_without_a_capacity_section_or_with_a_taken_metrics_port_exits_2_before_docker() {
+    let (code, _, err) = faultline(&["capacity", "scenarios/nats/jetstream-leader-kill.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no `capacity:` section"), "{err}");
+    // A port in use: refused before the cluster starts.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = faultline(&[
+        "capacity",
+        "scenarios/nats/jetstream-capacity-short.yaml",
+        "--metrics",
+        &addr,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("--metrics {addr}: cannot listen there")),
+        "{err}"
+    );
+    assert!(!err.contains("starting cluster"), "{err}");
+}
+
+#[test]
+fn the_generator_bench_refuses_nonsense_and_prints_its_table() {
+    let (code, _, err) = faultline(&["bench", "generator", "--start", "0"]);
+    assert_eq!(code, 2, "{err}");
+    // One short step per producer count: the table and a ceiling line each (figures are the
+    // machine's; their presence is what is checked).
+    let (code, out, err) = faultline(&[
+        "bench",
+        "generator",
+        "--seconds",
+        "0.3",
+        "--start",
+        "1000",
+        "--max",
+        "1000",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("producers  offered/s  achieved/s"), "{out}");
+    assert_eq!(out.matches("ceiling with").count(), 2, "{out}");
 }

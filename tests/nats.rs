@@ -552,19 +552,69 @@ fn a_short_capacity_sweep_finds_both_maxima_and_writes_every_output() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let dir = out.path();
-    let output = faultline(&[
+    // A free port for --metrics (bound and let go: another process could take it between,
+    // which would end the run with exit 2 and say so).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let child = faultline(&[
         "capacity",
         "scenarios/nats/jetstream-capacity-short.yaml",
         "--out",
         dir.to_str().unwrap(),
         "--seed",
         "7",
+        "--metrics",
+        &metrics,
     ])
-    .output()
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
     .expect("faultline runs");
+    // Scrape the live metrics while it runs (every 200 ms, each step lasts 4 s): what phases
+    // and offered rates they showed.
+    let scrapes = std::thread::spawn(move || {
+        let mut seen: Vec<String> = Vec::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(600) {
+            if let Some(text) = scrape(&metrics) {
+                for line in text.lines() {
+                    if (line.starts_with("faultline_phase{")
+                        || line.starts_with("faultline_offered_rate "))
+                        && !seen.iter().any(|l| l == line)
+                    {
+                        seen.push(line.to_string());
+                    }
+                }
+            } else if !seen.is_empty() {
+                break; // the server is gone with the process
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        seen
+    });
+    let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let seen = scrapes.join().unwrap();
+    for want in [
+        "faultline_offered_rate 400.0",
+        "faultline_offered_rate 800.0",
+    ] {
+        assert!(
+            seen.iter().any(|l| l == want),
+            "{want} never served: {seen:#?}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("faultline_phase{phase=\"n-1 step 2: 400 msg/s")),
+        "the N-1 steps never showed in the metrics: {seen:#?}"
+    );
 
     let c: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("capacity.json")).unwrap()).unwrap();
@@ -656,4 +706,16 @@ fn a_short_capacity_sweep_finds_both_maxima_and_writes_every_output() {
         .expect("the capacity run id");
     assert_eq!(leftovers(&search_id), 0, "{search_id}");
     assert_eq!(leftovers(run["run_id"].as_str().unwrap()), 0);
+}
+
+/// One GET of http://ADDR/metrics; `None` when nothing answers.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: faultline\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.starts_with("HTTP/1.1 200").then_some(out)
 }
