@@ -82,6 +82,16 @@ fn lines_file(dir: &std::path::Path, count: u64, bytes: usize) -> Result<std::fs
     std::fs::File::open(&path).map_err(infra)
 }
 
+/// The last "<n> delivered" in a peer's output.
+fn delivered(text: &str) -> Option<u64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .rev()
+        .find(|w| w[1].trim_end_matches(',') == "delivered")
+        .and_then(|w| w[0].parse().ok())
+}
+
 /// Runs the peer to its end; its figures.
 async fn run_peer(cmd: PeerCommand, messages: u64, dir: PathBuf) -> Result<Figures, RunError> {
     if !cmd.program.exists() {
@@ -117,9 +127,16 @@ async fn run_peer(cmd: PeerCommand, messages: u64, dir: PathBuf) -> Result<Figur
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+        // Or the "<n> delivered" of librdkafka's rdkafka_performance summary.
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let acknowledged = line
             .as_ref()
             .and_then(|v| v["acknowledged"].as_u64())
+            .or_else(|| delivered(&text))
             .unwrap_or(messages);
         let seconds = line
             .as_ref()
@@ -262,4 +279,14 @@ pub async fn compare(
     let result = run::guarded(backend, &run_id, &progress, false, work).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_delivered_count_of_a_summary_is_read() {
+        let text = "% 100000 messages produced (25600000 bytes), 99998 delivered (offset 0, 0 failed) in 2000ms";
+        assert_eq!(super::delivered(text), Some(99_998));
+        assert_eq!(super::delivered("nothing here"), None);
+    }
 }

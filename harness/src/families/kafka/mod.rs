@@ -340,12 +340,25 @@ impl Broker for Kafka {
         payload_bytes: usize,
         max_in_flight: usize,
     ) -> Option<super::PeerCommand> {
-        // kcat (librdkafka's command-line client, Debian's) producing the lines of its
-        // standard input with the workload's acks, idempotence and librdkafka properties.
+        // librdkafka's own rdkafka_performance, built from the librdkafka faultline links
+        // (2.12, the rdkafka-sys crate's source) by scripts/install-peers.sh: the same client
+        // library, driven by its authors' benchmark, with the workload's acks, idempotence
+        // and librdkafka properties. (Debian's kcat, on librdkafka 2.0, cannot read the
+        // ApiVersions answer of tansu's gateway.)
         let w = &self.workload;
-        let mut args: Vec<String> = ["-P", "-b", &self.bootstrap(), "-t", &w.topic]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = [
+            "-P",
+            "-t",
+            &w.topic,
+            "-b",
+            &self.bootstrap(),
+            "-s",
+            &payload_bytes.to_string(),
+            "-c",
+            &messages.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
         let mut props = vec![
             ("acks".to_string(), w.acks.property().to_string()),
             ("enable.idempotence".into(), w.idempotence.to_string()),
@@ -360,10 +373,10 @@ impl Broker for Kafka {
             args.push(format!("{k}={v}"));
         }
         Some(super::PeerCommand {
-            tool: "kcat (Debian's, on Debian's librdkafka)".into(),
-            program: "/usr/bin/kcat".into(),
+            tool: "rdkafka_performance (librdkafka 2.12's own benchmark)".into(),
+            program: super::peers_dir().join("rdkafka_performance"),
             args,
-            stdin_lines: Some((messages, payload_bytes.max(2))),
+            stdin_lines: None,
         })
     }
 
