@@ -141,6 +141,69 @@ pub fn seed_or_clock(seed: Option<u64>) -> u64 {
     })
 }
 
+/// What every kind of work on a cluster starts with: its id, its output directory (created),
+/// its seed, the first progress line, and the backend.
+pub struct Begun {
+    pub run_id: String,
+    pub stamp: String,
+    pub out_dir: PathBuf,
+    pub seed: u64,
+    pub backend: Arc<dyn ClusterBackend>,
+}
+
+/// Begins work `what` ("run", "capacity") on `scenario`: the output directory is `out`, or
+/// `<root>/<UTC stamp>-<scenario name>`.
+pub async fn begin(
+    what: &str,
+    root: &str,
+    scenario: &Scenario,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    progress: &Progress,
+) -> Result<Begun, RunError> {
+    let RunId { id: run_id, stamp } = RunId::new();
+    let out_dir =
+        out.unwrap_or_else(|| PathBuf::from(root).join(format!("{stamp}-{}", scenario.name)));
+    create_out_dir(&out_dir)?;
+    let seed = seed_or_clock(seed);
+    progress.phase(&format!(
+        "{what} {run_id}: scenario {} (seed {seed}), output in {}",
+        scenario.name,
+        out_dir.display()
+    ));
+    let backend: Arc<dyn ClusterBackend> = Arc::new(DockerBackend::connect().await.map_err(infra)?);
+    Ok(Begun {
+        run_id,
+        stamp,
+        out_dir,
+        seed,
+        backend,
+    })
+}
+
+/// The load of `w` at `rate` for `duration`.
+pub fn load_spec(w: &crate::scenario::Workload, rate: f64, duration: Duration) -> LoadSpec {
+    LoadSpec {
+        rate,
+        duration,
+        payload_bytes: w.payload_bytes,
+        max_in_flight: w.max_in_flight,
+        ack_timeout: w.ack_timeout,
+    }
+}
+
+/// Opens the workload's `n` producers.
+pub async fn open_producers(
+    broker: &dyn Broker,
+    n: u32,
+) -> Result<Vec<Box<dyn crate::families::Producer>>, RunError> {
+    let mut producers = Vec::new();
+    for i in 0..n {
+        producers.push(broker.producer(i).await.map_err(infra)?);
+    }
+    Ok(producers)
+}
+
 /// Runs a scenario. Whatever happens inside, the run's Docker objects are removed before this
 /// returns.
 pub async fn run(
@@ -149,18 +212,21 @@ pub async fn run(
     events: report::Events,
 ) -> Result<Outcome, RunError> {
     let progress = Arc::new(events.progress());
-    let RunId { id: run_id, stamp } = RunId::new();
-    let out_dir = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("reports/runs").join(format!("{stamp}-{}", scenario.name))
-    });
-    create_out_dir(&out_dir)?;
-    let seed = seed_or_clock(opts.seed);
-    progress.phase(&format!(
-        "run {run_id}: scenario {} (seed {seed}), output in {}",
-        scenario.name,
-        out_dir.display()
-    ));
-    let backend: Arc<dyn ClusterBackend> = Arc::new(DockerBackend::connect().await.map_err(infra)?);
+    let Begun {
+        run_id,
+        stamp,
+        out_dir,
+        seed,
+        backend,
+    } = begin(
+        "run",
+        "reports/runs",
+        &scenario,
+        opts.out.clone(),
+        opts.seed,
+        &progress,
+    )
+    .await?;
 
     let ctx = RunCtx {
         scenario,
@@ -331,10 +397,7 @@ impl RunCtx {
             &session.cluster,
             &session.images,
         )));
-        let mut producers = Vec::new();
-        for i in 0..s.workload.producers {
-            producers.push(broker.producer(i).await.map_err(infra)?);
-        }
+        let producers = open_producers(broker.as_ref(), s.workload.producers).await?;
 
         // Probes poll from now until the drain ends.
         let mut probe = broker.probe();
@@ -352,13 +415,7 @@ impl RunCtx {
         });
 
         let counters = Arc::new(Counters::default());
-        let spec = LoadSpec {
-            rate: s.workload.rate,
-            duration: s.workload.duration,
-            payload_bytes: s.workload.payload_bytes,
-            max_in_flight: s.workload.max_in_flight,
-            ack_timeout: s.workload.ack_timeout,
-        };
+        let spec = load_spec(&s.workload, s.workload.rate, s.workload.duration);
         broker.start_readers(&sink, &clock).await.map_err(infra)?;
         let load_start = Instant::now() + Duration::from_millis(200);
         broker.load_starts(load_start);

@@ -17,7 +17,7 @@ use crate::history::{self, Clock};
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunId, Session};
 use crate::scenario::Scenario;
-use crate::workload::{self, Counters, LoadSpec};
+use crate::workload::{self, Counters};
 
 fn infra(e: impl std::fmt::Display) -> RunError {
     RunError::Infrastructure(e.to_string())
@@ -165,18 +165,14 @@ async fn run_faultline(
 ) -> Result<Figures, RunError> {
     let file = dir.join(format!("faultline-{rate:.0}.bin"));
     let (sink, writer) = history::open(&file).map_err(infra)?;
-    let mut producers = Vec::new();
-    for i in 0..scenario.workload.producers {
-        producers.push(session.broker.producer(i).await.map_err(infra)?);
-    }
+    let producers =
+        run::open_producers(session.broker.as_ref(), scenario.workload.producers).await?;
     let counters = Arc::new(Counters::default());
-    let spec = LoadSpec {
+    let spec = run::load_spec(
+        &scenario.workload,
         rate,
-        duration: Duration::from_secs_f64(messages as f64 / rate),
-        payload_bytes: scenario.workload.payload_bytes,
-        max_in_flight: scenario.workload.max_in_flight,
-        ack_timeout: scenario.workload.ack_timeout,
-    };
+        Duration::from_secs_f64(messages as f64 / rate),
+    );
     let clock = Clock::start();
     let start = Instant::now() + Duration::from_millis(100);
     let cpu_before = run::cpu_seconds().unwrap_or(0.0);

@@ -20,14 +20,13 @@ use super::report::{
 };
 use super::search::{judge, Bound, RateSearch};
 use crate::cluster::backend::ClusterBackend;
-use crate::cluster::docker::DockerBackend;
 use crate::history::{self, Clock, Phase, Record};
 use crate::progress::Progress;
 use crate::report;
-use crate::run::{self, RunError, RunId, RunOptions, Session};
+use crate::run::{self, RunError, RunOptions, Session};
 use crate::scenario::{CapacitySpec, FaultSpec, Scenario};
 use crate::schedule::Scheduler;
-use crate::workload::{self, Counters, LoadSpec};
+use crate::workload::{self, Counters};
 
 pub struct CapacityOptions {
     /// Output directory [default: reports/capacity/<UTC stamp>-<scenario name>/].
@@ -64,18 +63,22 @@ pub async fn run(
         )));
     };
     let progress = Arc::new(events.progress());
-    let RunId { id: run_id, stamp } = RunId::new();
-    let out_dir = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("reports/capacity").join(format!("{stamp}-{}", scenario.name))
-    });
+    let run::Begun {
+        run_id,
+        out_dir,
+        seed,
+        backend,
+        ..
+    } = run::begin(
+        "capacity",
+        "reports/capacity",
+        &scenario,
+        opts.out.clone(),
+        opts.seed,
+        &progress,
+    )
+    .await?;
     run::create_out_dir(&out_dir.join("steps"))?;
-    let seed = run::seed_or_clock(opts.seed);
-    progress.phase(&format!(
-        "capacity {run_id}: scenario {} (seed {seed}), output in {}",
-        scenario.name,
-        out_dir.display()
-    ));
-    let backend: Arc<dyn ClusterBackend> = Arc::new(DockerBackend::connect().await.map_err(infra)?);
     let searcher = Searcher {
         scenario: scenario.clone(),
         spec: spec.clone(),
@@ -370,18 +373,9 @@ impl Searcher {
         let (sink, writer) =
             history::open(&file).map_err(|e| infra(format!("open {}: {e}", file.display())))?;
         let clock = Clock::start();
-        let mut producers = Vec::new();
-        for i in 0..s.workload.producers {
-            producers.push(session.broker.producer(i).await.map_err(infra)?);
-        }
+        let producers = run::open_producers(session.broker.as_ref(), s.workload.producers).await?;
         let counters = Arc::new(Counters::default());
-        let spec = LoadSpec {
-            rate,
-            duration: warmup + hold,
-            payload_bytes: s.workload.payload_bytes,
-            max_in_flight: s.workload.max_in_flight,
-            ack_timeout: s.workload.ack_timeout,
-        };
+        let spec = run::load_spec(&s.workload, rate, warmup + hold);
         let load_start = Instant::now() + Duration::from_millis(200);
         sink.record(Record::phase(Phase::Baseline, clock.us(load_start)));
         let load = tokio::spawn(workload::run(

@@ -199,6 +199,7 @@ pub struct NatsProducer {
     /// connect count changed (the client counts a connect just before it stores the new
     /// server's INFO), and otherwise kept.
     node: Option<String>,
+    stats: std::sync::Arc<async_nats::Statistics>,
     connects: u64,
     reread_until: Instant,
 }
@@ -210,6 +211,7 @@ impl NatsProducer {
         // client's must not fire first and turn a late answer into a different error.
         js.set_timeout(Duration::from_secs(3600));
         NatsProducer {
+            stats: client.statistics(),
             client,
             js,
             subject: w.subject.clone(),
@@ -224,8 +226,7 @@ impl NatsProducer {
 impl Producer for NatsProducer {
     async fn send(&mut self, payload: Bytes) -> Sent {
         let connects = self
-            .client
-            .statistics()
+            .stats
             .connects
             .load(std::sync::atomic::Ordering::Relaxed);
         if connects != self.connects {
