@@ -103,17 +103,40 @@ pub async fn guarded<T: Send + 'static>(
     keep: bool,
     work: impl std::future::Future<Output = Result<T, RunError>> + Send + 'static,
 ) -> Result<T, RunError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Every handler is in place before the work starts, so no signal finds the default action
+    // (which ends the process without teardown).
+    let handler = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| infra(format!("install the {name} handler: {e}")))
+    };
+    let mut int = handler(SignalKind::interrupt(), "SIGINT")?;
+    let mut term = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut hup = handler(SignalKind::hangup(), "SIGHUP")?;
+    let mut quit = handler(SignalKind::quit(), "SIGQUIT")?;
     let mut work = tokio::spawn(work);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| infra(format!("install SIGTERM handler: {e}")))?;
-    let result = tokio::select! {
-        joined = &mut work => match joined {
+    let signalled = tokio::select! {
+        joined = &mut work => Err(joined),
+        _ = int.recv() => Ok("Ctrl-C"),
+        _ = term.recv() => Ok("SIGTERM"),
+        _ = hup.recv() => Ok("SIGHUP"),
+        _ = quit.recv() => Ok("SIGQUIT"),
+    };
+    let result = match signalled {
+        Err(joined) => match joined {
             Ok(r) => r,
-            Err(e) if e.is_panic() => Err(RunError::Infrastructure(format!("faultline panicked during the run: {e}"))),
+            Err(e) if e.is_panic() => Err(RunError::Infrastructure(format!(
+                "faultline panicked during the run: {}",
+                workload::join_panic(e).unwrap_or_default()
+            ))),
             Err(e) => Err(infra(e)),
         },
-        _ = tokio::signal::ctrl_c() => { work.abort(); Err(RunError::Interrupted("Ctrl-C")) }
-        _ = term.recv() => { work.abort(); Err(RunError::Interrupted("SIGTERM")) }
+        Ok(name) => {
+            // The work is stopped and awaited before the run's objects are listed.
+            progress.phase(&format!("{name}: stopping the run"));
+            work.abort();
+            let _ = work.await;
+            Err(RunError::Interrupted(name))
+        }
     };
     if keep && result.is_ok() {
         progress.phase(&format!(
@@ -123,12 +146,21 @@ pub async fn guarded<T: Send + 'static>(
     }
     progress.phase("teardown");
     match backend.remove_run(Some(run_id)).await {
-        Ok((c, n)) => progress.note(&format!("removed {c} container(s) and {n} network(s)")),
-        Err(e) => progress.note(&format!(
-            "teardown failed ({e}); run `faultline clean` to remove what is left"
-        )),
+        Ok((c, n)) => {
+            progress.note(&format!("removed {c} container(s) and {n} network(s)"));
+            result
+        }
+        Err(e) => {
+            let why = format!("teardown failed: {e}; run `faultline clean` to remove what is left");
+            progress.note(&why);
+            // A run that leaves objects behind is an infrastructure error whatever its verdict
+            // (which is in result.json already).
+            match result {
+                Ok(_) => Err(RunError::Infrastructure(why)),
+                Err(first) => Err(RunError::Infrastructure(format!("{first}; {why}"))),
+            }
+        }
     }
-    result
 }
 
 /// The seed for a run's random choices: the one given, else the clock's nanoseconds.
@@ -389,146 +421,176 @@ impl RunCtx {
 
         let (sink, writer) = history::open(&self.out_dir.join(history::FILE))
             .map_err(|e| infra(format!("open history: {e}")))?;
-        sink.record(report::start_record(&report::RunStart::new(
-            s,
-            &self.run_id,
-            self.seed,
-            &self.started_at,
-            &session.cluster,
-            &session.images,
-        )));
-        let producers = open_producers(broker.as_ref(), s.workload.producers).await?;
+        // A history that cannot be written (a full disk) stops the run at once: nothing after
+        // it could be checked.
+        let history_failed = writer.failed();
+        let measured = async {
+            sink.record(report::start_record(&report::RunStart::new(
+                s,
+                &self.run_id,
+                self.seed,
+                &self.started_at,
+                &session.cluster,
+                &session.images,
+            )));
+            let producers = open_producers(broker.as_ref(), s.workload.producers).await?;
 
-        // Probes poll from now until the drain ends.
-        let mut probe = broker.probe();
-        let probe_sink = sink.clone();
-        let interval = s.probe_interval;
-        let probe_task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                tick.tick().await;
-                for o in probe.observe(&clock).await {
-                    probe_sink.record(observation_record(o));
+            // Probes poll from now until the drain ends.
+            let mut probe = broker.probe();
+            let probe_sink = sink.clone();
+            let interval = s.probe_interval;
+            let probe_task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tick.tick().await;
+                    for o in probe.observe(&clock).await {
+                        probe_sink.record(observation_record(o));
+                    }
                 }
-            }
-        });
+            });
 
-        let counters = Arc::new(Counters::default());
-        let spec = load_spec(&s.workload, s.workload.rate, s.workload.duration);
-        broker.start_readers(&sink, &clock).await.map_err(infra)?;
-        let load_start = Instant::now() + Duration::from_millis(200);
-        broker.load_starts(load_start);
-        progress.phase(&format!(
-            "baseline: {} msg/s from {} producer(s) for {:?}",
-            s.workload.rate, s.workload.producers, s.workload.duration
-        ));
-        sink.record(phase_record(Phase::Baseline, clock.us(load_start)));
-        let cpu_start = cpu_seconds();
-        let load = tokio::spawn(workload::run(
-            producers,
-            spec,
-            load_start,
-            clock,
-            sink.clone(),
-            counters.clone(),
-        ));
-        let status = tokio::spawn(status_loop(
-            counters.clone(),
-            load_start,
-            s.workload.duration,
-            s.workload.rate,
-            progress.clone(),
-        ));
-
-        // The fault schedule.
-        let mut scheduler = Scheduler::new(
-            session.fault_ctx(),
-            broker.clone(),
-            sink.clone(),
-            clock,
-            progress.clone(),
-            self.seed,
-        );
-        scheduler.run(&s.faults, load_start).await;
-
-        load.await.map_err(infra)?;
-        status.abort();
-        let cpu_used = match (cpu_start, cpu_seconds()) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
-        let load_end = load_start + s.workload.duration;
-        sink.record(phase_record(Phase::Drain, clock.us(load_end)));
-        progress.phase("load finished; healing every fault still in effect");
-        scheduler.heal_all().await;
-        drop(scheduler);
-
-        progress.phase(&format!(
-            "draining: reading everything the cluster holds for the workload (timeout {:?})",
-            s.workload.drain_timeout
-        ));
-        let drain = broker
-            .drain(&sink, &clock, s.workload.drain_timeout)
-            .await
-            .map_err(infra)?;
-        progress.note(&format!(
-            "received {} message(s){}",
-            drain.received,
-            if drain.complete {
-                ""
-            } else {
-                " before the drain timeout"
-            }
-        ));
-        // Whether the cluster came back whole is a finding of its own (a node can heal from
-        // the fault and stay degraded), so it is asked, bounded, and reported.
-        progress.phase(&format!(
-            "asking the cluster's own health after the run (up to {HEALTH_AFTER_TIMEOUT:?})"
-        ));
-        let health_after = match broker.wait_healthy(HEALTH_AFTER_TIMEOUT).await {
-            Ok(()) => {
-                progress.note("cluster healthy");
-                report::HealthAfter {
-                    healthy: true,
-                    detail: None,
-                }
-            }
-            Err(e) => {
-                progress.note(&format!("cluster NOT healthy: {e}"));
-                report::HealthAfter {
-                    healthy: false,
-                    detail: Some(e.to_string()),
-                }
-            }
-        };
-        probe_task.abort();
-        let _ = probe_task.await;
-        sink.record(report::end_record(&report::RunEnd {
-            drain,
-            health_after,
-            stall_us: counters.stall_us.load(Ordering::Relaxed),
-            harness_cpu_s: cpu_used,
-        }));
-        drop(sink);
-        let lines = writer
-            .finish()
-            .await
-            .map_err(|e| infra(format!("write history: {e}")))?;
-
-        // The result comes from the history alone, as `faultline report` makes it again.
-        progress.phase(&format!("checking {lines} history records"));
-        let mut result = report::recheck(&self.out_dir.join(history::FILE)).map_err(infra)?;
-        if let Some(baseline) = &self.baseline {
+            let counters = Arc::new(Counters::default());
+            let spec = load_spec(&s.workload, s.workload.rate, s.workload.duration);
+            broker.start_readers(&sink, &clock).await.map_err(infra)?;
+            let load_start = Instant::now() + Duration::from_millis(200);
+            broker.load_starts(load_start);
             progress.phase(&format!(
-                "holding the result against the baseline {}",
-                baseline.display()
+                "baseline: {} msg/s from {} producer(s) for {:?}",
+                s.workload.rate, s.workload.producers, s.workload.duration
             ));
-            report::baseline::gate(&mut result, baseline).map_err(infra)?;
+            sink.record(phase_record(Phase::Baseline, clock.us(load_start)));
+            let cpu_start = cpu_seconds();
+            let load = tokio::spawn(workload::run(
+                producers,
+                spec,
+                load_start,
+                clock,
+                sink.clone(),
+                counters.clone(),
+            ));
+            let status = tokio::spawn(status_loop(
+                counters.clone(),
+                load_start,
+                s.workload.duration,
+                s.workload.rate,
+                progress.clone(),
+            ));
+
+            // The fault schedule.
+            let mut scheduler = Scheduler::new(
+                session.fault_ctx(),
+                broker.clone(),
+                sink.clone(),
+                clock,
+                progress.clone(),
+                self.seed,
+            );
+            scheduler.run(&s.faults, load_start).await;
+
+            let generated = load.await.map_err(infra)?;
+            let mut panics: Vec<String> = generated.err().into_iter().collect();
+            panics.extend(scheduler.panics().iter().cloned());
+            panics.extend(stop_task(status, "the status display").await);
+            let cpu_used = match (cpu_start, cpu_seconds()) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            };
+            let load_end = load_start + s.workload.duration;
+            sink.record(phase_record(Phase::Drain, clock.us(load_end)));
+            progress.phase("load finished; healing every fault still in effect");
+            scheduler.heal_all().await;
+            drop(scheduler);
+
+            progress.phase(&format!(
+                "draining: reading everything the cluster holds for the workload (timeout {:?})",
+                s.workload.drain_timeout
+            ));
+            let drain = broker
+                .drain(&sink, &clock, s.workload.drain_timeout)
+                .await
+                .map_err(infra)?;
+            progress.note(&format!(
+                "received {} message(s){}",
+                drain.received,
+                if drain.complete {
+                    ""
+                } else {
+                    " before the drain timeout"
+                }
+            ));
+            // Whether the cluster came back whole is a finding of its own (a node can heal from
+            // the fault and stay degraded), so it is asked, bounded, and reported.
+            progress.phase(&format!(
+                "asking the cluster's own health after the run (up to {HEALTH_AFTER_TIMEOUT:?})"
+            ));
+            let health_after = match broker.wait_healthy(HEALTH_AFTER_TIMEOUT).await {
+                Ok(()) => {
+                    progress.note("cluster healthy");
+                    report::HealthAfter {
+                        healthy: true,
+                        detail: None,
+                    }
+                }
+                Err(e) => {
+                    progress.note(&format!("cluster NOT healthy: {e}"));
+                    report::HealthAfter {
+                        healthy: false,
+                        detail: Some(e.to_string()),
+                    }
+                }
+            };
+            panics.extend(stop_task(probe_task, "the probe").await);
+            if !panics.is_empty() {
+                // Not a measurement: the load, the probes or the schedule were not what the
+                // scenario said. The history stays for inspection.
+                return Err(RunError::Infrastructure(format!(
+                    "faultline panicked during the run: {}",
+                    panics.join("; ")
+                )));
+            }
+            sink.record(report::end_record(&report::RunEnd {
+                drain,
+                health_after,
+                stall_us: counters.stall_us.load(Ordering::Relaxed),
+                harness_cpu_s: cpu_used,
+            }));
+            drop(sink);
+            let lines = writer
+                .finish()
+                .await
+                .map_err(|e| infra(format!("write history: {e}")))?;
+
+            // The result comes from the history alone, as `faultline report` makes it again.
+            progress.phase(&format!("checking {lines} history records"));
+            let mut result = report::recheck(&self.out_dir.join(history::FILE)).map_err(infra)?;
+            if let Some(baseline) = &self.baseline {
+                progress.phase(&format!(
+                    "holding the result against the baseline {}",
+                    baseline.display()
+                ));
+                report::baseline::gate(&mut result, baseline).map_err(infra)?;
+            }
+            let headline = report::Headline::of(&result);
+            self.events.finished(result, &self.out_dir);
+            Ok(headline)
+        };
+        tokio::select! {
+            done = measured => done,
+            why = history_failed => Err(infra(format!(
+                "the history could not be written ({why}): the run stopped; what reached {} can still be checked with `faultline report`",
+                self.out_dir.display()
+            ))),
         }
-        let headline = report::Headline::of(&result);
-        self.events.finished(result, &self.out_dir);
-        Ok(headline)
+    }
+}
+
+/// Stops a task that runs until it is stopped and returns its panic, if it ended in one.
+async fn stop_task(task: tokio::task::JoinHandle<()>, what: &str) -> Option<String> {
+    task.abort();
+    match task.await {
+        Err(e) => workload::join_panic(e).map(|msg| format!("{what} panicked: {msg}")),
+        Ok(()) => None,
     }
 }
 

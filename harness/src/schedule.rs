@@ -46,6 +46,7 @@ pub struct Scheduler {
     in_effect: Arc<AtomicUsize>,
     fault_phase_started: bool,
     timed_heals: Vec<tokio::task::JoinHandle<()>>,
+    panics: Vec<String>,
     unhealed: Vec<Active>,
 }
 
@@ -124,6 +125,7 @@ impl Scheduler {
             in_effect: Arc::new(AtomicUsize::new(0)),
             fault_phase_started: false,
             timed_heals: Vec::new(),
+            panics: Vec::new(),
             unhealed: Vec::new(),
         }
     }
@@ -156,8 +158,18 @@ impl Scheduler {
             }
         }
         for h in std::mem::take(&mut self.timed_heals) {
-            let _ = h.await;
+            if let Err(e) = h.await {
+                if let Some(msg) = crate::workload::join_panic(e) {
+                    self.panics.push(format!("a timed heal panicked: {msg}"));
+                }
+            }
         }
+    }
+
+    /// What panicked in the schedule's own tasks (timed heals): a run with a panic is not a
+    /// measurement.
+    pub fn panics(&self) -> &[String] {
+        &self.panics
     }
 
     /// How many faults are injected and not yet healed.

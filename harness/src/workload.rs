@@ -38,6 +38,30 @@ pub struct Counters {
     pub stall_us: AtomicU64,
     /// Latency of the acknowledgements since the last [`LatencyBuckets::take_quantiles`].
     pub latency: LatencyBuckets,
+    /// What panicked in a producer or a completion: a run with a panic is not a measurement.
+    pub panics: std::sync::Mutex<Vec<String>>,
+}
+
+/// A panic's message, from what a task or `catch_unwind` returns.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The panic of a task that ended, as a message; `None` when it ended otherwise.
+pub fn join_panic(e: tokio::task::JoinError) -> Option<String> {
+    e.try_into_panic().ok().map(panic_message)
+}
+
+impl Counters {
+    fn panicked(&self, what: String) {
+        if let Ok(mut p) = self.panics.lock() {
+            p.push(what);
+        }
+    }
 }
 
 /// Sub-buckets per power of two: bucket bounds 2^(1/8) apart, about 9 % wide.
@@ -105,6 +129,7 @@ impl Counters {
 
 /// Runs every producer at its share of the rate from `start` for the spec's duration, then
 /// waits (bounded by the acknowledgement timeout) for every message in flight to complete.
+/// `Err` names what panicked (a producer, a completion): the load was not what was asked.
 pub async fn run(
     producers: Vec<Box<dyn Producer>>,
     spec: LoadSpec,
@@ -112,7 +137,7 @@ pub async fn run(
     clock: Clock,
     history: HistorySink,
     counters: Arc<Counters>,
-) {
+) -> Result<(), String> {
     let cap = spec.max_in_flight.max(1);
     let in_flight = Arc::new(Semaphore::new(cap));
     let n = producers.len().max(1) as f64;
@@ -140,8 +165,13 @@ pub async fn run(
     // unknown outcomes of the harness's own.
     let mut done = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok(producer) = joined {
-            done.push(producer);
+        match joined {
+            Ok(producer) => done.push(producer),
+            Err(e) => {
+                if let Some(msg) = join_panic(e) {
+                    counters.panicked(format!("a producer panicked: {msg}"));
+                }
+            }
         }
     }
     // Every completion task holds a permit until it has recorded its result, and each is
@@ -152,6 +182,16 @@ pub async fn run(
     )
     .await;
     drop(done);
+    let panics = counters
+        .panics
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    match panics.first() {
+        None => Ok(()),
+        Some(first) if panics.len() == 1 => Err(first.clone()),
+        Some(first) => Err(format!("{first} (and {} more panic(s))", panics.len() - 1)),
+    }
 }
 
 struct ProducerCtx {
@@ -227,12 +267,26 @@ impl ProducerCtx {
                     let deadline = sent_at + self.spec.ack_timeout;
                     let ctx = self.clone_for_completion();
                     tokio::spawn(async move {
-                        let completion = match tokio::time::timeout_at(deadline.into(), ack).await {
-                            Ok(c) => c,
-                            Err(_) => Completion::Info(format!(
+                        use futures::FutureExt;
+                        let waited = std::panic::AssertUnwindSafe(tokio::time::timeout_at(
+                            deadline.into(),
+                            ack,
+                        ))
+                        .catch_unwind()
+                        .await;
+                        let completion = match waited {
+                            Ok(Ok(c)) => c,
+                            Ok(Err(_)) => Completion::Info(format!(
                                 "no acknowledgement within {:?}",
                                 ctx.ack_timeout
                             )),
+                            Err(panic) => {
+                                let msg = panic_message(panic);
+                                ctx.counters.panicked(format!(
+                                    "waiting for an acknowledgement panicked: {msg}"
+                                ));
+                                Completion::Info(format!("the harness panicked: {msg}"))
+                            }
                         };
                         ctx.complete(base, completion);
                         drop(permit);
@@ -342,6 +396,55 @@ mod tests {
         }
     }
 
+    /// A producer that panics: in its send (`in_ack: false`) or in its acknowledgement.
+    struct Panicking {
+        in_ack: bool,
+    }
+
+    #[async_trait]
+    impl Producer for Panicking {
+        async fn send(&mut self, _payload: Bytes) -> Sent {
+            assert!(self.in_ack, "the client broke in send");
+            Sent::Pending {
+                node: None,
+                ack: async { panic!("the client broke in its acknowledgement") }.boxed(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_producer_or_its_acknowledgement_is_an_error_with_its_message() {
+        for (in_ack, said) in [
+            (false, "a producer panicked: the client broke in send"),
+            (
+                true,
+                "waiting for an acknowledgement panicked: the client broke in its acknowledgement",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (sink, writer) = crate::history::open(&dir.path().join("h.bin")).unwrap();
+            let spec = LoadSpec {
+                rate: 100.0,
+                duration: Duration::from_millis(50),
+                payload_bytes: 32,
+                max_in_flight: 16,
+                ack_timeout: Duration::from_secs(1),
+            };
+            let got = run(
+                vec![Box::new(Panicking { in_ack })],
+                spec,
+                Instant::now(),
+                Clock::start(),
+                sink,
+                Arc::new(Counters::default()),
+            )
+            .await;
+            let err = got.expect_err("a panic is no load");
+            assert!(err.starts_with(said), "{err}");
+            writer.finish().await.unwrap();
+        }
+    }
+
     async fn drive(delay: Duration, max_in_flight: usize) -> (Vec<Publish>, Arc<Counters>, usize) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.jsonl");
@@ -369,7 +472,8 @@ mod tests {
             sink,
             counters.clone(),
         )
-        .await;
+        .await
+        .unwrap();
         writer.finish().await.unwrap();
         let records = crate::history::read(&path)
             .unwrap()

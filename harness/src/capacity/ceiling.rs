@@ -85,7 +85,9 @@ pub async fn step(producers: u32, rate: f64, duration: Duration, dir: &Path) -> 
         sink.clone(),
         counters.clone(),
     ));
-    let _ = load.await;
+    if let Ok(Err(panic)) = load.await {
+        panic!("the generator panicked: {panic}");
+    }
     drop(sink);
     let _ = writer.finish().await;
     let wall = start.elapsed().as_secs_f64();

@@ -184,7 +184,8 @@ async fn run_faultline(
         sink.clone(),
         counters.clone(),
     )
-    .await;
+    .await
+    .map_err(|p| infra(format!("the load generator panicked: {p}")))?;
     drop(sink);
     writer.finish().await.map_err(infra)?;
     let cpu_s = run::cpu_seconds().unwrap_or(0.0) - cpu_before;

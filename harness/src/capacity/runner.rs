@@ -398,7 +398,9 @@ impl Searcher {
         let before = self.sample(session, &counters).await;
         tokio::time::sleep_until(hold_to.into()).await;
         let after = self.sample(session, &counters).await;
-        load.await.map_err(infra)?;
+        load.await
+            .map_err(infra)?
+            .map_err(|p| infra(format!("the load generator panicked: {p}")))?;
         status.abort();
         sink.record(Record::phase(Phase::Drain, clock.us(hold_to)));
         drop(sink);

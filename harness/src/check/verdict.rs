@@ -14,6 +14,11 @@ use super::{Analysis, FaultTiming};
 /// milliseconds) so that a stored history can be judged again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checks {
+    /// Fewest acknowledged publishes a run needs to be judged at all: fewer means the load
+    /// never reached the cluster (clients cut off, a dead producer), and the run is `unknown`,
+    /// never `pass`. By default a tenth of the messages due (rate × duration).
+    #[serde(default)]
+    pub min_acked: u64,
     pub max_lost: u64,
     pub max_unexpected: u64,
     /// `None`: duplicates are reported but allowed (at-least-once delivery).
@@ -53,6 +58,7 @@ mod opt_ms {
 impl Default for Checks {
     fn default() -> Self {
         Checks {
+            min_acked: 0,
             max_lost: 0,
             max_unexpected: 0,
             max_duplicated: None,
@@ -177,7 +183,23 @@ fn judge_fault(checks: &Checks, f: &FaultTiming, j: &mut Judgement) {
         );
         return;
     }
-    if matches!(f.kind.as_str(), "scale-out" | "scale-in") && f.settled_ms.is_none() {
+    let topology = matches!(f.kind.as_str(), "scale-out" | "scale-in");
+    if !topology && f.t_heal_ms.is_none() {
+        // The cluster was not what the scenario said for the rest of the run (and the drain
+        // read from it so): nothing after the fault can be vouched for.
+        let why = f
+            .notes
+            .iter()
+            .find(|n| n.starts_with("heal of"))
+            .map(String::as_str)
+            .unwrap_or("no heal was recorded");
+        j.push(
+            &format!("{name}: healed"),
+            Outcome::Undecided,
+            format!("{name} was not healed: {why}"),
+        );
+    }
+    if topology && f.settled_ms.is_none() {
         let why = f
             .notes
             .iter()
@@ -240,6 +262,22 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
         cases: Vec::new(),
     };
     let m = &a.messages;
+
+    if m.acked < checks.min_acked {
+        j.push("acked", Outcome::Undecided, format!(
+            "acked: {} publish(es) acknowledged, fewer than the {} required (checks.min_acked): the load did not reach the cluster, so nothing was tested",
+            m.acked, checks.min_acked
+        ));
+    } else {
+        j.push(
+            "acked",
+            Outcome::Held,
+            format!(
+                "acked: {} publish(es) acknowledged (required {})",
+                m.acked, checks.min_acked
+            ),
+        );
+    }
 
     let lost = format!(
         "lost: {} acknowledged message(s) never received (allowed {})",
@@ -376,6 +414,7 @@ mod tests {
         let mut a = analysis(0);
         a.faults.push(FaultTiming {
             t_fault_ms: Some(1_000.0),
+            t_heal_ms: Some(20_000.0),
             failover_ms: Some(15_001.0),
             ..Default::default()
         });
@@ -393,6 +432,62 @@ mod tests {
         let j = judge(&c, &a, &valid());
         assert_eq!(j.verdict, Verdict::Fail);
         assert!(j.failed[0].contains("never recovered"));
+    }
+
+    #[test]
+    fn a_run_that_acknowledged_too_little_is_unknown_never_pass() {
+        let c = Checks {
+            min_acked: 101,
+            ..Default::default()
+        };
+        let j = judge(&c, &analysis(0), &valid());
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(
+            j.undecided[0]
+                .starts_with("acked: 100 publish(es) acknowledged, fewer than the 101 required"),
+            "{j:?}"
+        );
+        // Nothing lost and nothing acknowledged is no pass either.
+        let mut none = analysis(0);
+        none.messages.acked = 0;
+        let j = judge(
+            &Checks {
+                min_acked: 1,
+                ..Default::default()
+            },
+            &none,
+            &valid(),
+        );
+        assert_eq!(j.verdict, Verdict::Unknown);
+        let c = Checks {
+            min_acked: 100,
+            ..Default::default()
+        };
+        assert_eq!(judge(&c, &analysis(0), &valid()).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_fault_whose_heal_did_not_complete_makes_the_run_unknown() {
+        let mut a = analysis(0);
+        a.faults.push(FaultTiming {
+            kind: "disk-full".into(),
+            target: "n1".into(),
+            t_fault_ms: Some(1_000.0),
+            notes: vec!["heal of n1 did not complete: no such container".into()],
+            ..Default::default()
+        });
+        let j = judge(&Checks::default(), &a, &valid());
+        assert_eq!(j.verdict, Verdict::Unknown);
+        assert!(
+            j.undecided[0]
+                .ends_with("was not healed: heal of n1 did not complete: no such container"),
+            "{j:?}"
+        );
+        a.faults[0].t_heal_ms = Some(2_000.0);
+        assert_eq!(
+            judge(&Checks::default(), &a, &valid()).verdict,
+            Verdict::Pass
+        );
     }
 
     #[test]

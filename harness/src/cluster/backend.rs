@@ -60,7 +60,8 @@ pub enum Share {
     Pid,
 }
 
-/// Objects left by runs: (id, run id, pid of the faultline process that made it).
+/// Objects of faultline runs: (id, run id, the pid of the faultline process that made it, only
+/// while that same process still runs).
 #[derive(Debug, Default)]
 pub struct Leftovers {
     pub containers: Vec<(String, String, Option<u32>)>,

@@ -22,6 +22,9 @@ pub use super::backend::{Leftovers, Share};
 
 pub const RUN_LABEL: &str = "faultline.run";
 pub const PID_LABEL: &str = "faultline.pid";
+/// When the process of [`PID_LABEL`] started (clock ticks since boot, from /proc): a pid alone
+/// can be reused by another process after faultline died.
+pub const PID_START_LABEL: &str = "faultline.pid_start";
 pub const NODE_LABEL: &str = "faultline.node";
 pub const SIDECAR_LABEL: &str = "faultline.sidecar";
 
@@ -48,6 +51,22 @@ fn ctx<T>(
 #[derive(Clone)]
 pub struct DockerBackend {
     pub docker: Docker,
+    /// Runs being torn down: no object of theirs is created any more. Every creation holds a
+    /// read guard for its whole call and teardown takes the write lock to close a run, so once
+    /// it has, the run's objects can be listed completely (a timed heal that runs during
+    /// teardown cannot start a sidecar behind its back).
+    closed: std::sync::Arc<tokio::sync::RwLock<std::collections::HashSet<String>>>,
+}
+
+/// The error of a creation refused because its run is being torn down.
+fn closed_error(run_id: &str, what: &str) -> DockerError {
+    DockerError {
+        action: format!("{what}: run {run_id} is being torn down"),
+        source: bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message: "no new objects during teardown".into(),
+        },
+    }
 }
 
 /// What to create for one node.
@@ -81,7 +100,10 @@ impl DockerBackend {
             docker.negotiate_version().await,
             "reach the Docker daemon (is it running, and may this user use its socket?)",
         )?;
-        Ok(DockerBackend { docker })
+        Ok(DockerBackend {
+            docker,
+            closed: Default::default(),
+        })
     }
 
     pub fn labels(run_id: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
@@ -89,6 +111,9 @@ impl DockerBackend {
             (RUN_LABEL.to_string(), run_id.to_string()),
             (PID_LABEL.to_string(), std::process::id().to_string()),
         ]);
+        if let Some(start) = process_start(std::process::id()) {
+            labels.insert(PID_START_LABEL.to_string(), start.to_string());
+        }
         for (k, v) in extra {
             labels.insert(k.to_string(), v.to_string());
         }
@@ -130,6 +155,10 @@ impl DockerBackend {
             labels: Some(Self::labels(run_id, &[])),
             ..Default::default()
         };
+        let open = self.closed.read().await;
+        if open.contains(run_id) {
+            return Err(closed_error(run_id, &format!("create network {name}")));
+        }
         let created = ctx(
             self.docker.create_network(request).await,
             format!("create network {name} ({subnet})"),
@@ -180,6 +209,13 @@ impl DockerBackend {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let open = self.closed.read().await;
+        if open.contains(spec.run_id) {
+            return Err(closed_error(
+                spec.run_id,
+                &format!("create node {}", spec.node),
+            ));
+        }
         let created = ctx(
             self.docker.create_container(Some(options), body).await,
             format!(
@@ -326,6 +362,13 @@ impl DockerBackend {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let open = self.closed.read().await;
+        if open.contains(run_id) {
+            return Err(closed_error(
+                run_id,
+                &format!("create {purpose} sidecar for node {node}"),
+            ));
+        }
         let created = ctx(
             self.docker.create_container(Some(options), body).await,
             format!("create {purpose} sidecar for node {node}"),
@@ -454,12 +497,18 @@ impl DockerBackend {
                 .await,
             "list faultline networks",
         )?;
+        // The pid of the process that made an object, only while that very process runs: the
+        // pid exists and started when the label says (not a later process given the same pid).
         let run_and_pid = |labels: Option<HashMap<String, String>>| {
             let labels = labels.unwrap_or_default();
-            (
-                labels.get(RUN_LABEL).cloned().unwrap_or_default(),
-                labels.get(PID_LABEL).and_then(|p| p.parse().ok()),
-            )
+            let pid: Option<u32> = labels.get(PID_LABEL).and_then(|p| p.parse().ok());
+            let start: Option<u64> = labels.get(PID_START_LABEL).and_then(|s| s.parse().ok());
+            let live = pid.filter(|&pid| match (start, process_start(pid)) {
+                (_, None) => false,
+                (Some(labelled), Some(now)) => labelled == now,
+                (None, Some(_)) => true,
+            });
+            (labels.get(RUN_LABEL).cloned().unwrap_or_default(), live)
         };
         let mut out = Leftovers::default();
         for c in containers {
@@ -498,17 +547,45 @@ impl DockerBackend {
         }
     }
 
-    /// Removes every container, then every network, of one run (or of all runs).
+    /// Removes every container, then every network, of one run (or of all runs). A run's
+    /// teardown first closes it, so nothing of it is created afterwards. Removal goes on past
+    /// an error; the error names every object that could not be removed.
     pub async fn remove_run(&self, run_id: Option<&str>) -> Result<(usize, usize), DockerError> {
+        if let Some(id) = run_id {
+            self.closed.write().await.insert(id.to_string());
+        }
         let left = self.leftovers(run_id).await?;
-        for (id, _, _) in &left.containers {
-            self.remove_container(id).await?;
+        let mut failed = Vec::new();
+        let mut last = None;
+        for (id, name, _) in &left.containers {
+            if let Err(e) = self.remove_container(id).await {
+                failed.push(format!("container {name} ({e})"));
+                last = Some(e.source);
+            }
         }
-        for (id, _, _) in &left.networks {
-            self.remove_network(id).await?;
+        for (id, name, _) in &left.networks {
+            if let Err(e) = self.remove_network(id).await {
+                failed.push(format!("network {name} ({e})"));
+                last = Some(e.source);
+            }
         }
-        Ok((left.containers.len(), left.networks.len()))
+        match last {
+            None => Ok((left.containers.len(), left.networks.len())),
+            Some(source) => Err(DockerError {
+                action: format!("could not remove {}", failed.join(", ")),
+                source,
+            }),
+        }
     }
+}
+
+/// When process `pid` started, in clock ticks since boot (/proc/PID/stat, field 22); `None`
+/// when there is no such process.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 pub fn short(id: &str) -> &str {

@@ -504,7 +504,12 @@ impl HistorySink {
 /// Owns the history file; `finish` waits until every record has been written.
 pub struct HistoryWriter {
     task: tokio::task::JoinHandle<std::io::Result<u64>>,
+    failure: tokio::sync::watch::Receiver<Option<String>>,
 }
+
+/// How often the writer flushes what it has written: at most this much of the history is lost
+/// when faultline is killed.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// How long the history writer sleeps when nothing is queued.
 const WRITER_POLL: Duration = Duration::from_millis(2);
@@ -513,43 +518,75 @@ const WRITER_POLL: Duration = Duration::from_millis(2);
 pub fn open(path: &Path) -> std::io::Result<(HistorySink, HistoryWriter)> {
     let file = File::create(path)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
+    let (failed, failure) = tokio::sync::watch::channel(None);
     let task = tokio::task::spawn_blocking(move || {
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(binary::MAGIC)?;
-        let mut encoder = binary::Encoder::default();
-        let mut frame = Vec::with_capacity(256);
-        let mut lines = 0u64;
-        let mut last_flush = Instant::now();
-        // The writer polls: it drains what is queued, then sleeps a little. Waiting in
-        // `blocking_recv` instead would make every `record` of an idle writer a wake-up system
-        // call in the load generator's threads (the largest cost of a publish at 70 000 msg/s).
-        loop {
-            match rx.try_recv() {
-                Ok(record) => {
-                    frame.clear();
-                    encoder.encode(&record, &mut frame);
-                    out.write_all(&frame)?;
-                    lines += 1;
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {}
+        let written = write_queue(file, &mut rx);
+        if let Err(e) = &written {
+            // The run stops at once (a full disk would otherwise be noticed only at its end);
+            // the queue is closed so that recording costs nothing until then.
+            let _ = failed.send(Some(e.to_string()));
+            rx.close();
+        }
+        written
+    });
+    Ok((HistorySink { tx }, HistoryWriter { task, failure }))
+}
+
+/// The writer's loop: frames every queued record into `file` until every sink is gone.
+fn write_queue(file: File, rx: &mut mpsc::UnboundedReceiver<Record>) -> std::io::Result<u64> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(binary::MAGIC)?;
+    let mut encoder = binary::Encoder::default();
+    let mut frame = Vec::with_capacity(256);
+    let mut lines = 0u64;
+    let mut last_flush = Instant::now();
+    // The writer polls: it drains what is queued, then sleeps a little. Waiting in
+    // `blocking_recv` instead would make every `record` of an idle writer a wake-up system
+    // call in the load generator's threads (the largest cost of a publish at 70 000 msg/s).
+    loop {
+        let idle = match rx.try_recv() {
+            Ok(record) => {
+                frame.clear();
+                encoder.encode(&record, &mut frame);
+                out.write_all(&frame)?;
+                lines += 1;
+                false
             }
-            // Flush now and then so the file follows the run (and survives a crash) without a
-            // system call per record.
-            if last_flush.elapsed() > Duration::from_millis(500) {
-                out.flush()?;
-                last_flush = Instant::now();
-            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => true,
+        };
+        // Flush now and then (also while records keep coming) so the file follows the run
+        // and survives a crash, without a system call per record.
+        if (idle || lines.is_multiple_of(1024)) && last_flush.elapsed() > FLUSH_EVERY {
+            out.flush()?;
+            last_flush = Instant::now();
+        }
+        if idle {
             std::thread::sleep(WRITER_POLL);
         }
-        out.flush()?;
-        Ok(lines)
-    });
-    Ok((HistorySink { tx }, HistoryWriter { task }))
+    }
+    out.flush()?;
+    Ok(lines)
 }
 
 impl HistoryWriter {
+    /// Resolves with the error when the history could not be written (a full disk); never
+    /// otherwise.
+    pub fn failed(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut failure = self.failure.clone();
+        async move {
+            let failed = failure
+                .wait_for(Option::is_some)
+                .await
+                .map(|e| e.clone().unwrap_or_default());
+            match failed {
+                Ok(why) => why,
+                // The writer ended well: never resolve.
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
+
     /// Waits for every sink to be dropped and the last record to reach the file.
     pub async fn finish(self) -> std::io::Result<u64> {
         self.task
@@ -751,6 +788,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_history_that_cannot_be_written_says_so_at_once() {
+        // /dev/full: every write fails with "no space left on device".
+        let (sink, writer) = open(Path::new("/dev/full")).unwrap();
+        let failed = writer.failed();
+        for seq in 0..100_000 {
+            sink.record(Record::Publish(Publish {
+                kind: Kind::Invoke,
+                seq,
+                ..Default::default()
+            }));
+        }
+        let why = tokio::time::timeout(Duration::from_secs(5), failed)
+            .await
+            .expect("the failure is said while the sink is still held");
+        assert!(why.contains("No space left on device"), "{why}");
+        drop(sink);
+        assert!(writer.finish().await.is_err());
     }
 
     #[test]

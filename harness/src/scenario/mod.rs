@@ -130,6 +130,7 @@ const TOP_KEYS: &[&str] = &[
 const CLUSTER_KEYS: &[&str] = &["compose", "ready_timeout"];
 const PROBE_KEYS: &[&str] = &["interval"];
 const CHECK_KEYS: &[&str] = &[
+    "min_acked",
     "max_lost",
     "max_unexpected",
     "max_duplicated",
@@ -217,9 +218,18 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    // What the load is due to send: a run acknowledging less than a tenth of it by default
+    // tested nothing.
+    let due = workload
+        .as_ref()
+        .map(|w| (w.rate * w.duration.as_secs_f64()).floor() as u64);
+    let default_min_acked = due.map_or(1, |due| due.div_ceil(10).max(1));
     let checks = match top.get("checks") {
-        Some(n) => read_checks(n, d),
-        None => Some(Checks::default()),
+        Some(n) => read_checks(n, default_min_acked, d),
+        None => Some(Checks {
+            min_acked: default_min_acked,
+            ..Checks::default()
+        }),
     };
 
     let regression = match top.get("regression") {
@@ -505,13 +515,14 @@ fn read_repetition(f: &Fields, d: &mut Diagnostics) -> Repetition {
     (every, jitter, times)
 }
 
-fn read_checks(node: &Node, d: &mut Diagnostics) -> Option<Checks> {
+fn read_checks(node: &Node, default_min_acked: u64, d: &mut Diagnostics) -> Option<Checks> {
     let f = Fields::new(node, CHECK_KEYS, "checks", d)?;
     let mut c = Checks::default();
     let count = |key: &str, d: &mut Diagnostics| {
         f.get(key)
             .and_then(|n| yaml::integer(n, &f.path_of(key), 0, u64::MAX, d))
     };
+    c.min_acked = count("min_acked", d).unwrap_or(default_min_acked);
     if let Some(v) = count("max_lost", d) {
         c.max_lost = v;
     }

@@ -315,6 +315,9 @@ fn properties(s: &Schema) -> Map<String, Value> {
 #[derive(JsonSchema)]
 #[schemars(deny_unknown_fields, rename = "Checks")]
 pub struct CheckKeys {
+    /// Fewest acknowledged publishes for the run to be judged; fewer makes it `unknown`
+    /// (default: a tenth of the messages due, rate × duration).
+    pub min_acked: Option<u64>,
     /// Acknowledged messages the drain may miss (default 0).
     pub max_lost: Option<u64>,
     /// Messages read back that were never published (default 0).
