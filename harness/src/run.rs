@@ -433,6 +433,11 @@ impl RunCtx {
                 &session.cluster,
                 &session.images,
             )));
+            if !writer.on_disk(1, Duration::from_secs(5)).await {
+                return Err(infra(
+                    "the history's start record did not reach the disk within 5 s",
+                ));
+            }
             let producers = open_producers(broker.as_ref(), s.workload.producers).await?;
 
             // Probes poll from now until the drain ends.

@@ -328,9 +328,10 @@ impl Scheduler {
                     self.fault_phase_started = true;
                 }
                 let detail = fault.describe();
-                if let Some(d) = &detail {
-                    self.progress.note(d);
-                }
+                self.progress.note(&match &detail {
+                    Some(d) => format!("in effect: {d}"),
+                    None => "in effect".into(),
+                });
                 self.sink
                     .record(record(Op::Fault, Kind::Ok, who(), t, detail));
             }

@@ -405,6 +405,15 @@ pub struct Fields<'a> {
     path: String,
 }
 
+/// `path: ` before a message about the node at `path`; nothing for the document itself.
+fn prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
 impl<'a> Fields<'a> {
     /// Reads `node` as a mapping whose keys must come from `allowed`. `path` names the node in
     /// messages ("workload", "faults[2]").
@@ -412,27 +421,31 @@ impl<'a> Fields<'a> {
         let Value::Map(entries) = &node.value else {
             d.error(
                 node.pos,
-                format!("{path}: expected a mapping, found {}", node.describe()),
+                format!(
+                    "{}expected a mapping, found {}",
+                    prefix(path),
+                    node.describe()
+                ),
             );
             return None;
         };
         let mut seen: Vec<&str> = Vec::new();
         for (key, _) in entries {
             let Value::Scalar { text, .. } = &key.value else {
-                d.error(key.pos, format!("{path}: expected a plain key"));
+                d.error(key.pos, format!("{}expected a plain key", prefix(path)));
                 continue;
             };
             if !allowed.contains(&text.as_str()) {
                 d.error(
                     key.pos,
                     format!(
-                        "{}: unknown key `{text}`: expected one of {}",
-                        path,
+                        "{}unknown key `{text}`: expected one of {}",
+                        prefix(path),
                         allowed.join(", ")
                     ),
                 );
             } else if seen.contains(&text.as_str()) {
-                d.error(key.pos, format!("{path}: key `{text}` given twice"));
+                d.error(key.pos, format!("{}key `{text}` given twice", prefix(path)));
             }
             seen.push(text);
         }
@@ -456,7 +469,7 @@ impl<'a> Fields<'a> {
         if found.is_none() {
             d.error(
                 self.pos,
-                format!("{}: missing key `{key}`: expected {what}", self.path),
+                format!("{}missing key `{key}`: expected {what}", prefix(&self.path)),
             );
         }
         found
@@ -505,7 +518,12 @@ pub fn integer(node: &Node, path: &str, min: u64, max: u64, d: &mut Diagnostics)
             d.error(
                 node.pos,
                 format!(
-                    "{path}: expected a whole number from {min} to {max}, found {}",
+                    "{path}: expected {}, found {}",
+                    if max == u64::MAX {
+                        format!("a whole number of at least {min}")
+                    } else {
+                        format!("a whole number from {min} to {max}")
+                    },
                     node.describe()
                 ),
             );

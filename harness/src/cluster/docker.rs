@@ -106,6 +106,37 @@ impl DockerBackend {
         })
     }
 
+    /// Creates an object of run `run_id` in a task of its own, so that it runs to its end even
+    /// when the caller is dropped (a request cut off mid-way can still create the object in
+    /// the daemon, after teardown listed the run's objects). The task holds the run open while
+    /// it runs, so teardown, which closes the run first, lists only once it is done; a closed
+    /// run's creation is refused.
+    async fn creating<T: Send + 'static>(
+        &self,
+        run_id: &str,
+        what: String,
+        create: impl std::future::Future<Output = Result<T, bollard::errors::Error>> + Send + 'static,
+    ) -> Result<T, DockerError> {
+        let closed = self.closed.clone();
+        let run = run_id.to_string();
+        let task = tokio::spawn(async move {
+            let open = closed.read_owned().await;
+            if open.contains(&run) {
+                return Err(closed_error(&run, &what));
+            }
+            ctx(create.await, what)
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(DockerError {
+                action: format!("create an object of run {run_id}"),
+                source: bollard::errors::Error::DockerResponseServerError {
+                    status_code: 500,
+                    message: e.to_string(),
+                },
+            })
+        })
+    }
+
     pub fn labels(run_id: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
         let mut labels = HashMap::from([
             (RUN_LABEL.to_string(), run_id.to_string()),
@@ -155,14 +186,14 @@ impl DockerBackend {
             labels: Some(Self::labels(run_id, &[])),
             ..Default::default()
         };
-        let open = self.closed.read().await;
-        if open.contains(run_id) {
-            return Err(closed_error(run_id, &format!("create network {name}")));
-        }
-        let created = ctx(
-            self.docker.create_network(request).await,
-            format!("create network {name} ({subnet})"),
-        )?;
+        let docker = self.docker.clone();
+        let created = self
+            .creating(
+                run_id,
+                format!("create network {name} ({subnet})"),
+                async move { docker.create_network(request).await },
+            )
+            .await?;
         Ok(created.id)
     }
 
@@ -209,20 +240,17 @@ impl DockerBackend {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let open = self.closed.read().await;
-        if open.contains(spec.run_id) {
-            return Err(closed_error(
+        let docker = self.docker.clone();
+        let created = self
+            .creating(
                 spec.run_id,
-                &format!("create node {}", spec.node),
-            ));
-        }
-        let created = ctx(
-            self.docker.create_container(Some(options), body).await,
-            format!(
-                "create container for node {} from {}",
-                spec.node, spec.image
-            ),
-        )?;
+                format!(
+                    "create container for node {} from {}",
+                    spec.node, spec.image
+                ),
+                async move { docker.create_container(Some(options), body).await },
+            )
+            .await?;
         if !spec.files.is_empty() {
             self.write_files(
                 &created.id,
@@ -362,17 +390,14 @@ impl DockerBackend {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let open = self.closed.read().await;
-        if open.contains(run_id) {
-            return Err(closed_error(
+        let docker = self.docker.clone();
+        let created = self
+            .creating(
                 run_id,
-                &format!("create {purpose} sidecar for node {node}"),
-            ));
-        }
-        let created = ctx(
-            self.docker.create_container(Some(options), body).await,
-            format!("create {purpose} sidecar for node {node}"),
-        )?;
+                format!("create {purpose} sidecar for node {node}"),
+                async move { docker.create_container(Some(options), body).await },
+            )
+            .await?;
         self.start(&created.id, &format!("{node}'s sidecar"))
             .await?;
         Ok(created.id)

@@ -33,8 +33,11 @@ pub enum ImageError {
     },
 }
 
-/// How long a pull may take before faultline falls back to the local recipe.
-const PULL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a pull may go without any answer from the daemon (which asks the registry) before
+/// faultline gives up and falls back to the local recipe: a registry that does not answer
+/// fails the pull in seconds, not minutes, while a slow download that keeps reporting
+/// progress goes on.
+const PULL_QUIET: Duration = Duration::from_secs(20);
 
 async fn present(backend: &DockerBackend, image: &str) -> bool {
     backend.docker.inspect_image(image).await.is_ok()
@@ -55,18 +58,16 @@ async fn pull(backend: &DockerBackend, image: &str, progress: &Progress) -> Resu
         .tag(tag)
         .build();
     let mut stream = backend.docker.create_image(Some(options), None, None);
-    let work = async {
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| e.to_string())?;
-            if let Some(status) = info.status {
-                progress.status(&format!("pull {image}: {status}"));
-            }
+    loop {
+        let item = tokio::time::timeout(PULL_QUIET, stream.next())
+            .await
+            .map_err(|_| format!("no answer from the registry for {PULL_QUIET:?}"))?;
+        let Some(item) = item else { return Ok(()) };
+        let info = item.map_err(|e| e.to_string())?;
+        if let Some(status) = info.status {
+            progress.status(&format!("pull {image}: {status}"));
         }
-        Ok(())
-    };
-    tokio::time::timeout(PULL_TIMEOUT, work)
-        .await
-        .map_err(|_| format!("no answer within {PULL_TIMEOUT:?}"))?
+    }
 }
 
 /// Resolves every image of the topology; builds local equivalents when needed.
@@ -160,6 +161,74 @@ pub async fn ensure_tools(
     Ok(TOOLS_IMAGE.to_string())
 }
 
+/// The longest an image recipe may run (the tansu recipe compiles a Rust workspace: 9 to 23
+/// minutes on two cores).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+/// A recipe's process group, ended (SIGTERM to every process in it: bash, and cargo,
+/// debootstrap or `docker build` under it; the recipes' traps remove their work directories)
+/// when the build is dropped before it finished: interrupted, timed out, failed.
+struct ProcessGroup {
+    pgid: Option<i32>,
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.filter(|&p| p > 1) {
+            // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
+            unsafe {
+                libc::kill(-pgid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
+/// Runs `recipe/build.sh tag` in a process group of its own, its progress lines shown and
+/// its stderr in `log`; when dropped before it ends, the whole group is ended.
+async fn run_recipe(
+    recipe: &Path,
+    tag: &str,
+    log: std::fs::File,
+    started: Instant,
+    progress: &Progress,
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("bash")
+        .arg(recipe.join("build.sh"))
+        .arg(tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        // Not kill_on_drop: SIGKILL would end bash before its traps remove its work
+        // directory; the group's SIGTERM (ProcessGroup) ends it and what it started.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run bash: {e}"))?;
+    let mut group = ProcessGroup {
+        pgid: child.id().map(|id| id as i32),
+    };
+    let mut last_line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            progress.note(&format!(
+                "[{:>4.0}s] {line}",
+                started.elapsed().as_secs_f64()
+            ));
+            last_line = line;
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("recipe did not finish: {e}"))?;
+    // bash has ended: what it started ended with it, or is orphaned in the group and ended now.
+    if status.success() {
+        group.pgid = None;
+        return Ok(());
+    }
+    Err(format!("{status}; last step: {last_line}"))
+}
+
 /// Runs a recipe, showing its progress lines and keeping everything else in the log.
 async fn build(
     backend: &DockerBackend,
@@ -180,33 +249,16 @@ async fn build(
         .open(log)
         .map_err(|e| fail(format!("cannot open the build log: {e}")))?;
     let started = Instant::now();
-    let mut child = tokio::process::Command::new("bash")
-        .arg(recipe.join("build.sh"))
-        .arg(tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| fail(format!("cannot run bash: {e}")))?;
-    let mut last_line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let mut lines = BufReader::new(out).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            progress.note(&format!(
-                "[{:>4.0}s] {line}",
-                started.elapsed().as_secs_f64()
-            ));
-            last_line = line;
-        }
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| fail(format!("recipe did not finish: {e}")))?;
-    if !status.success() {
-        return Err(fail(format!("{status}; last step: {last_line}")));
-    }
+    let ran = tokio::time::timeout(
+        BUILD_TIMEOUT,
+        run_recipe(recipe, tag, log_file, started, progress),
+    )
+    .await
+    .map_err(|_| {
+        format!("the recipe did not finish within {BUILD_TIMEOUT:?} (its process group was ended)")
+    })
+    .and_then(|r| r);
+    ran.map_err(fail)?;
     if !present(backend, tag).await {
         return Err(fail(
             "the recipe succeeded but the image does not exist".into(),
@@ -221,7 +273,53 @@ async fn build(
 
 #[cfg(test)]
 mod tests {
-    use super::split_ref;
+    use super::*;
+
+    #[tokio::test]
+    async fn an_interrupted_recipe_ends_its_whole_process_group_and_its_traps_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = dir.path().join("recipe");
+        std::fs::create_dir(&recipe).unwrap();
+        let work = dir.path().join("work");
+        let pid_file = dir.path().join("sleeper.pid");
+        // Like lib.sh: a work directory removed by an EXIT trap, TERM turned into an exit, and
+        // a long child (cargo, debootstrap) the build waits on.
+        std::fs::write(
+            recipe.join("build.sh"),
+            format!(
+                "mkdir {work}\ntrap 'rm -rf {work}' EXIT\ntrap 'exit 130' INT TERM\necho started\nsleep 300 & echo $! > {pids}\nwait\n",
+                work = work.display(),
+                pids = pid_file.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("build.log")).unwrap();
+        let progress = Progress::new(|_| {});
+        let build = run_recipe(&recipe, "t", log, Instant::now(), &progress);
+        // Interrupted (dropped) once the long child runs.
+        let _ = tokio::time::timeout(Duration::from_millis(1500), build).await;
+        let sleeper: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Alive: there, and not a zombie waiting for init to reap it.
+        let alive = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    st.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().to_string())
+                })
+                .is_some_and(|rest| !rest.starts_with('Z'))
+        };
+        while (alive(sleeper) || work.exists()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!alive(sleeper), "the recipe's child {sleeper} still runs");
+        assert!(!work.exists(), "the recipe's work directory is left");
+    }
 
     #[test]
     fn image_references() {

@@ -48,7 +48,7 @@ pub fn read(f: &Fields, cx: &ReadCtx, d: &mut Diagnostics) -> Settings {
             if p > 100.0 {
                 d.error(
                     f.get("percent")?.pos,
-                    format!("{}: expected at most 100", f.path_of("percent")),
+                    format!("{}: expected at most 100, found {p}", f.path_of("percent")),
                 );
                 return None;
             }

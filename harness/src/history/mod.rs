@@ -14,6 +14,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -505,6 +507,8 @@ impl HistorySink {
 pub struct HistoryWriter {
     task: tokio::task::JoinHandle<std::io::Result<u64>>,
     failure: tokio::sync::watch::Receiver<Option<String>>,
+    /// How many records have reached the file (flushed).
+    on_disk: Arc<AtomicU64>,
 }
 
 /// How often the writer flushes what it has written: at most this much of the history is lost
@@ -519,8 +523,10 @@ pub fn open(path: &Path) -> std::io::Result<(HistorySink, HistoryWriter)> {
     let file = File::create(path)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
     let (failed, failure) = tokio::sync::watch::channel(None);
+    let on_disk = Arc::new(AtomicU64::new(0));
+    let flushed = on_disk.clone();
     let task = tokio::task::spawn_blocking(move || {
-        let written = write_queue(file, &mut rx);
+        let written = write_queue(file, &mut rx, &flushed);
         if let Err(e) = &written {
             // The run stops at once (a full disk would otherwise be noticed only at its end);
             // the queue is closed so that recording costs nothing until then.
@@ -529,11 +535,22 @@ pub fn open(path: &Path) -> std::io::Result<(HistorySink, HistoryWriter)> {
         }
         written
     });
-    Ok((HistorySink { tx }, HistoryWriter { task, failure }))
+    Ok((
+        HistorySink { tx },
+        HistoryWriter {
+            task,
+            failure,
+            on_disk,
+        },
+    ))
 }
 
 /// The writer's loop: frames every queued record into `file` until every sink is gone.
-fn write_queue(file: File, rx: &mut mpsc::UnboundedReceiver<Record>) -> std::io::Result<u64> {
+fn write_queue(
+    file: File,
+    rx: &mut mpsc::UnboundedReceiver<Record>,
+    on_disk: &AtomicU64,
+) -> std::io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(binary::MAGIC)?;
     let mut encoder = binary::Encoder::default();
@@ -550,6 +567,13 @@ fn write_queue(file: File, rx: &mut mpsc::UnboundedReceiver<Record>) -> std::io:
                 encoder.encode(&record, &mut frame);
                 out.write_all(&frame)?;
                 lines += 1;
+                // The run's own records (start, phases, faults, heals, probes, end) are few and
+                // what makes a crashed run's history checkable: each reaches the file at once.
+                if !matches!(record, Record::Publish(_) | Record::Receive(_)) {
+                    out.flush()?;
+                    on_disk.store(lines, Ordering::Release);
+                    last_flush = Instant::now();
+                }
                 false
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -559,6 +583,7 @@ fn write_queue(file: File, rx: &mut mpsc::UnboundedReceiver<Record>) -> std::io:
         // and survives a crash, without a system call per record.
         if (idle || lines.is_multiple_of(1024)) && last_flush.elapsed() > FLUSH_EVERY {
             out.flush()?;
+            on_disk.store(lines, Ordering::Release);
             last_flush = Instant::now();
         }
         if idle {
@@ -570,6 +595,20 @@ fn write_queue(file: File, rx: &mut mpsc::UnboundedReceiver<Record>) -> std::io:
 }
 
 impl HistoryWriter {
+    /// Waits (at most `timeout`) until the first `records` records are in the file: the start
+    /// record is on disk before the run goes on, so a run killed at any later point can be
+    /// checked.
+    pub async fn on_disk(&self, records: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.on_disk.load(Ordering::Acquire) < records {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        true
+    }
+
     /// Resolves with the error when the history could not be written (a full disk); never
     /// otherwise.
     pub fn failed(&self) -> impl std::future::Future<Output = String> + Send + 'static {

@@ -187,8 +187,18 @@ fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
         })
         .unwrap_or(Duration::from_millis(100));
     if probe_interval < Duration::from_millis(10) {
-        if let Some(n) = top.get("probes") {
-            d.error(n.pos, "probes.interval: expected at least 10ms");
+        let at = top.get("probes").and_then(|p| match &p.value {
+            yaml::Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(&k.value, yaml::Value::Scalar { text, .. } if text == "interval"))
+                .map(|(_, v)| v.pos),
+            _ => None,
+        });
+        if let Some(pos) = at.or_else(|| top.get("probes").map(|n| n.pos)) {
+            d.error(
+                pos,
+                format!("probes.interval: expected at least 10ms, found {probe_interval:?}"),
+            );
         }
     }
 
@@ -636,6 +646,7 @@ fn check_fault_topology(
 mod tests;
 
 mod capacity;
+pub mod fuzzing;
 mod regression;
 pub mod schema;
 

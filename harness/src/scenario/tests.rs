@@ -338,7 +338,7 @@ fn fault_settings_that_do_not_fit_the_kind() {
     for expected in [
         "faults[0].target: this partition shape takes no target",
         "faults[1].rate: only a bandwidth fault takes `rate`",
-        "faults[2].percent: expected at most 100",
+        "faults[2].percent: expected at most 100, found 120",
         "faults[3]: this partition shape needs a `target`",
         "each occurrence must heal before the next",
     ] {
