@@ -270,3 +270,42 @@ fn the_generator_bench_refuses_nonsense_and_prints_its_table() {
     assert!(out.contains("producers  offered/s  achieved/s"), "{out}");
     assert_eq!(out.matches("ceiling with").count(), 2, "{out}");
 }
+
+/// Every file under tests/bad-scenarios is refused by `validate` with exit 2 and, as its first
+/// line, exactly the `file:line:column: message` its first line (`# expect: ...`) states.
+#[test]
+fn every_bad_scenario_is_refused_with_its_exact_position_and_message() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("tests/bad-scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "{} bad scenarios", files.len());
+    let mut wrong = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} has no `# expect:` first line", file.display()));
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (code, _, stderr) = faultline(&["validate", &rel]);
+        let first = stderr.lines().next().unwrap_or_default();
+        let want = format!("error: {rel}:{expected}");
+        if code != 2 || first != want {
+            wrong.push(format!(
+                "{rel}: exit {code}\n  expected: {want}\n  found:    {first}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

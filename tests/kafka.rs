@@ -204,3 +204,9 @@ fn brokers_advertising_only_themselves_leave_the_client_nowhere_to_go_and_faultl
     assert!(failover > 8_000.0, "{}", r["faults"][0]);
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
 }
+
+#[test]
+fn a_fault_free_tansu_run_has_no_failed_and_no_unknown_publish() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    fault_free("scenarios/kafka/tansu-no-fault.yaml");
+}

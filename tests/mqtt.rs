@@ -425,3 +425,9 @@ fn a_partitioned_ejabberd_node_is_dropped_after_net_ticktime_and_the_split_outli
         assert!(notes(&r).contains("end marker"), "{}", notes(&r));
     }
 }
+
+#[test]
+fn a_fault_free_mosquitto_run_has_no_failed_and_no_unknown_publish() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    fault_free("scenarios/mqtt/mosquitto-no-fault.yaml");
+}

@@ -722,3 +722,9 @@ fn scrape(addr: &str) -> Option<String> {
     s.read_to_string(&mut out).ok()?;
     out.starts_with("HTTP/1.1 200").then_some(out)
 }
+
+#[test]
+fn a_fault_free_run_at_3000_msg_s_has_no_failed_and_no_unknown_publish() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    fault_free("scenarios/nats/jetstream-no-fault.yaml");
+}

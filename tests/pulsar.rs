@@ -93,3 +93,9 @@ fn killing_the_topic_owner_moves_the_topic_to_the_other_broker() {
         assert!(f64_at(f, "/failover_ms").is_some(), "{f}");
     }
 }
+
+#[test]
+fn a_fault_free_pulsar_lite_run_has_no_failed_and_no_unknown_publish() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    fault_free("scenarios/pulsar/pulsar-lite-no-fault.yaml");
+}

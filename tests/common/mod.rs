@@ -122,6 +122,22 @@ pub fn passing(scenario: &str, out: &Path) -> Value {
     r
 }
 
+/// A run of `scenario`, which has no fault: it passes with every publish acknowledged and read
+/// back, none failed and none unknown (with nothing done to the cluster, an unknown outcome
+/// would be the harness's own: a producer closed with publishes in flight).
+pub fn fault_free(scenario: &str) -> Value {
+    let out = tempfile::tempdir().unwrap();
+    let r = passing(scenario, out.path());
+    let m = &r["messages"];
+    assert_eq!(m["failed"], 0, "{m}");
+    assert_eq!(m["unknown"], 0, "{m}");
+    assert!(m["acked"].as_u64().unwrap() > 0, "{m}");
+    assert_eq!(m["acked"], m["invoked"], "{m}");
+    assert_eq!(m["received"], m["acked"], "{m}");
+    eprintln!("{scenario}: {m}");
+    r
+}
+
 /// A topology of official images (Apache Kafka, Apache Pulsar) needs a container registry.
 /// Offline, faultline must say the topology is unavailable here, naming the image, and exit 3
 /// (said as NOT RUN in the test output); with a registry the scenario must pass.
@@ -131,7 +147,12 @@ pub fn registry_only(scenario: &str, image: &str) -> Option<Value> {
     if run.code == 3 && run.stderr.contains("unavailable on this machine") {
         assert!(run.stderr.contains(image), "{}", run.stderr);
         assert!(run.result.is_none());
-        eprintln!("NOT RUN here: {scenario}: {image} cannot be had without a registry; faultline said:\n{}", run.stderr.lines().last().unwrap_or(""));
+        let line = format!(
+            "NOT RUN here: {scenario}: {image} cannot be had without a registry; faultline said: {}",
+            run.stderr.lines().last().unwrap_or("")
+        );
+        eprintln!("{line}");
+        not_run(&line);
         return None;
     }
     let r = run
@@ -141,6 +162,24 @@ pub fn registry_only(scenario: &str, image: &str) -> Option<Value> {
     assert_eq!(r["messages"]["lost"], 0);
     assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
     Some(r)
+}
+
+/// Where tests that could not run here say so: `.ci/run` prints this file after the tests,
+/// so that a test that passed without running its cluster is seen as not run, not as green.
+pub fn not_run_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("not-run.txt")
+}
+
+/// Records that a test could not run here, and why.
+pub fn not_run(line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(not_run_file())
+    {
+        let _ = writeln!(f, "{line}");
+    }
 }
 
 /// A run's history as `faultline history dump` prints it: one JSON object per line.
