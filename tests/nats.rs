@@ -728,3 +728,28 @@ fn a_fault_free_run_at_3000_msg_s_has_no_failed_and_no_unknown_publish() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     fault_free("scenarios/nats/jetstream-no-fault.yaml");
 }
+
+#[test]
+fn a_run_whose_clients_are_cut_off_from_every_node_does_not_pass() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let run = run_scenario("scenarios/nats/jetstream-clients-cut-off.yaml", out.path());
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(r["verdict"], "unknown", "{}", run.stdout);
+    assert_eq!(r["messages"]["lost"], 0);
+    // Only what went out before the cut took effect (a fraction of a second) was
+    // acknowledged: fewer than the tenth of the 1500 due that a run needs to be judged.
+    let acked = r["messages"]["acked"].as_u64().unwrap();
+    assert!(acked < 150, "{}", r["messages"]);
+    let undecided = r["checks"]["undecided"].to_string();
+    assert!(
+        undecided.contains(&format!(
+            "acked: {acked} publish(es) acknowledged, fewer than the 150 required"
+        )),
+        "{undecided}"
+    );
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+}
