@@ -6,8 +6,10 @@
 #
 # SCENARIO defaults to scenarios/nats/jetstream-soak.yaml (an hour, the stream leader killed
 # every minute). The samples go to OUT-DIR/soak.csv (seconds, rss_kib, fds); at the end the
-# script prints the first and last ten minutes' memory and descriptors side by side, and the
-# run's own verdict. Ctrl-C stops the run (faultline tears its cluster down).
+# script prints the memory and descriptors of the load's first ten minutes (after its first
+# minute) and last ten side by side, then those of the drain and check (which read every
+# message back), and the run's own verdict. Ctrl-C stops the run (faultline tears its cluster
+# down).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scenario="${1:-scenarios/nats/jetstream-soak.yaml}"
@@ -28,23 +30,31 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 status=0
 wait "$pid" || status=$?
-python3 - "$out/soak.csv" <<'PY'
-import csv, sys
+python3 - "$out/soak.csv" "$out/progress.log" <<'PY'
+import csv, re, sys
 rows = [(int(r["seconds"]), int(r["rss_kib"]), int(r["fds"])) for r in csv.DictReader(open(sys.argv[1]))]
 if not rows:
     sys.exit("no samples")
 end = rows[-1][0]
+# The load's end, from the run's own progress line; the drain and the check come after it.
+load_end = end
+for line in open(sys.argv[2], errors="replace"):
+    m = re.match(r"\[\s*([0-9.]+)s\] ==> load finished", line)
+    if m:
+        load_end = float(m.group(1))
 def window(lo, hi):
-    w = [r for r in rows if lo <= r[0] < hi]
-    return w or rows
+    return [r for r in rows if lo <= r[0] < hi]
 def say(name, w):
+    if not w:
+        return
     rss = [r[1] / 1024 for r in w]
     fds = [r[2] for r in w]
-    print(f"{name:<18} RSS {min(rss):7.1f} .. {max(rss):7.1f} MiB   open files {min(fds)} .. {max(fds)}")
-print(f"soak: {len(rows)} samples over {end / 60:.1f} min")
-say("first 10 min", window(0, 600))
-say("last 10 min", window(end - 600, end + 1))
-say("whole run", rows)
+    print(f"{name:<28} RSS {min(rss):7.1f} .. {max(rss):7.1f} MiB   open files {min(fds)} .. {max(fds)}   ({len(w)} samples)")
+print(f"soak: {len(rows)} samples over {end / 60:.1f} min, load {load_end / 60:.1f} min")
+say("load, first 10 min", window(60, 600))
+say("load, last 10 min", window(load_end - 600, load_end))
+say("drain and check", window(load_end, end + 1))
+PY
 PY
 tail -n 12 "$out/summary.txt" >&2 || true
 echo "soak: faultline exited $status" >&2

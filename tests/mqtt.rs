@@ -220,6 +220,27 @@ fn a_clock_jump_on_a_bridged_mosquitto_is_applied_verified_and_healed() {
 }
 
 #[test]
+fn a_clock_jump_on_the_quorum_queue_leader_of_rabbitmq_is_applied_healed_and_loses_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/mqtt/rabbitmq-clock-skew.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "clock-skew");
+    // The queue leader, resolved from RabbitMQ's own view, is one of the three nodes.
+    let target = f["target"].as_str().unwrap();
+    assert!(["r1", "r2", "r3"].contains(&target), "{f}");
+    // Applied and healed, each verified by reading `date` inside the container (through the
+    // preloaded libfaketime): an Erlang node that lost the preload would not show +60 s.
+    assert!(f64_at(f, "/t_fault_ms").is_some(), "{f}");
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+    assert_eq!(
+        f["description"],
+        "wall clock +60 s (libfaketime; monotonic clock untouched)"
+    );
+    assert_eq!(r["health_after"]["healthy"], true, "{}", r["health_after"]);
+}
+
+#[test]
 fn a_drifting_clock_runs_away_by_the_rate_asked_and_is_set_back() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();

@@ -47,9 +47,13 @@ fn leader_kill_loses_nothing_and_measures_failover() {
     let leader_ms = f64_at(f, "/new_leader_ms").unwrap();
     // A killed process's routes close at once: peers notice within a few probe intervals.
     assert!(detection < 1_000.0, "detection {detection} ms: {f}");
-    // Publishes resume only once a new leader exists.
+    // Publishes resume only once a new leader exists: the stream's Raft group elects one
+    // within its election timeout (nats-server: 4 to 9 s, randomized), and the client's next
+    // publish after that goes through; a second more is the client's reconnect and the probe.
+    // (Measured here: 4.3 to 4.8 s.) Anything slower is a regression of the cluster or of the
+    // measurement.
     assert!(
-        failover > 0.0 && failover <= 15_000.0,
+        failover > 0.0 && failover <= 10_000.0,
         "failover {failover} ms"
     );
     assert!(
