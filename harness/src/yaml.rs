@@ -642,11 +642,19 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
             "h" => number * 3600.0,
             _ => return None,
         };
-        total += Duration::from_secs_f64(seconds);
+        // No scenario lasts a year: larger values (or ones a float cannot hold) are refused
+        // rather than overflow the sums that schedule faults from them.
+        total = total.checked_add(Duration::try_from_secs_f64(seconds).ok()?)?;
+        if total > MAX_DURATION {
+            return None;
+        }
         rest = &rest[unit_len..];
     }
     Some(total)
 }
+
+/// The longest duration a scenario may state.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// A list, or an error.
 pub fn list<'a>(node: &'a Node, path: &str, d: &mut Diagnostics) -> Option<&'a [Node]> {
@@ -739,6 +747,10 @@ pub(crate) mod tests {
         assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        // Found by the fuzzer: a number too large for a Duration panicked.
+        assert_eq!(parse_duration("99999999999999999999999999h"), None);
+        assert_eq!(parse_duration("8784h"), Some(MAX_DURATION));
+        assert_eq!(parse_duration("8785h"), None);
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("30"), None);
         assert_eq!(parse_duration("s"), None);
