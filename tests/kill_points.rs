@@ -34,15 +34,15 @@ impl At {
     fn matches(self, seen: &[String], line: &str) -> bool {
         match self {
             At::Phase(p) => line.contains(&format!("==> {p}")),
+            // The fault injected last is this kind (another fault's heal or the recovery
+            // heading may come between its heading and its "in effect" line).
             At::InEffect(kind) => {
                 line.contains("    in effect")
                     && seen
                         .iter()
                         .rev()
-                        .find(|l| l.contains("==> "))
-                        .is_some_and(|h| {
-                            h.contains("==> fault ") && h.contains(&format!(": {kind} "))
-                        })
+                        .find(|l| l.contains("==> fault "))
+                        .is_some_and(|h| h.contains(&format!(": {kind} ")))
             }
         }
     }
