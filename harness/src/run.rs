@@ -113,7 +113,16 @@ pub async fn guarded<T: Send + 'static>(
     let mut term = handler(SignalKind::terminate(), "SIGTERM")?;
     let mut hup = handler(SignalKind::hangup(), "SIGHUP")?;
     let mut quit = handler(SignalKind::quit(), "SIGQUIT")?;
-    let mut work = tokio::spawn(work);
+    // The work runs on a runtime of its own. Whatever it spawned (producers, acknowledgement
+    // futures, readers, the probe, the status display, timed heals, client connections) is
+    // stopped and awaited with that runtime before the run's objects are listed, however the
+    // work ended: nothing of the run is still running during teardown.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("faultline-run")
+        .build()
+        .map_err(|e| infra(format!("start the run's runtime: {e}")))?;
+    let mut work = runtime.spawn(work);
     let signalled = tokio::select! {
         joined = &mut work => Err(joined),
         _ = int.recv() => Ok("Ctrl-C"),
@@ -138,6 +147,7 @@ pub async fn guarded<T: Send + 'static>(
             Err(RunError::Interrupted(name))
         }
     };
+    stop_runtime(runtime, progress).await;
     if keep && result.is_ok() {
         progress.phase(&format!(
             "--keep: the cluster of run {run_id} is left running; `faultline clean` removes it"
@@ -160,6 +170,22 @@ pub async fn guarded<T: Send + 'static>(
                 Err(first) => Err(RunError::Infrastructure(format!("{first}; {why}"))),
             }
         }
+    }
+}
+
+/// How long the run's blocking tasks (a Kafka client call, a peer tool) may take to end once
+/// the run's runtime is shut down; its async tasks are dropped at once.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// Shuts the run's runtime down and waits until its tasks are gone (blocking tasks up to
+/// `RUNTIME_SHUTDOWN`). The shutdown blocks, so it runs on a blocking thread of the caller's
+/// runtime.
+async fn stop_runtime(runtime: tokio::runtime::Runtime, progress: &Progress) {
+    let stopped =
+        tokio::task::spawn_blocking(move || runtime.shutdown_timeout(RUNTIME_SHUTDOWN)).await;
+    if let Err(e) = stopped {
+        // Only a panic in a task's destructor ends here; the teardown still runs.
+        progress.note(&format!("stopping the run's tasks: {e}"));
     }
 }
 
@@ -466,21 +492,9 @@ impl RunCtx {
             ));
             sink.record(phase_record(Phase::Baseline, clock.us(load_start)));
             let cpu_start = cpu_seconds();
-            let load = tokio::spawn(workload::run(
-                producers,
-                spec,
-                load_start,
-                clock,
-                sink.clone(),
-                counters.clone(),
-            ));
-            let status = tokio::spawn(status_loop(
-                counters.clone(),
-                load_start,
-                s.workload.duration,
-                s.workload.rate,
-                progress.clone(),
-            ));
+            let load = start_load(
+                producers, spec, load_start, clock, &sink, &counters, progress,
+            );
 
             // The fault schedule.
             let mut scheduler = Scheduler::new(
@@ -493,10 +507,10 @@ impl RunCtx {
             );
             scheduler.run(&s.faults, load_start).await;
 
-            let generated = load.await.map_err(infra)?;
+            let generated = load.generator.await.map_err(infra)?;
             let mut panics: Vec<String> = generated.err().into_iter().collect();
             panics.extend(scheduler.panics().iter().cloned());
-            panics.extend(stop_task(status, "the status display").await);
+            panics.extend(stop_task(load.status, "the status display").await);
             let cpu_used = match (cpu_start, cpu_seconds()) {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
@@ -590,6 +604,41 @@ impl RunCtx {
     }
 }
 
+/// The load generator and its live status line, started together.
+pub struct Load {
+    pub generator: tokio::task::JoinHandle<Result<(), String>>,
+    /// Runs until it is stopped.
+    pub status: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the load `spec` at `start` from `producers`, and its status line.
+pub fn start_load(
+    producers: Vec<Box<dyn families::Producer>>,
+    spec: LoadSpec,
+    start: Instant,
+    clock: Clock,
+    sink: &history::HistorySink,
+    counters: &Arc<Counters>,
+    progress: &Arc<Progress>,
+) -> Load {
+    let status = tokio::spawn(status_loop(
+        counters.clone(),
+        start,
+        spec.duration,
+        spec.rate,
+        progress.clone(),
+    ));
+    let generator = tokio::spawn(workload::run(
+        producers,
+        spec,
+        start,
+        clock,
+        sink.clone(),
+        counters.clone(),
+    ));
+    Load { generator, status }
+}
+
 /// Stops a task that runs until it is stopped and returns its panic, if it ended in one.
 async fn stop_task(task: tokio::task::JoinHandle<()>, what: &str) -> Option<String> {
     task.abort();
@@ -650,5 +699,156 @@ pub async fn status_loop(
             latency_p99_ms: p99,
         });
         last = acked;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::backend::{BackendError, Leftovers, Share};
+    use crate::cluster::compose::Topology;
+    use std::path::Path;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+
+    /// A backend that only answers teardown, and notes whether a task the work spawned was
+    /// still alive when teardown began.
+    struct TeardownOnly {
+        alive: Arc<AtomicBool>,
+        alive_at_teardown: Mutex<Option<bool>>,
+    }
+
+    /// Cleared when the task that owns it is dropped (ended or stopped).
+    struct Alive(Arc<AtomicBool>);
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ClusterBackend for TeardownOnly {
+        async fn images(
+            &self,
+            _: &Topology,
+            _: &Progress,
+            _: &Path,
+        ) -> Result<BTreeMap<String, ResolvedImage>, BackendError> {
+            unreachable!()
+        }
+        async fn tools_image(
+            &self,
+            _: &Topology,
+            _: &Progress,
+            _: &Path,
+        ) -> Result<String, BackendError> {
+            unreachable!()
+        }
+        async fn start_cluster(
+            &self,
+            _: &str,
+            _: &Topology,
+            _: &BTreeMap<String, ResolvedImage>,
+            _: Duration,
+            _: &Progress,
+        ) -> Result<Cluster, BackendError> {
+            unreachable!()
+        }
+        async fn state(&self, _: &str, _: &str) -> Result<(bool, bool), BackendError> {
+            unreachable!()
+        }
+        async fn start(&self, _: &str, _: &str) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn cpu_seconds(&self, _: &str, _: &str) -> Result<Option<f64>, BackendError> {
+            unreachable!()
+        }
+        async fn stop(&self, _: &str, _: &str, _: i32) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn kill(&self, _: &str, _: &str, _: &str) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn pause(&self, _: &str, _: &str) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn unpause(&self, _: &str, _: &str) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn process_states(&self, _: &str, _: &str) -> Result<Vec<String>, BackendError> {
+            unreachable!()
+        }
+        async fn exec(&self, _: &str, _: &[&str], _: &str) -> Result<(i64, String), BackendError> {
+            unreachable!()
+        }
+        async fn write_files(
+            &self,
+            _: &str,
+            _: &[(String, String)],
+            _: &str,
+        ) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn start_sidecar(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Share,
+        ) -> Result<String, BackendError> {
+            unreachable!()
+        }
+        async fn remove_container(&self, _: &str) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn remove_run(&self, _: Option<&str>) -> Result<(usize, usize), BackendError> {
+            *self.alive_at_teardown.lock().unwrap() = Some(self.alive.load(Ordering::SeqCst));
+            Ok((0, 0))
+        }
+        async fn leftovers(&self, _: Option<&str>) -> Result<Leftovers, BackendError> {
+            unreachable!()
+        }
+    }
+
+    /// A task the work spawned and never stopped (a timed heal, a reader, an acknowledgement
+    /// future, a plain blocking call) is stopped and gone before teardown lists the run's
+    /// objects.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_work_s_tasks_are_gone_before_teardown() {
+        for blocking in [false, true] {
+            let alive = Arc::new(AtomicBool::new(true));
+            let backend = Arc::new(TeardownOnly {
+                alive: alive.clone(),
+                alive_at_teardown: Mutex::new(None),
+            });
+            let owned = Alive(alive.clone());
+            let work = async move {
+                if blocking {
+                    tokio::task::spawn_blocking(move || {
+                        let _owned = owned;
+                        std::thread::sleep(Duration::from_millis(300));
+                    });
+                } else {
+                    tokio::spawn(async move {
+                        let _owned = owned;
+                        std::future::pending::<()>().await
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, RunError>(())
+            };
+            let progress = Progress::new(|_| {});
+            guarded(backend.clone(), "r", &progress, false, work)
+                .await
+                .expect("the work ends well");
+            assert_eq!(
+                *backend.alive_at_teardown.lock().unwrap(),
+                Some(false),
+                "a {} task of the work was still alive at teardown",
+                if blocking { "blocking" } else { "async" }
+            );
+        }
     }
 }

@@ -56,6 +56,9 @@ pub struct DockerBackend {
     /// it has, the run's objects can be listed completely (a timed heal that runs during
     /// teardown cannot start a sidecar behind its back).
     closed: std::sync::Arc<tokio::sync::RwLock<std::collections::HashSet<String>>>,
+    /// The runtime the backend was made on (the process's own): creations run there, so they
+    /// outlive the run's runtime, which is shut down before teardown (`run::guarded`).
+    spawner: tokio::runtime::Handle,
 }
 
 /// The error of a creation refused because its run is being torn down.
@@ -103,6 +106,7 @@ impl DockerBackend {
         Ok(DockerBackend {
             docker,
             closed: Default::default(),
+            spawner: tokio::runtime::Handle::current(),
         })
     }
 
@@ -119,7 +123,7 @@ impl DockerBackend {
     ) -> Result<T, DockerError> {
         let closed = self.closed.clone();
         let run = run_id.to_string();
-        let task = tokio::spawn(async move {
+        let task = self.spawner.spawn(async move {
             let open = closed.read_owned().await;
             if open.contains(&run) {
                 return Err(closed_error(&run, &what));
