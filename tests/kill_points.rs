@@ -9,10 +9,8 @@
 //! with a tmpfs (nats-server cannot have its clock skewed). The three signals of one phase go
 //! to three runs at once, each on a cluster of its own; the phases run one after another.
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -75,16 +73,7 @@ fn case(scenario: &'static str, at: At, signal: &'static str) -> std::thread::Jo
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = stderr_lines(&mut child);
         let deadline = Instant::now() + Duration::from_secs(240);
         let mut seen: Vec<String> = Vec::new();
         let mut signalled = false;
@@ -103,12 +92,7 @@ fn case(scenario: &'static str, at: At, signal: &'static str) -> std::thread::Jo
             let _ = child.kill();
         }
         let status = child.wait().unwrap();
-        let run_id = seen
-            .iter()
-            .find_map(|l| l.split("==> run ").nth(1))
-            .and_then(|r| r.split(':').next())
-            .unwrap_or_default()
-            .to_string();
+        let run_id = run_id_in(&seen).unwrap_or_default();
         assert!(
             signalled,
             "{signal} at {}: the phase never came:\n{}",

@@ -225,17 +225,7 @@ fn ctrl_c_in_the_middle_of_a_partition_leaves_nothing_behind() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     // Wait until the partition is in effect (its sidecars hold the iptables rules), then
     // interrupt.
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -247,15 +237,7 @@ fn ctrl_c_in_the_middle_of_a_partition_leaves_nothing_behind() {
         seen.push(line.clone());
         // The line after the fault heading describes the partition once it is applied.
         if line.contains(" | ") && seen.iter().any(|l| l.contains("==> fault 0: partition")) {
-            let first = seen.iter().find(|l| l.contains("==> run ")).unwrap();
-            break first
-                .split("run ")
-                .nth(1)
-                .unwrap()
-                .split(':')
-                .next()
-                .unwrap()
-                .to_string();
+            break run_id_in(&seen).expect("the progress names the run");
         }
     };
     assert!(

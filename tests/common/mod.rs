@@ -28,6 +28,34 @@ pub fn faultline(args: &[&str]) -> Command {
     cmd
 }
 
+/// The lines `child` writes on its standard error (which must be piped), as they come.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child
+        .stderr
+        .take()
+        .expect("the child's standard error is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// The run id a run's progress names in its first line (`==> run <id>: ...`).
+pub fn run_id_in(progress: &[String]) -> Option<String> {
+    progress
+        .iter()
+        .find_map(|l| l.split("==> run ").nth(1))
+        .and_then(|r| r.split(':').next())
+        .map(str::to_string)
+}
+
 pub fn run_scenario(scenario: &str, out: &Path) -> Run {
     run_scenario_with(scenario, out, &[])
 }

@@ -26,7 +26,7 @@ use crate::report;
 use crate::run::{self, RunError, RunOptions, Session};
 use crate::scenario::{CapacitySpec, FaultSpec, Scenario};
 use crate::schedule::Scheduler;
-use crate::workload::{self, Counters};
+use crate::workload::Counters;
 
 pub struct CapacityOptions {
     /// Output directory [default: reports/capacity/<UTC stamp>-<scenario name>/].
@@ -378,30 +378,25 @@ impl Searcher {
         let spec = run::load_spec(&s.workload, rate, warmup + hold);
         let load_start = Instant::now() + Duration::from_millis(200);
         sink.record(Record::phase(Phase::Baseline, clock.us(load_start)));
-        let load = tokio::spawn(workload::run(
+        let load = run::start_load(
             producers,
             spec,
             load_start,
             clock,
-            sink.clone(),
-            counters.clone(),
-        ));
-        let status = tokio::spawn(run::status_loop(
-            counters.clone(),
-            load_start,
-            warmup + hold,
-            rate,
-            self.progress.clone(),
-        ));
+            &sink,
+            &counters,
+            &self.progress,
+        );
         let (hold_from, hold_to) = (load_start + warmup, load_start + warmup + hold);
         tokio::time::sleep_until(hold_from.into()).await;
         let before = self.sample(session, &counters).await;
         tokio::time::sleep_until(hold_to.into()).await;
         let after = self.sample(session, &counters).await;
-        load.await
+        load.generator
+            .await
             .map_err(infra)?
             .map_err(|p| infra(format!("the load generator panicked: {p}")))?;
-        status.abort();
+        load.status.abort();
         sink.record(Record::phase(Phase::Drain, clock.us(hold_to)));
         drop(sink);
         writer
