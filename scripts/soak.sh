@@ -9,14 +9,19 @@
 # script prints the memory and descriptors of the load's first ten minutes (after its first
 # minute) and last ten side by side, then those of the drain and check (which read every
 # message back), and the run's own verdict. Ctrl-C stops the run (faultline tears its cluster
-# down).
+# down). FAULTLINE_BIN names a faultline binary to use instead of building one (a copy, so
+# that builds during the soak do not replace the binary it runs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scenario="${1:-scenarios/nats/jetstream-soak.yaml}"
 out="${2:-reports/soak/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
-cargo build --release --quiet
-./target/release/faultline run "$scenario" --out "$out" >"$out/summary.txt" 2>"$out/progress.log" &
+bin="${FAULTLINE_BIN:-}"
+if [[ -z "$bin" ]]; then
+    cargo build --release --quiet
+    bin=./target/release/faultline
+fi
+"$bin" run "$scenario" --out "$out" >"$out/summary.txt" 2>"$out/progress.log" &
 pid=$!
 trap 'kill -INT "$pid" 2>/dev/null || true' INT TERM
 echo "soak: faultline pid $pid, scenario $scenario, samples in $out/soak.csv" >&2
@@ -54,7 +59,6 @@ print(f"soak: {len(rows)} samples over {end / 60:.1f} min, load {load_end / 60:.
 say("load, first 10 min", window(60, 600))
 say("load, last 10 min", window(load_end - 600, load_end))
 say("drain and check", window(load_end, end + 1))
-PY
 PY
 tail -n 12 "$out/summary.txt" >&2 || true
 echo "soak: faultline exited $status" >&2
