@@ -347,6 +347,54 @@ fn packet_loss_on_the_leader_drops_packets_and_loses_nothing() {
     );
 }
 
+#[test]
+fn a_delay_on_the_leader_holds_its_packets_and_loses_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-delay.yaml", out.path());
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "delay");
+    assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+    let notes = f["notes"].to_string();
+    assert!(!notes.contains("did not complete"), "{f}");
+    // In effect only once measured: the leader's round trip to a peer, before the rules and
+    // with them (the median of 7 connects; the delay is 100 ms ± 10 ms, normal).
+    let description = f["description"].as_str().unwrap_or_default();
+    let (before, after) = round_trips(description).unwrap_or_else(|| panic!("no round trips: {f}"));
+    assert!(after - before >= 80.0, "{description}");
+    // The program held the leader's packets and let every one of them go.
+    let (held, let_go) = held_and_let_go(&notes).unwrap_or_else(|| panic!("no counters: {f}"));
+    assert!(held >= 100, "the program held only {held} packets: {f}");
+    assert_eq!(held, let_go, "{f}");
+    // Every publish waits for at least one leg the leader sends (to a follower, or back to
+    // the client): a lower bound the delay itself sets, which a busy machine only raises.
+    let fault_p50 = f64_at(&r, "/latency_ms/fault/p50").expect("fault-phase latency");
+    assert!(fault_p50 >= 100.0, "fault-phase p50 {fault_p50} ms");
+    println!(
+        "delay 100 ms: round trip {before:.1} -> {after:.1} ms; {held} packets held; p50 {fault_p50} ms during the fault vs {} ms before",
+        f64_at(&r, "/latency_ms/baseline/p50").unwrap_or(f64::NAN)
+    );
+}
+
+/// (before, after) from a delay's "round trip B ms before, A ms with the delay".
+fn round_trips(description: &str) -> Option<(f64, f64)> {
+    let rest = &description[description.find("round trip ")? + "round trip ".len()..];
+    let mut words = rest.split_whitespace();
+    let before = words.next()?.parse().ok()?;
+    let rest = &rest[rest.find("before, ")? + "before, ".len()..];
+    let after = rest.split_whitespace().next()?.parse().ok()?;
+    Some((before, after))
+}
+
+/// (held, let go) from a delay's "N packets held, M let go" heal note.
+fn held_and_let_go(notes: &str) -> Option<(u64, u64)> {
+    let i = notes.find(" packets held, ")?;
+    let held = notes[..i].rsplit(' ').next()?.parse().ok()?;
+    let rest = &notes[i + " packets held, ".len()..];
+    let let_go = rest.split_whitespace().next()?.parse().ok()?;
+    Some((held, let_go))
+}
+
 /// (dropped, sent) from a loss fault's "dropped D of N packets sent" note.
 fn dropped_of_sent(notes: &str) -> Option<(u64, u64)> {
     let rest = &notes[notes.find("dropped ")? + "dropped ".len()..];

@@ -21,6 +21,9 @@ pub enum FaultKind {
     Loss,
     /// Limit the target nodes' outgoing bandwidth (tc tbf).
     Bandwidth,
+    /// Hold the target nodes' packets for a delay (± jitter) before they go on (NFQUEUE and a
+    /// program of faultline's own: no netem needed).
+    Delay,
     /// Fill the size-limited filesystem holding the target's data directory; heal frees it.
     DiskFull,
     /// Start spare nodes and wait until the cluster reports them joined.
@@ -43,6 +46,7 @@ impl FaultKind {
         "partition",
         "loss",
         "bandwidth",
+        "delay",
         "disk-full",
         "scale-out",
         "scale-in",
@@ -59,6 +63,7 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Loss => "loss",
             FaultKind::Bandwidth => "bandwidth",
+            FaultKind::Delay => "delay",
             FaultKind::DiskFull => "disk-full",
             FaultKind::ScaleOut => "scale-out",
             FaultKind::ScaleIn => "scale-in",
@@ -75,6 +80,7 @@ impl FaultKind {
         FaultKind::Partition,
         FaultKind::Loss,
         FaultKind::Bandwidth,
+        FaultKind::Delay,
         FaultKind::DiskFull,
         FaultKind::ScaleOut,
         FaultKind::ScaleIn,
@@ -99,7 +105,7 @@ impl FaultKind {
     pub fn is_network(self) -> bool {
         matches!(
             self,
-            FaultKind::Partition | FaultKind::Loss | FaultKind::Bandwidth
+            FaultKind::Partition | FaultKind::Loss | FaultKind::Bandwidth | FaultKind::Delay
         )
     }
 

@@ -128,6 +128,87 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// The packet program of the NFQUEUE faults (delay), which faultline runs in a fault
+    /// sidecar in a node's network namespace; not for direct use.
+    #[command(hide = true)]
+    Packets {
+        #[command(subcommand)]
+        what: PacketsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PacketsCommand {
+    /// Hold the packets queued to NFQUEUE --queue for the delay, until SIGTERM.
+    Serve {
+        #[arg(long)]
+        queue: u16,
+        #[arg(long)]
+        delay_us: u64,
+        #[arg(long, default_value_t = 0)]
+        jitter_us: u64,
+        #[arg(long, default_value = "normal")]
+        distribution: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write `ready` and `stats`.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Print the median round trip to ADDRESS (ip:port) in ms, from TCP connects.
+    Rtt {
+        to: std::net::SocketAddr,
+        #[arg(long, default_value_t = 7)]
+        count: u32,
+    },
+}
+
+/// `faultline packets ...`: runs without the async runtime (a plain loop in a sidecar).
+fn packets(what: PacketsCommand) -> ExitCode {
+    use faultline::faults::packets;
+    match what {
+        PacketsCommand::Serve {
+            queue,
+            delay_us,
+            jitter_us,
+            distribution,
+            seed,
+            dir,
+        } => {
+            let Some(distribution) = packets::Distribution::parse(&distribution) else {
+                eprintln!("error: unknown distribution {distribution:?}");
+                return ExitCode::from(exit::INVALID as u8);
+            };
+            let shape = packets::Shape {
+                delay: std::time::Duration::from_micros(delay_us),
+                jitter: std::time::Duration::from_micros(jitter_us),
+                distribution,
+            };
+            match packets::serve(queue, shape, seed, &dir) {
+                Ok(stats) => {
+                    println!("{}", stats.line());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: NFQUEUE {queue}: {e}");
+                    ExitCode::from(exit::INFRASTRUCTURE as u8)
+                }
+            }
+        }
+        PacketsCommand::Rtt { to, count } => {
+            let trips = packets::round_trips(to, count, std::time::Duration::from_secs(5));
+            match packets::median(&trips) {
+                Some(ms) => {
+                    println!("{ms:.3}");
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    println!("no answer from {to} in {count} tries");
+                    ExitCode::from(exit::INFRASTRUCTURE as u8)
+                }
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -210,6 +291,10 @@ fn main() -> ExitCode {
                 0
             });
         }
+    };
+    let cli = match cli.command {
+        Command::Packets { what } => return packets(what),
+        _ => cli,
     };
     // The brokers' client crates log every reconnect attempt; during a fault that is noise,
     // and what matters is in the history. RUST_LOG shows it when wanted.
@@ -400,6 +485,7 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::from(exit::PASS as u8)
         }
         Command::Clean { all } => clean(all).await,
+        Command::Packets { .. } => unreachable!("handled before the runtime starts"),
     }
 }
 

@@ -50,11 +50,17 @@ pub struct ResolvedImage {
     pub source: String,
 }
 
+/// Where a `Share::NetworkWithHelper` sidecar finds faultline's own binary.
+pub const HELPER: &str = "/usr/local/bin/faultline";
+
 /// Which of the target's namespaces a sidecar joins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Share {
     /// Its network namespace, with NET_ADMIN (iptables, tc).
     Network,
+    /// Its network namespace, with NET_ADMIN, and faultline's own binary at
+    /// [`HELPER`] (the packet program of the NFQUEUE faults).
+    NetworkWithHelper,
     /// Its process namespace, with no added capability and no network (the node's files
     /// through /proc/1/root).
     Pid,

@@ -61,6 +61,17 @@ pub struct DockerBackend {
     spawner: tokio::runtime::Handle,
 }
 
+/// The faultline binary that runs this process, for sidecars that run its packet program
+/// (mounted read-only; the tools image is Debian like the machine it was built on).
+fn helper_binary() -> Result<String, DockerError> {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .map_err(|e| DockerError {
+            action: "find faultline's own binary to mount in a sidecar".into(),
+            source: bollard::errors::Error::IOError { err: e },
+        })
+}
+
 /// The error of a creation refused because its run is being torn down.
 fn closed_error(run_id: &str, what: &str) -> DockerError {
     DockerError {
@@ -374,6 +385,17 @@ impl DockerBackend {
                 network_mode: Some(format!("container:{target_container}")),
                 cap_add: Some(vec!["NET_ADMIN".into()]),
                 init: Some(true),
+                ..Default::default()
+            },
+            Share::NetworkWithHelper => HostConfig {
+                network_mode: Some(format!("container:{target_container}")),
+                cap_add: Some(vec!["NET_ADMIN".into()]),
+                init: Some(true),
+                binds: Some(vec![format!(
+                    "{}:{}:ro",
+                    helper_binary()?,
+                    super::backend::HELPER
+                )]),
                 ..Default::default()
             },
             Share::Pid => HostConfig {

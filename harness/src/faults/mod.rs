@@ -9,10 +9,12 @@
 
 pub mod bandwidth;
 pub mod clock;
+mod delay;
 mod disk;
 mod kill;
 mod loss;
 mod network;
+pub mod packets;
 pub mod partition;
 mod pause;
 mod restart;
@@ -93,6 +95,7 @@ pub enum Settings {
         /// A tc rate such as "1mbit".
         rate: String,
     },
+    Delay(delay::Spec),
     DiskFull {
         /// The data directory in the container whose filesystem is filled.
         path: String,
@@ -112,9 +115,14 @@ pub const KIND_KEYS: &[(FaultKind, &[&str])] = &[
     (FaultKind::Partition, partition::KEYS),
     (FaultKind::Loss, loss::KEYS),
     (FaultKind::Bandwidth, bandwidth::KEYS),
+    (FaultKind::Delay, delay::KEYS),
     (FaultKind::DiskFull, disk::KEYS),
     (FaultKind::ClockSkew, clock::KEYS),
 ];
+
+/// Settings of a kind that are envelope keys of every other kind: a delay's `jitter` varies
+/// each packet's delay, any other fault's `jitter` varies its `every`.
+pub const ENVELOPE_TOO: &[&str] = &["jitter"];
 
 /// The JSON Schema of a kind's own settings (an object schema whose properties are its
 /// `KEYS`; tests hold the two together), for `faultline schema scenario`.
@@ -124,6 +132,7 @@ pub fn settings_schema(kind: FaultKind, g: &mut SchemaGenerator) -> Schema {
         FaultKind::Partition => partition::Keys::json_schema(g),
         FaultKind::Loss => loss::Keys::json_schema(g),
         FaultKind::Bandwidth => bandwidth::Keys::json_schema(g),
+        FaultKind::Delay => delay::Keys::json_schema(g),
         FaultKind::DiskFull => disk::Keys::json_schema(g),
         FaultKind::ClockSkew => clock::Keys::json_schema(g),
         FaultKind::Pause
@@ -151,8 +160,15 @@ pub fn read_settings(
     cx: &ReadCtx,
     d: &mut Diagnostics,
 ) -> Settings {
+    let own = KIND_KEYS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(&[][..], |(_, keys)| *keys);
     for (owner, keys) in KIND_KEYS.iter().filter(|(k, _)| *k != kind) {
-        for key in *keys {
+        let foreign = keys
+            .iter()
+            .filter(|k| !own.contains(k) && !ENVELOPE_TOO.contains(k));
+        for key in foreign {
             if let Some(n) = f.get(key) {
                 d.error(
                     n.pos,
@@ -170,6 +186,7 @@ pub fn read_settings(
         FaultKind::Partition => partition::read(f, path, cx, d),
         FaultKind::Loss => loss::read(f, cx, d),
         FaultKind::Bandwidth => bandwidth::read(f, d),
+        FaultKind::Delay => delay::read(f, cx, d),
         FaultKind::DiskFull => disk::read(f, d),
         FaultKind::ClockSkew => clock::read(f, path, d),
         FaultKind::Pause
@@ -231,7 +248,11 @@ pub fn prepare_topology(
 /// the alternatives; `None` for every other name.
 pub fn refuse_unbuilt(kind: &str) -> Option<String> {
     match kind {
-        "delay" | "jitter" | "duplicate" | "corrupt" => Some(if netem_available() {
+        "delay" if !packets::nfqueue_available() && !netem_available() => Some(
+            "fault kind delay needs NFQUEUE (the kernel's nfnetlink_queue and the iptables NFQUEUE target), which this kernel does not have, or netem; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf)".into(),
+        ),
+        "jitter" => Some("fault kind jitter is written as a delay with jitter: `kind: delay`, `delay: 100ms`, `jitter: 20ms`".into()),
+        "reorder" | "duplicate" | "corrupt" => Some(if netem_available() {
             format!("fault kind {kind} is not implemented yet; alternatives: loss (dropped packets) or bandwidth (tc tbf)")
         } else {
             format!(
@@ -295,6 +316,9 @@ pub fn build(
         }
         (FaultKind::DiskFull, Settings::DiskFull { path }) => {
             Box::new(disk::DiskFull::new(id, targets, path.clone()))
+        }
+        (FaultKind::Delay, Settings::Delay(spec)) => {
+            Box::new(delay::Delay::new(id, targets, spec.clone()))
         }
         (FaultKind::ScaleOut, _) => Box::new(scale::ScaleOut { nodes: targets }),
         (FaultKind::ScaleIn, _) => Box::new(scale::ScaleIn { nodes: targets }),

@@ -135,6 +135,7 @@ pub(super) const HELD_KINDS: &[FaultKind] = &[
     FaultKind::Partition,
     FaultKind::Loss,
     FaultKind::Bandwidth,
+    FaultKind::Delay,
     FaultKind::DiskFull,
     FaultKind::ClockSkew,
 ];

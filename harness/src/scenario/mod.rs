@@ -382,8 +382,12 @@ fn fault_keys() -> Vec<&'static str> {
     keys.extend(
         faults::KIND_KEYS
             .iter()
-            .flat_map(|(_, k)| k.iter().copied()),
+            .flat_map(|(_, k)| k.iter().copied())
+            .filter(|k| !faults::ENVELOPE_TOO.contains(k)),
     );
+    // A key two kinds take (`peers`: loss and delay) is listed once.
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(*k));
     keys.extend_from_slice(&ENVELOPE_KEYS[4..]);
     keys
 }
@@ -416,7 +420,7 @@ fn read_fault(
         }
         None => Some(None),
     };
-    let (every, jitter, times) = read_repetition(&f, d);
+    let (every, jitter, times) = read_repetition(&f, kind, d);
     Some(FaultSpec {
         at: at?,
         kind: kind?,
@@ -489,13 +493,15 @@ type Repetition = (
     Option<u32>,
 );
 
-/// `every`, `jitter` and `times`.
-fn read_repetition(f: &Fields, d: &mut Diagnostics) -> Repetition {
+/// `every`, `jitter` and `times` (a delay's `jitter` is its own: it varies each packet's delay,
+/// and a repeated delay has no jitter of its `every`).
+fn read_repetition(f: &Fields, kind: Option<FaultKind>, d: &mut Diagnostics) -> Repetition {
     let every = match f.get("every") {
         Some(n) => yaml::duration(n, &f.path_of("every"), d).map(Some),
         None => Some(None),
     };
     let jitter = match f.get("jitter") {
+        Some(_) if kind == Some(FaultKind::Delay) => Some(None),
         Some(n) => {
             if f.get("every").is_none() {
                 d.error(

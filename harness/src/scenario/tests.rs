@@ -84,7 +84,7 @@ faults:
                 "s.yaml:5:9: workload.rate: expected a number greater than zero, found \"fast\"",
                 "s.yaml:6:13: workload.duration: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found \"30\"",
                 "s.yaml:8:44: workload.nats.storage: expected one of file, memory, found \"tape\"",
-                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, disk-full, scale-out, scale-in, clock-skew, found \"explode\"",
+                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, delay, disk-full, scale-out, scale-in, clock-skew, found \"explode\"",
                 "s.yaml:12:13: faults[0].target: no node or role named \"n9\": expected one of n1, n2, n3, random, minority, majority, all, stream-leader, meta-leader",
             ]
         );
@@ -252,9 +252,9 @@ fn faults_this_machine_cannot_do_are_refused_with_a_reason_and_an_alternative() 
             && errs[0].contains("static Go binary")
             && errs[0].contains("alternative")
     );
-    let errs = with_faults("  - { at: 5s, kind: delay, target: n1 }\n").unwrap_err();
+    let errs = with_faults("  - { at: 5s, kind: duplicate, target: n1 }\n").unwrap_err();
     assert!(
-        errs[0].contains("fault kind delay") && errs[0].contains("alternative"),
+        errs[0].contains("fault kind duplicate") && errs[0].contains("alternative"),
         "{errs:?}"
     );
     if !crate::faults::netem_available() {
@@ -420,7 +420,7 @@ fn every_capacity_problem_is_reported_at_once_with_its_position() {
             "s.yaml:17:43: capacity.search.factor: expected 1.1 to 10, found 1",
             "s.yaml:17:11: capacity.search: start (5000) is above max (100)",
             "s.yaml:18:16: capacity.step.hold: expected at least 1s",
-            "s.yaml:19:21: capacity.n_minus_1.kind: a restart undoes itself; the N-1 condition needs a fault held for the whole search: kill, pause, stop, partition, loss, bandwidth, disk-full, clock-skew",
+            "s.yaml:19:21: capacity.n_minus_1.kind: a restart undoes itself; the N-1 condition needs a fault held for the whole search: kill, pause, stop, partition, loss, bandwidth, delay, disk-full, clock-skew",
             "s.yaml:20:18: capacity.failover_load: expected more than 0%",
         ]
     );
@@ -481,4 +481,44 @@ fn nested_aliases_in_a_scenario_are_refused_with_their_position() {
             && errs[0].contains("invalid YAML: more than 100000 nodes"),
         "{errs:#?}"
     );
+}
+
+#[test]
+fn a_delay_reads_its_shape_direction_and_peers_and_says_what_is_wrong() {
+    let s = with_faults(
+        "  - { at: 5s, kind: delay, target: n1, delay: 100ms, jitter: 20ms, distribution: uniform, direction: both, peers: [n2], for: 5s }\n",
+    );
+    if !crate::faults::packets::nfqueue_available() && !crate::faults::netem_available() {
+        let errs = s.unwrap_err();
+        assert!(errs[0].contains("NFQUEUE"), "{errs:?}");
+        return;
+    }
+    let s = s.unwrap();
+    assert_eq!(s.faults[0].kind, FaultKind::Delay);
+    let Settings::Delay(spec) = &s.faults[0].settings else {
+        panic!("{:?}", s.faults[0].settings)
+    };
+    assert_eq!(spec.shape.delay, Duration::from_millis(100));
+    assert_eq!(spec.shape.jitter, Duration::from_millis(20));
+    assert_eq!(spec.peers, ["n2"]);
+    let errs = with_faults(
+        "  - { at: 5s, kind: delay, target: n1, delay: 10ms, jitter: 20ms, direction: sideways, for: 5s }\n  - { at: 5s, kind: delay, target: n1, delay: 20s, for: 5s }\n  - { at: 5s, kind: delay, target: n1, for: 5s }\n",
+    )
+    .unwrap_err();
+    let all = errs.join("\n");
+    assert!(
+        all.contains("faults[0].jitter: expected at most the delay (10ms), found 20ms"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "faults[0].direction: expected one of egress, ingress, both, found \"sideways\""
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("faults[1].delay: expected a delay from 1ms to 10s, found 20s"),
+        "{all}"
+    );
+    assert!(all.contains("faults[2]") && all.contains("delay"), "{all}");
 }
