@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::network::{chains, install_script, quote, remove_script, Sidecar};
+use super::network::{chains, install_script, quote, read_peers, remove_script, Sidecar};
 use super::packets::{Distribution, Shape, Stats, HELPER, STATS};
 use super::{Fault, FaultCtx, FaultError, ReadCtx, Settings};
 use crate::cluster::backend::Share;
 use crate::cluster::ClusterNode;
-use crate::target::{read_target, Target};
 use crate::yaml::{self, Diagnostics, Fields};
 
 /// The settings only a delay fault takes.
@@ -145,17 +144,7 @@ pub fn read(f: &Fields, cx: &ReadCtx, d: &mut Diagnostics) -> Settings {
             yaml::choice(n, &f.path_of("direction"), Direction::NAMES, d).and_then(Direction::parse)
         }
     };
-    let mut peers = Vec::new();
-    if let Some(n) = f.get("peers") {
-        if let Some(Target::Nodes(list)) = read_target(n, &f.path_of("peers"), cx.nodes, &[], d) {
-            peers = list;
-        } else {
-            d.error(
-                n.pos,
-                format!("{}: expected a list of node names", f.path_of("peers")),
-            );
-        }
-    }
+    let peers = read_peers(f, cx, d);
     Settings::Delay(Spec {
         shape: Shape {
             delay: delay.unwrap_or(MIN_DELAY),

@@ -6,12 +6,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::network::{
-    apply_on_each, drop_counters_script, install_script, parse_drop_counters, remove_script,
-    undo_and_remove, Sidecar,
+    apply_on_each, drop_counters_script, install_script, parse_drop_counters, read_peers,
+    remove_script, undo_and_remove, Sidecar,
 };
 use super::{Fault, FaultCtx, FaultError, ReadCtx, Settings};
 use crate::cluster::ClusterNode;
-use crate::target::{read_target, Target};
 use crate::yaml::{self, Diagnostics, Fields};
 
 /// The settings only a loss fault takes.
@@ -54,17 +53,7 @@ pub fn read(f: &Fields, cx: &ReadCtx, d: &mut Diagnostics) -> Settings {
             }
             Some(p / 100.0)
         });
-    let mut peers = Vec::new();
-    if let Some(n) = f.get("peers") {
-        if let Some(Target::Nodes(list)) = read_target(n, &f.path_of("peers"), cx.nodes, &[], d) {
-            peers = list;
-        } else {
-            d.error(
-                n.pos,
-                format!("{}: expected a list of node names", f.path_of("peers")),
-            );
-        }
-    }
+    let peers = read_peers(f, cx, d);
     Settings::Loss {
         probability: probability.unwrap_or(0.0),
         peers,

@@ -2,9 +2,11 @@
 //! only, from the tools image), and iptables chains of the fault's own, so a heal removes
 //! exactly the rules that fault added and can check they are gone.
 
-use super::{FaultCtx, FaultError};
+use super::{FaultCtx, FaultError, ReadCtx};
 use crate::cluster::backend::Share;
 use crate::cluster::ClusterNode;
+use crate::target::{read_target, Target};
+use crate::yaml::{Diagnostics, Fields};
 
 /// A sidecar sharing one node's network namespace.
 pub struct Sidecar {
@@ -111,6 +113,23 @@ pub async fn undo_and_remove(
         sidecars.pop();
     }
     Ok(())
+}
+
+/// A network fault's optional `peers`: the nodes whose links it acts on (all when absent).
+pub fn read_peers(f: &Fields, cx: &ReadCtx, d: &mut Diagnostics) -> Vec<String> {
+    let Some(n) = f.get("peers") else {
+        return Vec::new();
+    };
+    match read_target(n, &f.path_of("peers"), cx.nodes, &[], d) {
+        Some(Target::Nodes(list)) => list,
+        _ => {
+            d.error(
+                n.pos,
+                format!("{}: expected a list of node names", f.path_of("peers")),
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// Chain names of fault `id`: one hooked from INPUT, one from OUTPUT.
