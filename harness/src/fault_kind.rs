@@ -34,6 +34,9 @@ pub enum FaultKind {
     /// Shift the nodes' wall clock by an offset (libfaketime in images faultline builds);
     /// heal sets it back.
     ClockSkew,
+    /// Cut the nodes' power: what they had not fsynced is lost (faultline's durability
+    /// layer) and they stop at once; heal starts them again.
+    PowerLoss,
 }
 
 impl FaultKind {
@@ -51,6 +54,7 @@ impl FaultKind {
         "scale-out",
         "scale-in",
         "clock-skew",
+        "power-loss",
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl FaultKind {
             FaultKind::ScaleOut => "scale-out",
             FaultKind::ScaleIn => "scale-in",
             FaultKind::ClockSkew => "clock-skew",
+            FaultKind::PowerLoss => "power-loss",
         }
     }
 
@@ -85,6 +90,7 @@ impl FaultKind {
         FaultKind::ScaleOut,
         FaultKind::ScaleIn,
         FaultKind::ClockSkew,
+        FaultKind::PowerLoss,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {

@@ -27,6 +27,7 @@ pub mod faults;
 pub mod history;
 pub mod http;
 pub mod payload;
+pub mod powerfs;
 pub mod progress;
 pub mod report;
 pub mod rng;

@@ -135,6 +135,28 @@ enum Command {
         #[command(subcommand)]
         what: PacketsCommand,
     },
+    /// The durability layer of power-loss, which a node that opts in runs as its entry point;
+    /// not for direct use.
+    #[command(hide = true)]
+    Powerfs {
+        #[command(subcommand)]
+        what: PowerfsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PowerfsCommand {
+    /// Mount the layer over DIR and run COMMAND on it (signals forwarded) until it ends.
+    Serve {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Cut the power: every file back to its last fsync, no answer after; prints what it did.
+    Cut,
+    /// Read back the probe of the last cut (waits for the layer to be up); prints the verdict.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +183,34 @@ enum PacketsCommand {
         #[arg(long, default_value_t = 7)]
         count: u32,
     },
+}
+
+/// `faultline powerfs ...`: runs without the async runtime (in a node's container).
+fn powerfs(what: PowerfsCommand) -> ExitCode {
+    use faultline::powerfs;
+    let answer = match what {
+        PowerfsCommand::Serve { dir, command } => {
+            return match powerfs::serve(&dir, &command) {
+                Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+                Err(e) => {
+                    eprintln!("faultline powerfs: {}: {e}", dir.display());
+                    ExitCode::from(exit::INFRASTRUCTURE as u8)
+                }
+            };
+        }
+        PowerfsCommand::Cut => powerfs::request("cut", std::time::Duration::from_secs(2)),
+        PowerfsCommand::Check => powerfs::request("check", std::time::Duration::from_secs(20)),
+    };
+    match answer {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("faultline powerfs: control socket {}: {e}", powerfs::SOCKET);
+            ExitCode::from(exit::INFRASTRUCTURE as u8)
+        }
+    }
 }
 
 /// `faultline packets ...`: runs without the async runtime (a plain loop in a sidecar).
@@ -294,6 +344,7 @@ fn main() -> ExitCode {
     };
     let cli = match cli.command {
         Command::Packets { what } => return packets(what),
+        Command::Powerfs { what } => return powerfs(what),
         _ => cli,
     };
     // The brokers' client crates log every reconnect attempt; during a fault that is noise,
@@ -485,7 +536,9 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::from(exit::PASS as u8)
         }
         Command::Clean { all } => clean(all).await,
-        Command::Packets { .. } => unreachable!("handled before the runtime starts"),
+        Command::Packets { .. } | Command::Powerfs { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

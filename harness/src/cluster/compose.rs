@@ -69,6 +69,9 @@ pub struct Service {
     /// Extra names the node answers to on the run's network (`networks.default.aliases`),
     /// besides its service name and hostname; several nodes may share one.
     pub aliases: Vec<String>,
+    /// The data directory the node keeps on faultline's durability layer
+    /// (`x-faultline.durability`), which `power-loss` needs.
+    pub durable: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -218,7 +221,14 @@ fn read(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Option<To
     ) {
         if let Some(f) = Fields::new(
             ext,
-            &["family", "broker", "local-image", "gateways", "roles"],
+            &[
+                "family",
+                "broker",
+                "local-image",
+                "gateways",
+                "roles",
+                "durability",
+            ],
             "x-faultline",
             d,
         ) {
@@ -257,6 +267,9 @@ fn read(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Option<To
                 let kinds = this.map_or(&[][..], |f| f.node_roles);
                 roles = read_roles(node, kinds, &services, d);
             }
+            if let Some(node) = f.get("durability") {
+                read_durability(node, &mut services, d);
+            }
         }
     }
 
@@ -269,6 +282,42 @@ fn read(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Option<To
         gateways,
         roles,
     })
+}
+
+/// `durability: {path: /data, services: [n1, n2]}`: the nodes (all when `services` is absent)
+/// whose `path` sits on faultline's durability layer (the power-loss fault's).
+fn read_durability(node: &Node, services: &mut [Service], d: &mut Diagnostics) {
+    let Some(f) = Fields::new(node, &["path", "services"], "x-faultline.durability", d) else {
+        return;
+    };
+    let path = f
+        .require("path", "the data directory on the layer, such as /data", d)
+        .and_then(|n| {
+            let text = yaml::string(n, &f.path_of("path"), d)?;
+            let plain = text.starts_with('/')
+                && text.len() > 1
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+                && !text.split('/').any(|part| part == "..");
+            if !plain {
+                d.error(
+                    n.pos,
+                    format!("{}: expected an absolute directory of letters, digits and /._- (not / itself), found {text:?}", f.path_of("path")),
+                );
+                return None;
+            }
+            Some(text.trim_end_matches('/').to_string())
+        });
+    let names = match f.get("services") {
+        Some(n) => service_names(n, &f.path_of("services"), services, d),
+        None => Some(services.iter().map(|s| s.name.clone()).collect()),
+    };
+    if let (Some(path), Some(names)) = (path, names) {
+        for s in services.iter_mut().filter(|s| names.contains(&s.name)) {
+            s.durable = Some(path.clone());
+        }
+    }
 }
 
 /// `gateways: [{listen: "127.0.0.1:19092", port: 9092, services: [t1, t2, t3]}, ...]`.
@@ -551,6 +600,7 @@ fn read_service(
         depends_on: depends_on?,
         healthcheck: healthcheck?,
         aliases: aliases?,
+        durable: None,
     })
 }
 

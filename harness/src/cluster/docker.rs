@@ -100,6 +100,8 @@ pub struct NodeSpec<'a> {
     pub healthcheck: Option<&'a super::compose::Healthcheck>,
     /// Extra network aliases besides the hostname and the node name.
     pub aliases: &'a [String],
+    /// The data directory to keep on faultline's durability layer (power-loss), if any.
+    pub durable: Option<&'a str>,
 }
 
 impl DockerBackend {
@@ -230,10 +232,47 @@ impl DockerBackend {
             ),
             ..Default::default()
         };
+        // On the durability layer, faultline's binary is the entry point: it mounts the layer
+        // over the data directory and runs the image's own entry point and command under it.
+        let mut host = HostConfig {
+            network_mode: Some(spec.network.to_string()),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone()),
+            ..Default::default()
+        };
+        let (entrypoint, cmd) = match spec.durable {
+            Some(dir) => {
+                let mut line = vec![
+                    super::backend::HELPER.to_string(),
+                    "powerfs".into(),
+                    "serve".into(),
+                    "--dir".into(),
+                    dir.to_string(),
+                    "--".into(),
+                ];
+                line.extend(self.image_command(spec.image, spec.command).await?);
+                host.binds = Some(vec![format!(
+                    "{}:{}:ro",
+                    helper_binary()?,
+                    super::backend::HELPER
+                )]);
+                host.devices = Some(vec![bollard::models::DeviceMapping {
+                    path_on_host: Some("/dev/fuse".into()),
+                    path_in_container: Some("/dev/fuse".into()),
+                    cgroup_permissions: Some("rwm".into()),
+                }]);
+                host.cap_add = Some(vec!["SYS_ADMIN".into()]);
+                (Some(line), Some(Vec::new()))
+            }
+            None => (
+                None,
+                (!spec.command.is_empty()).then(|| spec.command.to_vec()),
+            ),
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.to_string()),
             hostname: Some(spec.hostname.to_string()),
-            cmd: (!spec.command.is_empty()).then(|| spec.command.to_vec()),
+            entrypoint,
+            cmd,
             env: Some(spec.environment.to_vec()),
             labels: Some(Self::labels(spec.run_id, &[(NODE_LABEL, spec.node)])),
             healthcheck: spec.healthcheck.map(|h| bollard::models::HealthConfig {
@@ -244,11 +283,7 @@ impl DockerBackend {
                 start_period: Some(h.start_period.as_nanos() as i64),
                 ..Default::default()
             }),
-            host_config: Some(HostConfig {
-                network_mode: Some(spec.network.to_string()),
-                tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone()),
-                ..Default::default()
-            }),
+            host_config: Some(host),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(spec.network.to_string(), endpoint)])),
             }),
@@ -275,6 +310,27 @@ impl DockerBackend {
             .await?;
         }
         Ok(created.id)
+    }
+
+    /// What a container of `image` runs: the image's entry point, then `command` (the
+    /// image's own command when empty).
+    async fn image_command(
+        &self,
+        image: &str,
+        command: &[String],
+    ) -> Result<Vec<String>, DockerError> {
+        let inspected = ctx(
+            self.docker.inspect_image(image).await,
+            format!("read the entry point of image {image}"),
+        )?;
+        let config = inspected.config.unwrap_or_default();
+        let mut line = config.entrypoint.unwrap_or_default();
+        if command.is_empty() {
+            line.extend(config.cmd.unwrap_or_default());
+        } else {
+            line.extend(command.iter().cloned());
+        }
+        Ok(line)
     }
 
     /// Writes files (absolute path -> content) into a container, created or running.

@@ -151,6 +151,7 @@ impl Cluster {
                     files: &files,
                     healthcheck: service.healthcheck.as_ref(),
                     aliases: &service.aliases,
+                    durable: service.durable.as_deref(),
                 })
                 .await?;
             if service.is_spare() {

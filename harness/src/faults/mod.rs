@@ -17,6 +17,7 @@ mod network;
 pub mod packets;
 pub mod partition;
 mod pause;
+mod power_loss;
 mod restart;
 mod scale;
 pub mod shapes;
@@ -140,7 +141,8 @@ pub fn settings_schema(kind: FaultKind, g: &mut SchemaGenerator) -> Schema {
         | FaultKind::Restart
         | FaultKind::RollingRestart
         | FaultKind::ScaleOut
-        | FaultKind::ScaleIn => schemars::json_schema!({"type": "object", "properties": {}}),
+        | FaultKind::ScaleIn
+        | FaultKind::PowerLoss => schemars::json_schema!({"type": "object", "properties": {}}),
     }
 }
 
@@ -194,7 +196,8 @@ pub fn read_settings(
         | FaultKind::Restart
         | FaultKind::RollingRestart
         | FaultKind::ScaleOut
-        | FaultKind::ScaleIn => Settings::None,
+        | FaultKind::ScaleIn
+        | FaultKind::PowerLoss => Settings::None,
     }
 }
 
@@ -219,6 +222,7 @@ pub fn check_topology(
         (FaultKind::ClockSkew, _) => clock::check_topology(planned, topology, d),
         (FaultKind::ScaleOut, _) => scale::check_out(planned, topology, d),
         (FaultKind::ScaleIn, _) => scale::check_in(planned, d),
+        (FaultKind::PowerLoss, _) => power_loss::check_topology(planned, topology, d),
         (FaultKind::DiskFull, Settings::DiskFull { path }) => {
             disk::check_topology(path, planned, topology, d)
         }
@@ -322,6 +326,7 @@ pub fn build(
         }
         (FaultKind::ScaleOut, _) => Box::new(scale::ScaleOut { nodes: targets }),
         (FaultKind::ScaleIn, _) => Box::new(scale::ScaleIn { nodes: targets }),
+        (FaultKind::PowerLoss, _) => Box::new(power_loss::PowerLoss::new(targets)),
         (FaultKind::ClockSkew, Settings::ClockSkew { offset_s, drift_s }) => {
             Box::new(clock::ClockSkew::new(targets, *offset_s, *drift_s))
         }

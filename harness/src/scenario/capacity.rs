@@ -138,6 +138,7 @@ pub(super) const HELD_KINDS: &[FaultKind] = &[
     FaultKind::Delay,
     FaultKind::DiskFull,
     FaultKind::ClockSkew,
+    FaultKind::PowerLoss,
 ];
 
 pub(super) fn read(
