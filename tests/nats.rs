@@ -427,6 +427,46 @@ fn a_coordinated_power_loss_with_the_default_sync_loses_acknowledged_messages() 
     );
 }
 
+#[test]
+fn flipped_bits_and_a_cut_end_in_one_replicas_blocks_are_named_and_lose_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-damaged-replica.yaml", out.path());
+    let flip = &r["faults"][0];
+    assert_eq!(flip["kind"], "corrupt-file");
+    let flipped = flip["description"].as_str().unwrap_or_default();
+    // Applied only once read back as written: 64 flips on n3, the first 8 named with their
+    // file, byte and bit.
+    assert!(flipped.contains("flipped 64 bit(s) in"), "{flipped}");
+    assert!(
+        flipped.contains("n3: jetstream/$G/streams/DAMAGED/msgs/"),
+        "{flipped}"
+    );
+    assert_eq!(flipped.matches(" bit ").count(), 8, "{flipped}");
+    assert!(flipped.contains("and 56 more"), "{flipped}");
+    let cut = &r["faults"][1];
+    assert_eq!(cut["kind"], "truncate-file");
+    let cut = cut["description"].as_str().unwrap_or_default();
+    // "<file> <before> -> <after> bytes" for each block file: 1000 bytes shorter each.
+    let sizes: Vec<(u64, u64)> = cut
+        .split(" -> ")
+        .zip(cut.split(" -> ").skip(1))
+        .filter_map(|(a, b)| {
+            let before = a.rsplit(' ').next()?.parse().ok()?;
+            let after = b.split(' ').next()?.parse().ok()?;
+            Some((before, after))
+        })
+        .collect();
+    assert!(!sizes.is_empty(), "{cut}");
+    for (before, after) in &sizes {
+        assert_eq!(before - after, (*before).min(1000), "{cut}");
+    }
+    println!(
+        "corrupt-file: {flipped}\ntruncate-file: {cut}\n{}",
+        r["messages"]
+    );
+}
+
 /// (before, after) from a delay's "round trip B ms before, A ms with the delay".
 fn round_trips(description: &str) -> Option<(f64, f64)> {
     let rest = &description[description.find("round trip ")? + "round trip ".len()..];

@@ -37,6 +37,10 @@ pub enum FaultKind {
     /// Cut the nodes' power: what they had not fsynced is lost (faultline's durability
     /// layer) and they stop at once; heal starts them again.
     PowerLoss,
+    /// Flip random bits in a stopped node's data files, then start it; it heals itself.
+    CorruptFile,
+    /// Cut the end off a stopped node's data files, then start it; it heals itself.
+    TruncateFile,
 }
 
 impl FaultKind {
@@ -55,6 +59,8 @@ impl FaultKind {
         "scale-in",
         "clock-skew",
         "power-loss",
+        "corrupt-file",
+        "truncate-file",
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +79,8 @@ impl FaultKind {
             FaultKind::ScaleIn => "scale-in",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::PowerLoss => "power-loss",
+            FaultKind::CorruptFile => "corrupt-file",
+            FaultKind::TruncateFile => "truncate-file",
         }
     }
 
@@ -91,6 +99,8 @@ impl FaultKind {
         FaultKind::ScaleIn,
         FaultKind::ClockSkew,
         FaultKind::PowerLoss,
+        FaultKind::CorruptFile,
+        FaultKind::TruncateFile,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -123,6 +133,8 @@ impl FaultKind {
                 | FaultKind::RollingRestart
                 | FaultKind::ScaleOut
                 | FaultKind::ScaleIn
+                | FaultKind::CorruptFile
+                | FaultKind::TruncateFile
         )
     }
 }

@@ -146,7 +146,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PowerfsCommand {
-    /// Mount the layer over DIR and run COMMAND on it (signals forwarded) until it ends.
+    /// Mount the layer over DIR (served by a process of its own), then become COMMAND.
     Serve {
         #[arg(long)]
         dir: PathBuf,
@@ -190,13 +190,9 @@ fn powerfs(what: PowerfsCommand) -> ExitCode {
     use faultline::powerfs;
     let answer = match what {
         PowerfsCommand::Serve { dir, command } => {
-            return match powerfs::serve(&dir, &command) {
-                Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-                Err(e) => {
-                    eprintln!("faultline powerfs: {}: {e}", dir.display());
-                    ExitCode::from(exit::INFRASTRUCTURE as u8)
-                }
-            };
+            let Err(e) = powerfs::serve(&dir, &command);
+            eprintln!("faultline powerfs: {}: {e}", dir.display());
+            return ExitCode::from(exit::INFRASTRUCTURE as u8);
         }
         PowerfsCommand::Cut => powerfs::request("cut", std::time::Duration::from_secs(2)),
         PowerfsCommand::Check => powerfs::request("check", std::time::Duration::from_secs(20)),

@@ -388,8 +388,9 @@ impl Session {
     }
 
     /// What faults act through on this cluster.
-    pub fn fault_ctx(&self) -> FaultCtx {
+    pub fn fault_ctx(&self, seed: u64) -> FaultCtx {
         FaultCtx {
+            seed,
             backend: self.backend.clone(),
             run_id: self.run_id.clone(),
             cluster: Arc::new(self.cluster.clone()),
@@ -498,7 +499,7 @@ impl RunCtx {
 
             // The fault schedule.
             let mut scheduler = Scheduler::new(
-                session.fault_ctx(),
+                session.fault_ctx(self.seed),
                 broker.clone(),
                 sink.clone(),
                 clock,
@@ -785,6 +786,24 @@ mod tests {
             &self,
             _: &str,
             _: &[(String, String)],
+            _: &str,
+        ) -> Result<(), BackendError> {
+            unreachable!()
+        }
+        async fn get_archive(
+            &self,
+            _: &str,
+            _: &str,
+            _: u64,
+            _: &str,
+        ) -> Result<Vec<u8>, BackendError> {
+            unreachable!()
+        }
+        async fn put_archive(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<u8>,
             _: &str,
         ) -> Result<(), BackendError> {
             unreachable!()

@@ -231,7 +231,7 @@ impl Searcher {
             .map_err(|e| infra(format!("open the N-1 fault's history: {e}")))?;
         let clock = Clock::start();
         let mut scheduler = Scheduler::new(
-            session.fault_ctx(),
+            session.fault_ctx(self.seed),
             session.broker.clone(),
             sink.clone(),
             clock,

@@ -133,6 +133,24 @@ pub trait ClusterBackend: Send + Sync {
         what: &str,
     ) -> Result<(), BackendError>;
 
+    /// The tar archive of `path` in a container, running or stopped (its entries named from
+    /// `path`'s last component down), refused past `limit` bytes.
+    async fn get_archive(
+        &self,
+        id: &str,
+        path: &str,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, BackendError>;
+    /// Unpacks a tar archive into directory `dir` of a container, running or stopped.
+    async fn put_archive(
+        &self,
+        id: &str,
+        dir: &str,
+        tar: Vec<u8>,
+        what: &str,
+    ) -> Result<(), BackendError>;
+
     /// Starts a sidecar joined to the namespaces of the container `target` (node `node`),
     /// labelled with the run and `purpose`; returns its id. It idles until removed.
     async fn start_sidecar(

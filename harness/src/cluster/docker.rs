@@ -333,6 +333,55 @@ impl DockerBackend {
         Ok(line)
     }
 
+    /// The tar archive of `path` in a container (running or stopped), at most `limit` bytes.
+    pub async fn get_archive(
+        &self,
+        id: &str,
+        path: &str,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, DockerError> {
+        use futures::StreamExt;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = ctx(chunk, what.to_string())?;
+            tar.extend_from_slice(&chunk);
+            if tar.len() as u64 > limit {
+                return Err(DockerError {
+                    action: what.to_string(),
+                    source: bollard::errors::Error::IOError {
+                        err: std::io::Error::other(format!(
+                            "{path} is larger than {} MiB",
+                            limit >> 20
+                        )),
+                    },
+                });
+            }
+        }
+        Ok(tar)
+    }
+
+    /// Unpacks a tar archive into directory `dir` of a container (running or stopped).
+    pub async fn put_archive(
+        &self,
+        id: &str,
+        dir: &str,
+        tar: Vec<u8>,
+        what: &str,
+    ) -> Result<(), DockerError> {
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        ctx(
+            self.docker
+                .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+                .await,
+            what.to_string(),
+        )
+    }
+
     /// Writes files (absolute path -> content) into a container, created or running.
     pub async fn write_files(
         &self,

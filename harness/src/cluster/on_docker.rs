@@ -108,6 +108,26 @@ impl ClusterBackend for DockerBackend {
         Ok(DockerBackend::write_files(self, id, files, what).await?)
     }
 
+    async fn get_archive(
+        &self,
+        id: &str,
+        path: &str,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, BackendError> {
+        Ok(DockerBackend::get_archive(self, id, path, limit, what).await?)
+    }
+
+    async fn put_archive(
+        &self,
+        id: &str,
+        dir: &str,
+        tar: Vec<u8>,
+        what: &str,
+    ) -> Result<(), BackendError> {
+        Ok(DockerBackend::put_archive(self, id, dir, tar, what).await?)
+    }
+
     async fn start_sidecar(
         &self,
         run_id: &str,

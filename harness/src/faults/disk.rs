@@ -11,11 +11,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::network::{quote, Sidecar};
-use super::{on_all, Fault, FaultCtx, FaultError, Planned, Settings};
+use super::{on_all, read_data_dir, Fault, FaultCtx, FaultError, Planned, Settings};
 use crate::cluster::backend::Share;
 use crate::cluster::compose::Topology;
 use crate::cluster::ClusterNode;
-use crate::yaml::{self, Diagnostics, Fields};
+use crate::yaml::{Diagnostics, Fields};
 
 /// The settings only a disk-full fault takes.
 pub const KEYS: &[&str] = &["path"];
@@ -33,7 +33,7 @@ pub struct Keys {
 }
 
 /// The data directory when `path` is not given.
-const DEFAULT_PATH: &str = "/data";
+use super::DEFAULT_PATH;
 
 /// The largest tmpfs disk-full will fill (it takes that much memory): checked at validation
 /// and again by the fill script in the container.
@@ -41,27 +41,8 @@ const MAX_DISK_FULL_BYTES: u64 = 1 << 30;
 
 /// Reads `path`, the data directory's absolute path in the container.
 pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
-    let path = match f.get("path") {
-        Some(n) => yaml::string(n, &f.path_of("path"), d).and_then(|p| {
-            let plain = p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
-            if !p.starts_with('/') || !plain || p.split('/').any(|part| part == "..") {
-                d.error(
-                    n.pos,
-                    format!(
-                        "{}: expected the data directory's absolute path in the container (letters, digits, '/', '.', '_', '-'; no \"..\"), found {p:?}",
-                        f.path_of("path")
-                    ),
-                );
-                return None;
-            }
-            Some(p.trim_end_matches('/').to_string())
-        }),
-        None => Some(DEFAULT_PATH.to_string()),
-    };
     Settings::DiskFull {
-        path: path.unwrap_or_else(|| DEFAULT_PATH.into()),
+        path: read_data_dir(f, d).unwrap_or_else(|| DEFAULT_PATH.into()),
     }
 }
 

@@ -9,6 +9,8 @@
 
 pub mod bandwidth;
 pub mod clock;
+mod corrupt_file;
+mod data_files;
 mod delay;
 mod disk;
 mod kill;
@@ -22,6 +24,7 @@ mod restart;
 mod scale;
 pub mod shapes;
 mod stop;
+mod truncate_file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +59,8 @@ pub struct FaultCtx {
     pub tools_image: Option<String>,
     /// The broker's client port: what a client partition cuts.
     pub client_port: u16,
+    /// The run's seed: what a fault's random choices (the bits a corrupt-file flips) start from.
+    pub seed: u64,
 }
 
 #[async_trait]
@@ -101,6 +106,8 @@ pub enum Settings {
         /// The data directory in the container whose filesystem is filled.
         path: String,
     },
+    /// corrupt-file and truncate-file: what is done to which of the data files.
+    DataFiles(data_files::Spec),
     ClockSkew {
         /// Seconds added to the nodes' wall clock (negative: behind).
         offset_s: f64,
@@ -119,6 +126,8 @@ pub const KIND_KEYS: &[(FaultKind, &[&str])] = &[
     (FaultKind::Delay, delay::KEYS),
     (FaultKind::DiskFull, disk::KEYS),
     (FaultKind::ClockSkew, clock::KEYS),
+    (FaultKind::CorruptFile, corrupt_file::KEYS),
+    (FaultKind::TruncateFile, truncate_file::KEYS),
 ];
 
 /// Settings of a kind that are envelope keys of every other kind: a delay's `jitter` varies
@@ -136,6 +145,8 @@ pub fn settings_schema(kind: FaultKind, g: &mut SchemaGenerator) -> Schema {
         FaultKind::Delay => delay::Keys::json_schema(g),
         FaultKind::DiskFull => disk::Keys::json_schema(g),
         FaultKind::ClockSkew => clock::Keys::json_schema(g),
+        FaultKind::CorruptFile => corrupt_file::Keys::json_schema(g),
+        FaultKind::TruncateFile => truncate_file::Keys::json_schema(g),
         FaultKind::Pause
         | FaultKind::Stop
         | FaultKind::Restart
@@ -144,6 +155,32 @@ pub fn settings_schema(kind: FaultKind, g: &mut SchemaGenerator) -> Schema {
         | FaultKind::ScaleIn
         | FaultKind::PowerLoss => schemars::json_schema!({"type": "object", "properties": {}}),
     }
+}
+
+/// A node's data directory when a fault names none.
+pub const DEFAULT_PATH: &str = "/data";
+
+/// Reads a fault's `path` (the node's data directory; /data when absent): absolute, of
+/// letters, digits and '/._-', no "..", not / itself.
+fn read_data_dir(f: &Fields, d: &mut Diagnostics) -> Option<String> {
+    let Some(n) = f.get("path") else {
+        return Some(DEFAULT_PATH.to_string());
+    };
+    let p = crate::yaml::string(n, &f.path_of("path"), d)?;
+    let plain = p
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+    if !p.starts_with('/') || p == "/" || !plain || p.split('/').any(|x| x == "..") {
+        d.error(
+            n.pos,
+            format!(
+                "{}: expected the data directory's absolute path in the container (letters, digits, '/', '.', '_', '-'; no \"..\"), found {p:?}",
+                f.path_of("path")
+            ),
+        );
+        return None;
+    }
+    Some(p.trim_end_matches('/').to_string())
 }
 
 /// What a fault's settings reader may look up: the topology's node names and the family's
@@ -166,21 +203,30 @@ pub fn read_settings(
         .iter()
         .find(|(k, _)| *k == kind)
         .map_or(&[][..], |(_, keys)| *keys);
+    // Each foreign key once, with every kind that takes it.
+    let mut foreign: Vec<(&str, Vec<&str>)> = Vec::new();
     for (owner, keys) in KIND_KEYS.iter().filter(|(k, _)| *k != kind) {
-        let foreign = keys
+        for key in keys
             .iter()
-            .filter(|k| !own.contains(k) && !ENVELOPE_TOO.contains(k));
-        for key in foreign {
-            if let Some(n) = f.get(key) {
-                d.error(
-                    n.pos,
-                    format!(
-                        "{}: only a {} fault takes `{key}`",
-                        f.path_of(key),
-                        owner.name()
-                    ),
-                );
+            .filter(|k| !own.contains(k) && !ENVELOPE_TOO.contains(k))
+        {
+            match foreign.iter_mut().find(|(k, _)| k == key) {
+                Some((_, owners)) => owners.push(owner.name()),
+                None => foreign.push((key, vec![owner.name()])),
             }
+        }
+    }
+    for (key, owners) in foreign {
+        if let Some(n) = f.get(key) {
+            let owners = match owners.split_last() {
+                Some((last, [])) => last.to_string(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => continue,
+            };
+            d.error(
+                n.pos,
+                format!("{}: only a {owners} fault takes `{key}`", f.path_of(key)),
+            );
         }
     }
     match kind {
@@ -191,6 +237,8 @@ pub fn read_settings(
         FaultKind::Delay => delay::read(f, cx, d),
         FaultKind::DiskFull => disk::read(f, d),
         FaultKind::ClockSkew => clock::read(f, path, d),
+        FaultKind::CorruptFile => corrupt_file::read(f, d),
+        FaultKind::TruncateFile => truncate_file::read(f, d),
         FaultKind::Pause
         | FaultKind::Stop
         | FaultKind::Restart
@@ -327,6 +375,9 @@ pub fn build(
         (FaultKind::ScaleOut, _) => Box::new(scale::ScaleOut { nodes: targets }),
         (FaultKind::ScaleIn, _) => Box::new(scale::ScaleIn { nodes: targets }),
         (FaultKind::PowerLoss, _) => Box::new(power_loss::PowerLoss::new(targets)),
+        (FaultKind::CorruptFile | FaultKind::TruncateFile, Settings::DataFiles(spec)) => {
+            Box::new(data_files::DataFiles::new(id, targets, spec.clone()))
+        }
         (FaultKind::ClockSkew, Settings::ClockSkew { offset_s, drift_s }) => {
             Box::new(clock::ClockSkew::new(targets, *offset_s, *drift_s))
         }

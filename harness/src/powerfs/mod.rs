@@ -22,7 +22,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,24 +46,66 @@ pub struct CutReport {
     pub dirty_files: u64,
 }
 
-/// Mounts the layer over `dir`, runs `command` as its child (signals forwarded), and returns
-/// the child's exit code once it ended; the layer is unmounted then.
-pub fn serve(dir: &Path, command: &[String]) -> io::Result<i32> {
+/// Mounts the layer over `dir` from a process of its own, then becomes `command` (exec): the
+/// broker stays the container's main process, so signals (a kill, a graceful stop, SIGSTOP)
+/// reach it exactly as without the layer. Returns only on an error.
+pub fn serve(dir: &Path, command: &[String]) -> io::Result<std::convert::Infallible> {
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::other("no command to run on the layer"));
     };
     std::fs::create_dir_all(dir)?;
-    // The directory underneath, reachable through this descriptor once the mount hides it.
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) into a two-element array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fork(2) before this process made any thread (main() runs this before anything
+    // else); the child only goes on with its own code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            // SAFETY: the read end is the parent's.
+            unsafe { libc::close(fds[0]) };
+            let status = match layer(dir) {
+                Ok(_session) => {
+                    // SAFETY: one byte to the write end: the layer is up.
+                    unsafe { libc::write(fds[1], b"1".as_ptr().cast(), 1) };
+                    // The session's threads serve until the container ends.
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => {
+                    eprintln!("faultline powerfs: mount over {}: {e}", dir.display());
+                    1
+                }
+            };
+            std::process::exit(status)
+        }
+        _ => {
+            // SAFETY: the write end is the child's.
+            unsafe { libc::close(fds[1]) };
+            let mut up = [0u8; 1];
+            // SAFETY: reads at most one byte into `up`; 0 means the child ended first.
+            let n = unsafe { libc::read(fds[0], up.as_mut_ptr().cast(), 1) };
+            unsafe { libc::close(fds[0]) };
+            if n != 1 {
+                return Err(io::Error::other("the layer did not come up"));
+            }
+            Err(std::process::Command::new(program).args(args).exec())
+        }
+    }
+}
+
+/// Mounts the layer over `dir` and starts its control socket; serving goes on until the
+/// returned session is dropped.
+fn layer(dir: &Path) -> io::Result<fuser::BackgroundSession> {
+    // The directory underneath, reachable through this descriptor once the mount hides it
+    // (kept open for the process's life).
     let under = File::open(dir)?;
     let root = PathBuf::from(format!("/proc/self/fd/{}", under.as_raw_fd()));
+    std::mem::forget(under);
     let state = Arc::new(Mutex::new(fs::State::new(root.clone(), JOURNAL_LIMIT)));
-
-    // The signals a stop sends go to the broker: blocked here (and so in every thread made
-    // from now on), waited for by one thread, unblocked again in the child.
-    let signals = forwarded_signals();
-    // SAFETY: pthread_sigmask with a valid set, before any thread exists.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) };
-
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName("faultline-powerfs".into()),
@@ -77,63 +119,10 @@ pub fn serve(dir: &Path, command: &[String]) -> io::Result<i32> {
         dir,
         &config,
     )?;
-
     let _ = std::fs::remove_file(SOCKET);
     let listener = UnixListener::bind(SOCKET)?;
-    {
-        let state = state.clone();
-        std::thread::spawn(move || control(listener, state, root));
-    }
-
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &signals, std::ptr::null_mut());
-            Ok(())
-        })
-    };
-    let child = cmd.spawn()?;
-    let pid = child.id() as libc::pid_t;
-    std::thread::spawn(move || loop {
-        let mut sig = 0;
-        // SAFETY: sigwait on the set blocked above.
-        if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-            unsafe { libc::kill(pid, sig) };
-        }
-    });
-    // As the container's first process, reap every orphan until the broker itself ends.
-    let code = loop {
-        let mut status = 0;
-        // SAFETY: waitpid with a valid status pointer.
-        let got = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if got == pid {
-            break if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            };
-        }
-        if got < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break 1;
-        }
-    };
-    drop(session);
-    let _ = std::fs::remove_file(SOCKET);
-    Ok(code)
-}
-
-fn forwarded_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset on a zeroed set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
+    std::thread::spawn(move || control(listener, state, root));
+    Ok(session)
 }
 
 /// Answers `cut` (the power loss) and `check` (the probe after it), one line each.
@@ -143,17 +132,27 @@ fn control(listener: UnixListener, state: Arc<Mutex<fs::State>>, root: PathBuf) 
         if BufReader::new(&conn).read_line(&mut line).is_err() {
             continue;
         }
-        let answer = match line.trim() {
+        let request = line.trim();
+        let answer = match request {
             "cut" => cut(&state, &root),
             "check" => check(&root),
             other => Err(io::Error::other(format!("unknown request {other:?}"))),
         };
+        let cut_done = request == "cut" && answer.is_ok();
         let text = match answer {
             Ok(json) => json,
             Err(e) => serde_json::json!({ "error": e.to_string() }).to_string(),
         };
         let mut conn = conn;
         let _ = writeln!(conn, "{text}");
+        if cut_done {
+            // The power is off: the layer's process ends, the kernel aborts every request
+            // to it (the broker's next file operation fails), and the broker, the node's main
+            // process, can be killed; were the layer to wait, the broker's exit would wait
+            // on it (closing its files) and never end.
+            drop(conn);
+            std::process::exit(0);
+        }
     }
 }
 

@@ -84,7 +84,7 @@ faults:
                 "s.yaml:5:9: workload.rate: expected a number greater than zero, found \"fast\"",
                 "s.yaml:6:13: workload.duration: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found \"30\"",
                 "s.yaml:8:44: workload.nats.storage: expected one of file, memory, found \"tape\"",
-                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, delay, disk-full, scale-out, scale-in, clock-skew, found \"explode\"",
+                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, delay, disk-full, scale-out, scale-in, clock-skew, power-loss, corrupt-file, truncate-file, found \"explode\"",
                 "s.yaml:12:13: faults[0].target: no node or role named \"n9\": expected one of n1, n2, n3, random, minority, majority, all, stream-leader, meta-leader",
             ]
         );
@@ -420,7 +420,7 @@ fn every_capacity_problem_is_reported_at_once_with_its_position() {
             "s.yaml:17:43: capacity.search.factor: expected 1.1 to 10, found 1",
             "s.yaml:17:11: capacity.search: start (5000) is above max (100)",
             "s.yaml:18:16: capacity.step.hold: expected at least 1s",
-            "s.yaml:19:21: capacity.n_minus_1.kind: a restart undoes itself; the N-1 condition needs a fault held for the whole search: kill, pause, stop, partition, loss, bandwidth, delay, disk-full, clock-skew",
+            "s.yaml:19:21: capacity.n_minus_1.kind: a restart undoes itself; the N-1 condition needs a fault held for the whole search: kill, pause, stop, partition, loss, bandwidth, delay, disk-full, clock-skew, power-loss",
             "s.yaml:20:18: capacity.failover_load: expected more than 0%",
         ]
     );
