@@ -19,6 +19,7 @@ const FLOORS: &[&[&str]] = &[
         "payload",
         "endpoint",
         "fault_kind",
+        "powerfs",
     ],
     &["target", "check", "cluster"],
     &["families"],
