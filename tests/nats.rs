@@ -377,6 +377,49 @@ fn a_delay_on_the_leader_holds_its_packets_and_loses_nothing() {
 }
 
 #[test]
+fn reordered_duplicated_and_corrupted_packets_reach_the_leaders_kernel_and_lose_nothing() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let r = passing("scenarios/nats/jetstream-packet-faults.yaml", out.path());
+    let faults = r["faults"].as_array().expect("faults");
+    assert_eq!(faults.len(), 3, "{r}");
+    let mut figures = Vec::new();
+    // Per fault: the TCP counter of the leader's kernel that proves its packets were changed.
+    for (f, kind, kernel) in [
+        (&faults[0], "reorder", "TCPOFOQueue"),
+        (&faults[1], "duplicate", "TCPDSACKOldSent"),
+        (&faults[2], "corrupt", "InCsumErrors"),
+    ] {
+        assert_eq!(f["kind"], kind, "{f}");
+        assert!(f64_at(f, "/t_heal_ms").is_some(), "{f}");
+        let description = f["description"].as_str().unwrap_or_default();
+        // In effect only once the program had acted on a packet.
+        assert!(description.contains(": in effect after "), "{description}");
+        let notes = f["notes"].to_string();
+        assert!(!notes.contains("did not complete"), "{f}");
+        // The program saw the leader's packets, acted on about its share of them, and let
+        // every one of them go (the heal stopped it and removed its rules, or it would fail).
+        let queued = number_before(&notes, " packets queued").unwrap_or_else(|| panic!("{f}"));
+        let let_go = number_before(&notes, " let go").unwrap_or_else(|| panic!("{f}"));
+        assert!(queued >= 200, "only {queued} packets queued: {f}");
+        assert_eq!(queued, let_go, "{f}");
+        // The leader's kernel saw it: out-of-order segments, duplicates it acknowledged as
+        // such (DSACK), segments whose checksum failed.
+        let grew = counter_growth(&notes, kernel).unwrap_or(0);
+        assert!(grew > 0, "{kernel} did not grow: {f}");
+        figures.push(format!("{kind}: {queued} packets queued, {kernel} +{grew}"));
+    }
+    let m = &r["messages"];
+    assert_eq!(m["duplicated"], 0, "{m}");
+    println!(
+        "{}; p99 {} ms during the faults vs {} ms before; {m}",
+        figures.join("; "),
+        f64_at(&r, "/latency_ms/fault/p99").unwrap_or(f64::NAN),
+        f64_at(&r, "/latency_ms/baseline/p99").unwrap_or(f64::NAN)
+    );
+}
+
+#[test]
 fn a_coordinated_power_loss_with_sync_always_loses_nothing() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
@@ -484,6 +527,21 @@ fn held_and_let_go(notes: &str) -> Option<(u64, u64)> {
     let rest = &notes[i + " packets held, ".len()..];
     let let_go = rest.split_whitespace().next()?.parse().ok()?;
     Some((held, let_go))
+}
+
+/// The number just before `label` in `text` ("1234 packets queued").
+fn number_before(text: &str, label: &str) -> Option<u64> {
+    let i = text.find(label)?;
+    text[..i].rsplit(' ').next()?.parse().ok()
+}
+
+/// How much a TCP counter grew, from a packet fault's "NAME +N (...)" heal note.
+fn counter_growth(notes: &str, name: &str) -> Option<u64> {
+    let rest = &notes[notes.find(&format!("{name} +"))? + name.len() + 2..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// (dropped, sent) from a loss fault's "dropped D of N packets sent" note.

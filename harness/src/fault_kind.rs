@@ -24,6 +24,12 @@ pub enum FaultKind {
     /// Hold the target nodes' packets for a delay (± jitter) before they go on (NFQUEUE and a
     /// program of faultline's own: no netem needed).
     Delay,
+    /// Hold back a share of the target nodes' packets so later ones overtake them (NFQUEUE).
+    Reorder,
+    /// Send a share of the target nodes' packets twice (NFQUEUE).
+    Duplicate,
+    /// Flip one bit in a share of the target nodes' packets (NFQUEUE).
+    Corrupt,
     /// Fill the size-limited filesystem holding the target's data directory; heal frees it.
     DiskFull,
     /// Start spare nodes and wait until the cluster reports them joined.
@@ -54,6 +60,9 @@ impl FaultKind {
         "loss",
         "bandwidth",
         "delay",
+        "reorder",
+        "duplicate",
+        "corrupt",
         "disk-full",
         "scale-out",
         "scale-in",
@@ -74,6 +83,9 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::Bandwidth => "bandwidth",
             FaultKind::Delay => "delay",
+            FaultKind::Reorder => "reorder",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Corrupt => "corrupt",
             FaultKind::DiskFull => "disk-full",
             FaultKind::ScaleOut => "scale-out",
             FaultKind::ScaleIn => "scale-in",
@@ -94,6 +106,9 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::Bandwidth,
         FaultKind::Delay,
+        FaultKind::Reorder,
+        FaultKind::Duplicate,
+        FaultKind::Corrupt,
         FaultKind::DiskFull,
         FaultKind::ScaleOut,
         FaultKind::ScaleIn,
@@ -121,7 +136,13 @@ impl FaultKind {
     pub fn is_network(self) -> bool {
         matches!(
             self,
-            FaultKind::Partition | FaultKind::Loss | FaultKind::Bandwidth | FaultKind::Delay
+            FaultKind::Partition
+                | FaultKind::Loss
+                | FaultKind::Bandwidth
+                | FaultKind::Delay
+                | FaultKind::Reorder
+                | FaultKind::Duplicate
+                | FaultKind::Corrupt
         )
     }
 

@@ -161,11 +161,18 @@ enum PowerfsCommand {
 
 #[derive(Subcommand)]
 enum PacketsCommand {
-    /// Hold the packets queued to NFQUEUE --queue for the delay, until SIGTERM.
+    /// Do the action (delay, reorder, duplicate, corrupt) to the packets queued to NFQUEUE
+    /// --queue, until SIGTERM.
     Serve {
         #[arg(long)]
         queue: u16,
-        #[arg(long)]
+        #[arg(long, default_value = "delay")]
+        action: String,
+        /// The share of packets acted on, in percent (a delay holds every one).
+        #[arg(long, default_value_t = 100.0)]
+        percent: f64,
+        /// How long a held packet is held (a delay's, or a reordered packet's).
+        #[arg(long, default_value_t = 0)]
         delay_us: u64,
         #[arg(long, default_value_t = 0)]
         jitter_us: u64,
@@ -215,6 +222,8 @@ fn packets(what: PacketsCommand) -> ExitCode {
     match what {
         PacketsCommand::Serve {
             queue,
+            action,
+            percent,
             delay_us,
             jitter_us,
             distribution,
@@ -230,7 +239,14 @@ fn packets(what: PacketsCommand) -> ExitCode {
                 jitter: std::time::Duration::from_micros(jitter_us),
                 distribution,
             };
-            match packets::serve(queue, shape, seed, &dir) {
+            let Some(action) = packets::Action::from_args(&action, percent, shape) else {
+                eprintln!(
+                    "error: unknown action {action:?} (expected one of {})",
+                    packets::Action::NAMES.join(", ")
+                );
+                return ExitCode::from(exit::INVALID as u8);
+            };
+            match packets::serve(queue, action, seed, &dir) {
                 Ok(stats) => {
                     println!("{}", stats.line());
                     ExitCode::SUCCESS

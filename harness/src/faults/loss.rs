@@ -9,9 +9,10 @@ use super::network::{
     apply_on_each, drop_counters_script, install_script, parse_drop_counters, read_peers,
     remove_script, undo_and_remove, Sidecar,
 };
+use super::queued::read_percent;
 use super::{Fault, FaultCtx, FaultError, ReadCtx, Settings};
 use crate::cluster::ClusterNode;
-use crate::yaml::{self, Diagnostics, Fields};
+use crate::yaml::{Diagnostics, Fields};
 
 /// The settings only a loss fault takes.
 pub const KEYS: &[&str] = &["percent", "peers"];
@@ -23,36 +24,15 @@ pub const KEYS: &[&str] = &["percent", "peers"];
 #[allow(dead_code)] // described, never built: only its JSON Schema is used
 pub struct Keys {
     /// The share of packets dropped, in percent (more than 0, at most 100).
-    #[schemars(schema_with = "percent_schema")]
+    #[schemars(schema_with = "super::queued::percent_schema")]
     pub percent: f64,
     /// Only packets to these nodes (per link); all peers when absent.
     pub peers: Option<crate::schema::NodeNames>,
 }
 
-fn percent_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "maximum": 100,
-        "description": "The share of packets dropped, in percent."
-    })
-}
-
 /// Reads `percent` (0-100] and the optional `peers` (nodes the dropped packets go to).
 pub fn read(f: &Fields, cx: &ReadCtx, d: &mut Diagnostics) -> Settings {
-    let probability = f
-        .require("percent", "the share of packets dropped, in percent", d)
-        .and_then(|n| yaml::positive_number(n, &f.path_of("percent"), d))
-        .and_then(|p| {
-            if p > 100.0 {
-                d.error(
-                    f.get("percent")?.pos,
-                    format!("{}: expected at most 100, found {p}", f.path_of("percent")),
-                );
-                return None;
-            }
-            Some(p / 100.0)
-        });
+    let probability = read_percent(f, "the share of packets dropped, in percent", d);
     let peers = read_peers(f, cx, d);
     Settings::Loss {
         probability: probability.unwrap_or(0.0),

@@ -9,10 +9,12 @@
 
 pub mod bandwidth;
 pub mod clock;
+mod corrupt;
 mod corrupt_file;
 mod data_files;
 mod delay;
 mod disk;
+mod duplicate;
 mod kill;
 mod loss;
 mod network;
@@ -20,6 +22,8 @@ pub mod packets;
 pub mod partition;
 mod pause;
 mod power_loss;
+mod queued;
+mod reorder;
 mod restart;
 mod scale;
 pub mod shapes;
@@ -102,6 +106,8 @@ pub enum Settings {
         rate: String,
     },
     Delay(delay::Spec),
+    /// reorder, duplicate and corrupt: what the packet program does to which packets.
+    Packets(queued::Spec),
     DiskFull {
         /// The data directory in the container whose filesystem is filled.
         path: String,
@@ -124,6 +130,9 @@ pub const KIND_KEYS: &[(FaultKind, &[&str])] = &[
     (FaultKind::Loss, loss::KEYS),
     (FaultKind::Bandwidth, bandwidth::KEYS),
     (FaultKind::Delay, delay::KEYS),
+    (FaultKind::Reorder, reorder::KEYS),
+    (FaultKind::Duplicate, duplicate::KEYS),
+    (FaultKind::Corrupt, corrupt::KEYS),
     (FaultKind::DiskFull, disk::KEYS),
     (FaultKind::ClockSkew, clock::KEYS),
     (FaultKind::CorruptFile, corrupt_file::KEYS),
@@ -143,6 +152,9 @@ pub fn settings_schema(kind: FaultKind, g: &mut SchemaGenerator) -> Schema {
         FaultKind::Loss => loss::Keys::json_schema(g),
         FaultKind::Bandwidth => bandwidth::Keys::json_schema(g),
         FaultKind::Delay => delay::Keys::json_schema(g),
+        FaultKind::Reorder => reorder::Keys::json_schema(g),
+        FaultKind::Duplicate => duplicate::Keys::json_schema(g),
+        FaultKind::Corrupt => corrupt::Keys::json_schema(g),
         FaultKind::DiskFull => disk::Keys::json_schema(g),
         FaultKind::ClockSkew => clock::Keys::json_schema(g),
         FaultKind::CorruptFile => corrupt_file::Keys::json_schema(g),
@@ -235,6 +247,9 @@ pub fn read_settings(
         FaultKind::Loss => loss::read(f, cx, d),
         FaultKind::Bandwidth => bandwidth::read(f, d),
         FaultKind::Delay => delay::read(f, cx, d),
+        FaultKind::Reorder => reorder::read(f, cx, d),
+        FaultKind::Duplicate => duplicate::read(f, cx, d),
+        FaultKind::Corrupt => corrupt::read(f, cx, d),
         FaultKind::DiskFull => disk::read(f, d),
         FaultKind::ClockSkew => clock::read(f, path, d),
         FaultKind::CorruptFile => corrupt_file::read(f, d),
@@ -300,17 +315,11 @@ pub fn prepare_topology(
 /// the alternatives; `None` for every other name.
 pub fn refuse_unbuilt(kind: &str) -> Option<String> {
     match kind {
-        "delay" if !packets::nfqueue_available() && !netem_available() => Some(
-            "fault kind delay needs NFQUEUE (the kernel's nfnetlink_queue and the iptables NFQUEUE target), which this kernel does not have, or netem; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf)".into(),
-        ),
+        "delay" | "reorder" | "duplicate" | "corrupt" if !packets::nfqueue_available() => Some(format!(
+            "fault kind {kind} needs NFQUEUE (the kernel's nfnetlink_queue and the iptables NFQUEUE target), which this kernel does not have{}; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf)",
+            if netem_available() { " (it has netem, but faultline does not use netem yet)" } else { ", nor netem" }
+        )),
         "jitter" => Some("fault kind jitter is written as a delay with jitter: `kind: delay`, `delay: 100ms`, `jitter: 20ms`".into()),
-        "reorder" | "duplicate" | "corrupt" => Some(if netem_available() {
-            format!("fault kind {kind} is not implemented yet; alternatives: loss (dropped packets) or bandwidth (tc tbf)")
-        } else {
-            format!(
-                "fault kind {kind} needs the kernel's netem queueing discipline (sch_netem), which this kernel does not have; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf), or run on a kernel with netem"
-            )
-        }),
         "slow-disk" => Some("fault kind slow-disk is not implemented: a cgroup I/O limit throttles a block device, but a node's data is on the container's overlay storage, written back later through the host's page cache (and, where Docker uses fuse-overlayfs, by a process outside the container's cgroup), or on tmpfs, so the limit would not reliably slow the broker's writes; alternatives: disk-full (a size-limited tmpfs filled up), pause or stop".into()),
         _ => None,
     }
@@ -372,6 +381,10 @@ pub fn build(
         (FaultKind::Delay, Settings::Delay(spec)) => {
             Box::new(delay::Delay::new(id, targets, spec.clone()))
         }
+        (
+            FaultKind::Reorder | FaultKind::Duplicate | FaultKind::Corrupt,
+            Settings::Packets(spec),
+        ) => Box::new(queued::Queued::new(id, targets, spec.clone())),
         (FaultKind::ScaleOut, _) => Box::new(scale::ScaleOut { nodes: targets }),
         (FaultKind::ScaleIn, _) => Box::new(scale::ScaleIn { nodes: targets }),
         (FaultKind::PowerLoss, _) => Box::new(power_loss::PowerLoss::new(targets)),

@@ -65,7 +65,7 @@ pub struct CapacityKeys {
     /// How long each step lasts.
     pub step: Option<StepKeys>,
     /// The fault held for the whole N-1 search (kill, pause, stop, partition, loss,
-    /// bandwidth, delay, disk-full or clock-skew; no `at` or `for`).
+    /// bandwidth, delay, reorder, duplicate, corrupt, disk-full or clock-skew; no `at` or `for`).
     pub n_minus_1: Option<HeldFaultKeys>,
     /// The load the cluster must carry (messages per second); the report gives the headroom
     /// the N-1 maximum leaves above it.

@@ -84,7 +84,7 @@ faults:
                 "s.yaml:5:9: workload.rate: expected a number greater than zero, found \"fast\"",
                 "s.yaml:6:13: workload.duration: expected a duration such as \"30s\", \"250ms\" or \"1m30s\", found \"30\"",
                 "s.yaml:8:44: workload.nats.storage: expected one of file, memory, found \"tape\"",
-                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, delay, disk-full, scale-out, scale-in, clock-skew, power-loss, corrupt-file, truncate-file, found \"explode\"",
+                "s.yaml:11:11: faults[0].kind: expected one of kill, pause, stop, restart, rolling-restart, partition, loss, bandwidth, delay, reorder, duplicate, corrupt, disk-full, scale-out, scale-in, clock-skew, power-loss, corrupt-file, truncate-file, found \"explode\"",
                 "s.yaml:12:13: faults[0].target: no node or role named \"n9\": expected one of n1, n2, n3, random, minority, majority, all, stream-leader, meta-leader",
             ]
         );
@@ -252,14 +252,62 @@ fn faults_this_machine_cannot_do_are_refused_with_a_reason_and_an_alternative() 
             && errs[0].contains("static Go binary")
             && errs[0].contains("alternative")
     );
-    let errs = with_faults("  - { at: 5s, kind: duplicate, target: n1 }\n").unwrap_err();
+    // Packet faults need NFQUEUE (this machine has it): accepted where it is, refused with
+    // the reason and the alternatives where it is not.
+    let duplicate = "  - { at: 5s, kind: duplicate, target: n1, percent: 10, for: 5s }\n";
+    if crate::faults::packets::nfqueue_available() {
+        let s = with_faults(duplicate).unwrap();
+        assert_eq!(s.faults[0].kind, FaultKind::Duplicate);
+    } else {
+        let errs = with_faults(duplicate).unwrap_err();
+        assert!(
+            errs[0].contains("fault kind duplicate")
+                && errs[0].contains("NFQUEUE")
+                && errs[0].contains("alternative"),
+            "{errs:?}"
+        );
+    }
+}
+
+#[test]
+fn packet_faults_read_their_share_direction_and_hold() {
+    if !crate::faults::packets::nfqueue_available() {
+        return; // refused before their settings are read (the test above)
+    }
+    use crate::faults::packets::Action;
+    let s = with_faults(
+        "  - { at: 5s, kind: reorder, target: n1, percent: 25, delay: 30ms, direction: both, for: 5s }\n  - { at: 12s, kind: corrupt, target: n2, percent: 0.5, for: 2s }\n",
+    )
+    .unwrap();
+    let Settings::Packets(reorder) = &s.faults[0].settings else {
+        panic!("{:?}", s.faults[0].settings)
+    };
+    assert_eq!(
+        reorder.action,
+        Action::Reorder {
+            share: 0.25,
+            hold: Duration::from_millis(30)
+        }
+    );
+    let Settings::Packets(corrupt) = &s.faults[1].settings else {
+        panic!("{:?}", s.faults[1].settings)
+    };
+    assert_eq!(corrupt.action, Action::Corrupt { share: 0.005 });
+    let errs = with_faults("  - { at: 5s, kind: duplicate, target: n1, for: 5s }\n").unwrap_err();
     assert!(
-        errs[0].contains("fault kind duplicate") && errs[0].contains("alternative"),
+        errs[0].contains("missing key `percent`") && errs[0].contains("sent twice"),
         "{errs:?}"
     );
-    if !crate::faults::netem_available() {
-        assert!(errs[0].contains("netem"), "{errs:?}");
-    }
+    let errs = with_faults("  - { at: 5s, kind: corrupt, target: n1, percent: 150, for: 5s }\n")
+        .unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.contains("expected at most 100")),
+        "{errs:?}"
+    );
+    let errs =
+        with_faults("  - { at: 5s, kind: reorder, target: n1, percent: 5, delay: 3s, for: 5s }\n")
+            .unwrap_err();
+    assert!(errs[0].contains("from 1ms to 1s"), "{errs:?}");
 }
 
 #[test]
@@ -420,7 +468,7 @@ fn every_capacity_problem_is_reported_at_once_with_its_position() {
             "s.yaml:17:43: capacity.search.factor: expected 1.1 to 10, found 1",
             "s.yaml:17:11: capacity.search: start (5000) is above max (100)",
             "s.yaml:18:16: capacity.step.hold: expected at least 1s",
-            "s.yaml:19:21: capacity.n_minus_1.kind: a restart undoes itself; the N-1 condition needs a fault held for the whole search: kill, pause, stop, partition, loss, bandwidth, delay, disk-full, clock-skew, power-loss",
+            "s.yaml:19:21: capacity.n_minus_1.kind: a restart undoes itself; the N-1 condition needs a fault held for the whole search: kill, pause, stop, partition, loss, bandwidth, delay, reorder, duplicate, corrupt, disk-full, clock-skew, power-loss",
             "s.yaml:20:18: capacity.failover_load: expected more than 0%",
         ]
     );
