@@ -86,6 +86,53 @@ fn killing_the_quorum_session_queue_leader_loses_nothing() {
 }
 
 #[test]
+fn a_power_cut_on_the_quorum_queue_leader_loses_nothing_but_the_node_does_not_boot_again() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let run = run_scenario("scenarios/mqtt/rabbitmq-quorum-power-loss.yaml", out.path());
+    let r = run
+        .result
+        .as_ref()
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+    // The node runs as the image's user (rabbitmq) over the layer faultline mounted as root.
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "power-loss");
+    assert_eq!(f["target"], "r1", "{f}");
+    let description = f["description"].as_str().unwrap_or_default();
+    // What r1 had never fsynced went back at the cut (its feature-flags file among it)...
+    assert!(
+        description.contains("r1: ") && description.contains("back to their last fsync"),
+        "{description}"
+    );
+    assert!(
+        f["notes"]
+            .to_string()
+            .contains("synced write kept, the one not synced gone, on r1"),
+        "{f}"
+    );
+    // ...while the quorum queue's fsynced Raft log kept every PUBACKed message on the majority.
+    let m = &r["messages"];
+    assert_eq!(m["lost"], 0, "{m}");
+    assert_eq!(m["unexpected"], 0, "{m}");
+    assert!(m["acked"].as_u64().unwrap() > 2_000, "{m}");
+    // The finding: r1 does not boot again. Its feature-flags file comes back empty and
+    // RabbitMQ 3.10 stops at boot ({case_clause,{ok,[]}} in rabbit_feature_flags); the run
+    // fails on `healthy_after` alone, and says why from the node's own output.
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(r["verdict"], "fail");
+    let failed = r["checks"]["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let why = failed[0].as_str().unwrap();
+    assert!(why.starts_with("healthy_after:"), "{why}");
+    assert!(why.contains("r1 exited (code 1)"), "{why}");
+    assert!(why.contains("case_clause,{ok,[]}"), "{why}");
+    let log = std::fs::read_to_string(out.path().join("logs/r1.log")).expect("r1's output kept");
+    assert!(log.contains("rabbit_feature_flags"), "{log}");
+    println!("rabbitmq power loss of r1: {description}\n{m}\n{why}");
+}
+
+#[test]
 fn killing_the_classic_session_queue_node_is_caught_as_loss() {
     let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
@@ -445,6 +492,64 @@ fn a_partitioned_ejabberd_node_is_dropped_after_net_ticktime_and_the_split_outli
         assert_ne!(r["verdict"], "pass");
         assert!(notes(&r).contains("end marker"), "{}", notes(&r));
     }
+}
+
+#[test]
+fn a_power_cut_keeps_mosquittos_saved_sessions_and_backlog() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tempfile::tempdir().unwrap();
+    let run = run_scenario("scenarios/mqtt/mosquitto-power-loss.yaml", out.path());
+    let r = run
+        .result
+        .unwrap_or_else(|| panic!("no result.json (exit {}):\n{}", run.code, run.stderr));
+    assert_eq!(leftovers(r["run_id"].as_str().unwrap()), 0);
+    let f = &r["faults"][0];
+    assert_eq!(f["kind"], "power-loss");
+    assert!(
+        f["notes"]
+            .to_string()
+            .contains("synced write kept, the one not synced gone, on m1"),
+        "{f}"
+    );
+    // Mosquitto fsyncs each save of its database before it renames it into place: the session
+    // and the backlog queued while the subscriber was away (about 120 messages) survive the
+    // cut, and the broker is healthy after it. What a cut can lose is what a kill can: the
+    // messages acknowledged (PUBCOMP) after the last save, in the last moments before it.
+    let m = &r["messages"];
+    assert_eq!(m["unexpected"], 0, "{m}");
+    assert!(m["acked"].as_u64().unwrap() > 800, "{m}");
+    let lost = m["lost"].as_u64().unwrap();
+    assert!(
+        lost <= 5,
+        "{lost} lost: more than the last moments before the cut\n{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.code,
+        if lost == 0 { 0 } else { 1 },
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let held: Vec<&str> = r["checks"]["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert!(
+        held.iter().any(|h| h.starts_with("healthy_after")),
+        "{held:?}"
+    );
+    assert!(
+        notes(&r).contains("and the broker resumed its session"),
+        "{}",
+        notes(&r)
+    );
+    println!(
+        "mosquitto power loss: {}; lost {lost} of {} acknowledged",
+        f["description"], m["acked"]
+    );
 }
 
 #[test]

@@ -150,6 +150,9 @@ enum PowerfsCommand {
     Serve {
         #[arg(long)]
         dir: PathBuf,
+        /// Run the command as this user (name or uid, optionally :group), the layer as root.
+        #[arg(long)]
+        user: Option<String>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -196,8 +199,8 @@ enum PacketsCommand {
 fn powerfs(what: PowerfsCommand) -> ExitCode {
     use faultline::powerfs;
     let answer = match what {
-        PowerfsCommand::Serve { dir, command } => {
-            let Err(e) = powerfs::serve(&dir, &command);
+        PowerfsCommand::Serve { dir, user, command } => {
+            let Err(e) = powerfs::serve(&dir, user.as_deref(), &command);
             eprintln!("faultline powerfs: {}: {e}", dir.display());
             return ExitCode::from(exit::INFRASTRUCTURE as u8);
         }

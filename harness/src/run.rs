@@ -2,7 +2,7 @@
 //! schedule and probes, final heal, drain, check, report, and teardown on every path (pass,
 //! fail, error, panic, Ctrl-C, SIGTERM).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -417,6 +417,51 @@ fn phase_record(phase: Phase, t_us: u64) -> Record {
     Record::phase(phase, t_us)
 }
 
+/// Lines of a node's output kept when it exited before the end of the run.
+const EXITED_LOG_LINES: usize = 200;
+
+/// The nodes whose container has exited, each as "r1 exited (code 1); its output ends: ...",
+/// with its last output lines written to `<out>/logs/<node>.log`: why a cluster that is not
+/// healthy after the run lacks a node.
+async fn exited_nodes(session: &Session, out_dir: &Path) -> Vec<String> {
+    let mut said = Vec::new();
+    for node in session.cluster.members() {
+        let Ok(Some((code, output))) = session
+            .backend
+            .exited(&node.container, &node.name, EXITED_LOG_LINES)
+            .await
+        else {
+            continue;
+        };
+        let last: Vec<&str> = output
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let tail: Vec<String> = last
+            .iter()
+            .rev()
+            .take(2)
+            .rev()
+            .map(|l| l.chars().take(240).collect())
+            .collect();
+        let dir = out_dir.join("logs");
+        let file = dir.join(format!("{}.log", node.name));
+        let kept = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(&file, &output))
+            .map_or_else(
+                |e| format!(" (its output could not be kept: {e})"),
+                |_| format!(" (last {EXITED_LOG_LINES} lines in logs/{}.log)", node.name),
+            );
+        said.push(format!(
+            "{} exited (code {code}); its output ends: {}{kept}",
+            node.name,
+            tail.join(" | ")
+        ));
+    }
+    said
+}
+
 /// CPU time this process has used, from /proc (Linux), in seconds.
 pub fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -554,9 +599,14 @@ impl RunCtx {
                 }
                 Err(e) => {
                     progress.note(&format!("cluster NOT healthy: {e}"));
+                    let mut detail = e.to_string();
+                    for exited in exited_nodes(&session, &self.out_dir).await {
+                        progress.note(&exited);
+                        detail += &format!("; {exited}");
+                    }
                     report::HealthAfter {
                         healthy: false,
-                        detail: Some(e.to_string()),
+                        detail: Some(detail),
                     }
                 }
             };

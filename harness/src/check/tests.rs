@@ -271,6 +271,7 @@ fn a_message_in_flight_when_the_fault_struck_that_failed_is_not_unavailability()
             drain_complete: true,
             stall_fraction: 0.0,
             interrupted: false,
+            health_after: Some((true, None)),
         },
     );
     assert!(j.failed.is_empty(), "{:?}", j.failed);

@@ -34,6 +34,10 @@ pub struct Checks {
     pub max_recovery: Option<Duration>,
     /// Largest share of the load time the generator may spend waiting for the in-flight cap.
     pub max_stall: f64,
+    /// The cluster's own health must hold again after the run (every node back and serving):
+    /// a node that cannot start again after a fault fails the run.
+    #[serde(default)]
+    pub healthy_after: bool,
 }
 
 /// An optional duration as milliseconds.
@@ -66,6 +70,7 @@ impl Default for Checks {
             max_detection: None,
             max_recovery: None,
             max_stall: 0.01,
+            healthy_after: false,
         }
     }
 }
@@ -97,6 +102,9 @@ pub struct Validity {
     pub stall_fraction: f64,
     /// The run stopped before its end (killed): whatever else held, it cannot pass.
     pub interrupted: bool,
+    /// The cluster's own health after the run: `None` when it was not asked; else whether it
+    /// held, and what it said when it did not.
+    pub health_after: Option<(bool, Option<String>)>,
 }
 
 /// How one check came out.
@@ -329,6 +337,29 @@ pub fn judge(checks: &Checks, a: &Analysis, v: &Validity) -> Judgement {
         judge_fault(checks, f, &mut j);
     }
 
+    if checks.healthy_after {
+        match &v.health_after {
+            Some((true, _)) => j.push(
+                "healthy_after",
+                Outcome::Held,
+                "healthy_after: the cluster's own health held after the run".into(),
+            ),
+            Some((false, detail)) => j.push(
+                "healthy_after",
+                Outcome::Failed,
+                format!(
+                    "healthy_after: the cluster was not healthy after the run: {}",
+                    detail.as_deref().unwrap_or("no detail")
+                ),
+            ),
+            None => j.push(
+                "healthy_after",
+                Outcome::Undecided,
+                "healthy_after: the cluster's health was not asked after the run (it stopped before)".into(),
+            ),
+        }
+    }
+
     if !v.drain_complete && m.lost <= checks.max_lost {
         j.push(
             "drain",
@@ -390,7 +421,38 @@ mod tests {
             drain_complete: true,
             stall_fraction: 0.0,
             interrupted: false,
+            health_after: Some((true, None)),
         }
+    }
+
+    #[test]
+    fn a_cluster_unhealthy_after_the_run_fails_only_when_checked() {
+        let sick = Validity {
+            health_after: Some((false, Some("r1 does not accept MQTT connections".into()))),
+            ..valid()
+        };
+        let c = Checks::default();
+        assert_eq!(judge(&c, &analysis(0), &sick).verdict, Verdict::Pass);
+        let c = Checks {
+            healthy_after: true,
+            ..Default::default()
+        };
+        assert_eq!(judge(&c, &analysis(0), &valid()).verdict, Verdict::Pass);
+        let j = judge(&c, &analysis(0), &sick);
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(
+            j.failed[0].contains("not healthy after the run: r1 does not accept"),
+            "{:?}",
+            j.failed
+        );
+        let never_asked = Validity {
+            health_after: None,
+            ..valid()
+        };
+        assert_eq!(
+            judge(&c, &analysis(0), &never_asked).verdict,
+            Verdict::Unknown
+        );
     }
 
     #[test]

@@ -109,6 +109,16 @@ pub trait ClusterBackend: Send + Sync {
 
     /// (running, paused).
     async fn state(&self, id: &str, node: &str) -> Result<(bool, bool), BackendError>;
+    /// When the node's container has exited: its exit code and the last `lines` lines of its
+    /// output (`None` while it runs).
+    async fn exited(
+        &self,
+        _id: &str,
+        _node: &str,
+        _lines: usize,
+    ) -> Result<Option<(i64, String)>, BackendError> {
+        Ok(None)
+    }
     async fn start(&self, id: &str, node: &str) -> Result<(), BackendError>;
     /// CPU seconds the node has used since it started (`None` when it is not running).
     async fn cpu_seconds(&self, id: &str, node: &str) -> Result<Option<f64>, BackendError>;

@@ -234,11 +234,14 @@ impl DockerBackend {
         };
         // On the durability layer, faultline's binary is the entry point: it mounts the layer
         // over the data directory and runs the image's own entry point and command under it.
+        // Mounting needs root: an image with a USER of its own starts as root, and the layer
+        // runs the broker as that user.
         let mut host = HostConfig {
             network_mode: Some(spec.network.to_string()),
             tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone()),
             ..Default::default()
         };
+        let mut run_as = None;
         let (entrypoint, cmd) = match spec.durable {
             Some(dir) => {
                 let mut line = vec![
@@ -247,9 +250,14 @@ impl DockerBackend {
                     "serve".into(),
                     "--dir".into(),
                     dir.to_string(),
-                    "--".into(),
                 ];
-                line.extend(self.image_command(spec.image, spec.command).await?);
+                let (command, user) = self.image_command(spec.image, spec.command).await?;
+                if let Some(user) = user {
+                    line.extend(["--user".to_string(), user]);
+                    run_as = Some("0".to_string());
+                }
+                line.push("--".into());
+                line.extend(command);
                 host.binds = Some(vec![format!(
                     "{}:{}:ro",
                     helper_binary()?,
@@ -273,6 +281,7 @@ impl DockerBackend {
             hostname: Some(spec.hostname.to_string()),
             entrypoint,
             cmd,
+            user: run_as,
             env: Some(spec.environment.to_vec()),
             labels: Some(Self::labels(spec.run_id, &[(NODE_LABEL, spec.node)])),
             healthcheck: spec.healthcheck.map(|h| bollard::models::HealthConfig {
@@ -314,11 +323,13 @@ impl DockerBackend {
 
     /// What a container of `image` runs: the image's entry point, then `command` (the
     /// image's own command when empty).
+    /// The image's entry point followed by `command` (the image's own command when empty),
+    /// and the user the image runs as (its `USER`; `None` for root or none).
     async fn image_command(
         &self,
         image: &str,
         command: &[String],
-    ) -> Result<Vec<String>, DockerError> {
+    ) -> Result<(Vec<String>, Option<String>), DockerError> {
         let inspected = ctx(
             self.docker.inspect_image(image).await,
             format!("read the entry point of image {image}"),
@@ -330,7 +341,10 @@ impl DockerBackend {
         } else {
             line.extend(command.iter().cloned());
         }
-        Ok(line)
+        let user = config
+            .user
+            .filter(|u| !u.is_empty() && !matches!(u.as_str(), "root" | "0" | "0:0"));
+        Ok((line, user))
     }
 
     /// The tar archive of `path` in a container (running or stopped), at most `limit` bytes.
@@ -625,6 +639,35 @@ impl DockerBackend {
             state.running.unwrap_or(false),
             state.paused.unwrap_or(false),
         ))
+    }
+
+    /// When the container has exited: its exit code and the last `lines` lines of its output.
+    pub async fn exited(
+        &self,
+        id: &str,
+        node: &str,
+        lines: usize,
+    ) -> Result<Option<(i64, String)>, DockerError> {
+        use futures::StreamExt;
+        let info = self.inspect(id, node).await?;
+        let state = info.state.unwrap_or_default();
+        if state.running.unwrap_or(false) {
+            return Ok(None);
+        }
+        let options = bollard::query_parameters::LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => text.push_str(&c.to_string()),
+                Err(e) => return ctx(Err(e), format!("read the output of node {node}")),
+            }
+        }
+        Ok(Some((state.exit_code.unwrap_or(-1), text)))
     }
 
     /// Every container and network carrying the run label (any run when `run_id` is `None`).

@@ -62,6 +62,15 @@ impl ClusterBackend for DockerBackend {
         Ok(DockerBackend::state(self, id, node).await?)
     }
 
+    async fn exited(
+        &self,
+        id: &str,
+        node: &str,
+        lines: usize,
+    ) -> Result<Option<(i64, String)>, BackendError> {
+        Ok(DockerBackend::exited(self, id, node, lines).await?)
+    }
+
     async fn cpu_seconds(&self, id: &str, node: &str) -> Result<Option<f64>, BackendError> {
         Ok(DockerBackend::cpu_seconds(self, id, node).await?)
     }

@@ -49,10 +49,18 @@ pub struct CutReport {
 /// Mounts the layer over `dir` from a process of its own, then becomes `command` (exec): the
 /// broker stays the container's main process, so signals (a kill, a graceful stop, SIGSTOP)
 /// reach it exactly as without the layer. Returns only on an error.
-pub fn serve(dir: &Path, command: &[String]) -> io::Result<std::convert::Infallible> {
+///
+/// With `user` (an image's `USER`: a name or uid, optionally `:group`), the layer is mounted as
+/// root and the command runs as that user, with its group and home directory.
+pub fn serve(
+    dir: &Path,
+    user: Option<&str>,
+    command: &[String],
+) -> io::Result<std::convert::Infallible> {
     let Some((program, args)) = command.split_first() else {
         return Err(io::Error::other("no command to run on the layer"));
     };
+    let user = user.map(Account::find).transpose()?;
     std::fs::create_dir_all(dir)?;
     let mut fds = [0; 2];
     // SAFETY: pipe(2) into a two-element array.
@@ -92,8 +100,80 @@ pub fn serve(dir: &Path, command: &[String]) -> io::Result<std::convert::Infalli
             if n != 1 {
                 return Err(io::Error::other("the layer did not come up"));
             }
-            Err(std::process::Command::new(program).args(args).exec())
+            let mut broker = std::process::Command::new(program);
+            broker.args(args);
+            if let Some(a) = user {
+                broker
+                    .uid(a.uid)
+                    .gid(a.gid)
+                    .env("HOME", a.home)
+                    .env("USER", &a.name)
+                    .env("LOGNAME", &a.name);
+            }
+            Err(broker.exec())
         }
+    }
+}
+
+/// A user the broker runs as, from the container's user database.
+struct Account {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+impl Account {
+    /// `spec` as Docker takes it: `name`, `uid`, `name:group` or `uid:gid`.
+    fn find(spec: &str) -> io::Result<Account> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let entry = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 6 && (f[0] == user || f[2] == user));
+        let mut account = match entry {
+            Some(f) => Account {
+                name: f[0].to_string(),
+                uid: f[2]
+                    .parse()
+                    .map_err(|_| io::Error::other(format!("user {user}: bad uid")))?,
+                gid: f[3]
+                    .parse()
+                    .map_err(|_| io::Error::other(format!("user {user}: bad gid")))?,
+                home: PathBuf::from(f[5]),
+            },
+            None => {
+                let uid = user.parse().map_err(|_| {
+                    io::Error::other(format!("user {user:?} is not in the image's /etc/passwd"))
+                })?;
+                Account {
+                    name: user.to_string(),
+                    uid,
+                    gid: uid,
+                    home: PathBuf::from("/"),
+                }
+            }
+        };
+        if let Some(group) = group {
+            let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+            account.gid = match groups
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == group)
+            {
+                Some(f) => f[2]
+                    .parse()
+                    .map_err(|_| io::Error::other(format!("group {group}: bad gid")))?,
+                None => group.parse().map_err(|_| {
+                    io::Error::other(format!("group {group:?} is not in the image's /etc/group"))
+                })?,
+            };
+        }
+        Ok(account)
     }
 }
 

@@ -469,6 +469,9 @@ impl RunResult {
                 .as_ref()
                 .map_or(0.0, |e| e.stall_us as f64 / load_us.max(1.0)),
             interrupted: end.is_none(),
+            health_after: end
+                .as_ref()
+                .map(|e| (e.health_after.healthy, e.health_after.detail.clone())),
         };
         let (analysis, judgement) = match analysis {
             Ok(a) => {

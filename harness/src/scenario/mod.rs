@@ -138,6 +138,7 @@ const CHECK_KEYS: &[&str] = &[
     "max_detection",
     "max_recovery",
     "max_stall_percent",
+    "healthy_after",
 ];
 
 fn read(path: &Path, d: &mut Diagnostics) -> Option<Scenario> {
@@ -553,6 +554,10 @@ fn read_checks(node: &Node, default_min_acked: u64, d: &mut Diagnostics) -> Opti
     c.max_failover = dur("max_failover", d);
     c.max_detection = dur("max_detection", d);
     c.max_recovery = dur("max_recovery", d);
+    if let Some(n) = f.get("healthy_after") {
+        c.healthy_after = yaml::choice(n, "checks.healthy_after", &["true", "false"], d)
+            .is_some_and(|v| v == "true");
+    }
     if let Some(v) = f
         .get("max_stall_percent")
         .and_then(|n| yaml::positive_number(n, "checks.max_stall_percent", d))

@@ -324,6 +324,9 @@ pub struct CheckKeys {
     pub max_unexpected: Option<u64>,
     /// Messages read back more than once (not checked when absent).
     pub max_duplicated: Option<u64>,
+    /// The cluster's own health must hold again after the run (every node back and serving);
+    /// false (reported, not checked) by default.
+    pub healthy_after: Option<bool>,
     /// Longest failover any fault may cause.
     pub max_failover: Option<DurationText>,
     /// Longest failure-detection time any fault may have.
