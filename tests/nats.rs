@@ -363,7 +363,8 @@ fn a_delay_on_the_leader_holds_its_packets_and_loses_nothing() {
     let (before, after) = round_trips(description).unwrap_or_else(|| panic!("no round trips: {f}"));
     assert!(after - before >= 80.0, "{description}");
     // The program held the leader's packets and let every one of them go.
-    let (held, let_go) = held_and_let_go(&notes).unwrap_or_else(|| panic!("no counters: {f}"));
+    let held = number_before(&notes, " held, ").unwrap_or_else(|| panic!("no counters: {f}"));
+    let let_go = number_before(&notes, " let go").unwrap_or_else(|| panic!("no counters: {f}"));
     assert!(held >= 100, "the program held only {held} packets: {f}");
     assert_eq!(held, let_go, "{f}");
     // Every publish waits for at least one leg the leader sends (to a follower, or back to
@@ -518,15 +519,6 @@ fn round_trips(description: &str) -> Option<(f64, f64)> {
     let rest = &rest[rest.find("before, ")? + "before, ".len()..];
     let after = rest.split_whitespace().next()?.parse().ok()?;
     Some((before, after))
-}
-
-/// (held, let go) from a delay's "N packets held, M let go" heal note.
-fn held_and_let_go(notes: &str) -> Option<(u64, u64)> {
-    let i = notes.find(" packets held, ")?;
-    let held = notes[..i].rsplit(' ').next()?.parse().ok()?;
-    let rest = &notes[i + " packets held, ".len()..];
-    let let_go = rest.split_whitespace().next()?.parse().ok()?;
-    Some((held, let_go))
 }
 
 /// The number just before `label` in `text` ("1234 packets queued").

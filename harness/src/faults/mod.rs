@@ -105,8 +105,7 @@ pub enum Settings {
         /// A tc rate such as "1mbit".
         rate: String,
     },
-    Delay(delay::Spec),
-    /// reorder, duplicate and corrupt: what the packet program does to which packets.
+    /// delay, reorder, duplicate and corrupt: what the packet program does to which packets.
     Packets(queued::Spec),
     DiskFull {
         /// The data directory in the container whose filesystem is filled.
@@ -378,11 +377,8 @@ pub fn build(
         (FaultKind::DiskFull, Settings::DiskFull { path }) => {
             Box::new(disk::DiskFull::new(id, targets, path.clone()))
         }
-        (FaultKind::Delay, Settings::Delay(spec)) => {
-            Box::new(delay::Delay::new(id, targets, spec.clone()))
-        }
         (
-            FaultKind::Reorder | FaultKind::Duplicate | FaultKind::Corrupt,
+            FaultKind::Delay | FaultKind::Reorder | FaultKind::Duplicate | FaultKind::Corrupt,
             Settings::Packets(spec),
         ) => Box::new(queued::Queued::new(id, targets, spec.clone())),
         (FaultKind::ScaleOut, _) => Box::new(scale::ScaleOut { nodes: targets }),

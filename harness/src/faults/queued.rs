@@ -5,19 +5,22 @@
 //! peer or only `peers`. Heal removes the rules, stops the program (it lets go of what it
 //! holds) and checks that neither is left.
 //!
-//! Reorder, duplicate and corrupt ([`Queued`]) are in effect only once the program has acted
-//! on a packet of the node (TCP connects to a peer make sure packets cross); the heal reads
-//! the program's counters and the node's own TCP counters (checksum errors, segments out of
-//! order, duplicate acknowledgements), the kernel's word that the packets were changed.
+//! The fault ([`Queued`]) is in effect only once measured: a delay once the node's round trip
+//! to a peer grew by it; reorder, duplicate and corrupt once the program has acted on a packet
+//! of the node (TCP connects to a peer make sure packets cross). The heal reads the program's
+//! counters and the node's own TCP counters (checksum errors, segments out of order, duplicate
+//! acknowledgements), the kernel's word that the packets were changed. The kinds' files own
+//! their settings.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
 
+use super::network::read_peers;
 use super::network::{chains, install_script, quote, remove_script, Sidecar};
 use super::packets::{Action, Stats, HELPER, MARK, STATS};
-use super::{Fault, FaultCtx, FaultError};
+use super::{Fault, FaultCtx, FaultError, ReadCtx, Settings};
 use crate::cluster::backend::Share;
 use crate::cluster::ClusterNode;
 use crate::yaml::{self, Diagnostics, Fields};
@@ -92,6 +95,46 @@ pub fn percent_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "exclusiveMinimum": 0,
         "maximum": 100,
         "description": "The share of packets acted on, in percent."
+    })
+}
+
+/// The settings every packet fault takes: which of the node's packets, to and from whom.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct Which {
+    /// Which packets of the node: "egress" (those it sends, the default), "ingress" (those it
+    /// receives) or "both".
+    #[schemars(regex(pattern = "^(egress|ingress|both)$"))]
+    pub direction: Option<String>,
+    /// Only packets to and from these nodes (per link); every peer and client when absent.
+    pub peers: Option<crate::schema::NodeNames>,
+}
+
+/// The settings of a fault that acts on a share of the packets (duplicate, corrupt).
+#[derive(schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)] // described, never built: only its JSON Schema is used
+pub struct ShareKeys {
+    /// The share of packets acted on, in percent (more than 0, at most 100).
+    #[schemars(schema_with = "percent_schema")]
+    pub percent: f64,
+    #[serde(flatten)]
+    pub which: Which,
+}
+
+/// Reads `percent` (the share `action` is built from), `direction` and `peers`.
+pub fn read_share(
+    f: &Fields,
+    cx: &ReadCtx,
+    d: &mut Diagnostics,
+    what: &str,
+    action: impl Fn(f64) -> Action,
+) -> Settings {
+    let share = read_percent(f, what, d);
+    Settings::Packets(Spec {
+        action: action(share.unwrap_or(0.0)),
+        direction: read_direction(f, d),
+        peers: read_peers(f, cx, d),
     })
 }
 
@@ -281,7 +324,7 @@ pub fn mechanism(id: usize) -> String {
     format!("NFQUEUE queue {id}, chains {i}/{o}")
 }
 
-/// Reorder, duplicate or corrupt: the settings of one fault.
+/// Delay, reorder, duplicate or corrupt: the settings of one fault.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     pub action: Action,
@@ -289,7 +332,7 @@ pub struct Spec {
     pub peers: Vec<String>,
 }
 
-/// A reorder, duplicate or corrupt fault on each target node.
+/// A delay, reorder, duplicate or corrupt fault on each target node.
 pub struct Queued {
     id: usize,
     nodes: Vec<ClusterNode>,
@@ -336,6 +379,10 @@ impl Queued {
                 node.name
             ))
         })?;
+        let rtt_before = match self.spec.action {
+            Action::Delay(_) => Some(round_trip(ctx, sidecar, &peer).await?),
+            _ => None,
+        };
         start(
             ctx,
             sidecar,
@@ -346,25 +393,71 @@ impl Queued {
         )
         .await?;
         let applied = Instant::now();
-        let to = format!("{}:{}", peer.ip, ctx.client_port);
-        let out = sidecar
-            .sh(
-                ctx,
-                &probe_script(self.id, &to),
-                &format!("see the {name} take effect"),
-            )
-            .await?;
-        if let Some(s) = Stats::parse(out.trim()) {
-            self.measured.push(format!(
-                "{}: in effect after {} packets ({} {})",
-                node.name,
-                s.queued,
-                s.acted,
-                self.spec.action.done()
-            ));
-        }
+        let line = match (self.spec.action, rtt_before) {
+            // A delay is in effect once the round trip across the link grew by it.
+            (Action::Delay(shape), Some(before)) => {
+                let after = round_trip(ctx, sidecar, &peer).await?;
+                let added =
+                    shape.delay.as_secs_f64() * 1000.0 * f64::from(self.spec.direction.crossings());
+                let line = format!(
+                    "{} -> {}: round trip {before:.2} ms before, {after:.2} ms with the delay",
+                    node.name, peer.name
+                );
+                if after - before < added / 2.0 {
+                    return Err(FaultError::NotApplied(format!(
+                        "the delay did not take effect: {line} (expected about {added:.0} ms more)"
+                    )));
+                }
+                line
+            }
+            // The others once the program acted on a packet of the node.
+            _ => {
+                let to = format!("{}:{}", peer.ip, ctx.client_port);
+                let out = sidecar
+                    .sh(
+                        ctx,
+                        &probe_script(self.id, &to),
+                        &format!("see the {name} take effect"),
+                    )
+                    .await?;
+                match Stats::parse(out.trim()) {
+                    Some(s) => format!(
+                        "{}: in effect after {} packets ({} {})",
+                        node.name,
+                        s.queued,
+                        s.acted,
+                        self.spec.action.done()
+                    ),
+                    None => format!("{}: in effect", node.name),
+                }
+            }
+        };
+        self.measured.push(line);
         Ok(applied)
     }
+}
+
+/// The median round trip from `sidecar`'s namespace to `peer`'s client port, in ms.
+async fn round_trip(
+    ctx: &FaultCtx,
+    sidecar: &Sidecar,
+    peer: &ClusterNode,
+) -> Result<f64, FaultError> {
+    let to = format!("{}:{}", peer.ip, ctx.client_port);
+    let out = sidecar
+        .sh(
+            ctx,
+            &format!("{HELPER} packets rtt {} --count 7", quote(&to)),
+            &format!("measure the round trip to {}", peer.name),
+        )
+        .await?;
+    out.trim().parse::<f64>().map_err(|_| {
+        FaultError::NotApplied(format!(
+            "the round trip to {} could not be measured: {}",
+            peer.name,
+            out.trim()
+        ))
+    })
 }
 
 /// "InCsumErrors +12 (segments with a bad checksum), ..." from the counters' growth (only
@@ -410,12 +503,17 @@ impl Fault for Queued {
             let after = tcp_counters(ctx, sidecar).await;
             self.counted.push(match stats {
                 Some(s) => format!(
-                    "{}: {} packets queued, {} {}, {} let go; the node's TCP: {}",
+                    "{}: {} packets queued, {} {}, {} let go{}; the node's TCP: {}",
                     sidecar.node.name,
                     s.queued,
                     s.acted,
                     self.spec.action.done(),
                     s.released,
+                    if s.max_held > 0 {
+                        format!(" (at most {} held at once)", s.max_held)
+                    } else {
+                        String::new()
+                    },
                     tcp_growth(before, &after)
                 ),
                 None => format!("{}: no counters", sidecar.node.name),
@@ -441,7 +539,13 @@ impl Fault for Queued {
                     share * 100.0
                 )
             }
-            Action::Delay(shape) => format!("held {:?}", shape.delay),
+            Action::Delay(shape) if shape.jitter.is_zero() => format!("held {:?}", shape.delay),
+            Action::Delay(shape) => format!(
+                "held {:?} ± {:?} ({})",
+                shape.delay,
+                shape.jitter,
+                shape.distribution.name()
+            ),
         };
         let peers = if self.spec.peers.is_empty() {
             String::new()

@@ -25,12 +25,9 @@ pub struct Keys {
     pub percent: f64,
     /// How long a held-back packet is held, such as "20ms" (1 ms to 1 s; 20 ms by default).
     pub delay: Option<crate::schema::DurationText>,
-    /// Which packets of the node: "egress" (those it sends, the default), "ingress" (those it
-    /// receives) or "both".
-    #[schemars(regex(pattern = "^(egress|ingress|both)$"))]
-    pub direction: Option<String>,
-    /// Only packets to and from these nodes (per link); every peer and client when absent.
-    pub peers: Option<crate::schema::NodeNames>,
+    /// Which packets, to and from which peers.
+    #[serde(flatten)]
+    pub which: super::queued::Which,
 }
 
 const DEFAULT_HOLD: Duration = Duration::from_millis(20);

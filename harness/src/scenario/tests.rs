@@ -543,11 +543,14 @@ fn a_delay_reads_its_shape_direction_and_peers_and_says_what_is_wrong() {
     }
     let s = s.unwrap();
     assert_eq!(s.faults[0].kind, FaultKind::Delay);
-    let Settings::Delay(spec) = &s.faults[0].settings else {
+    let Settings::Packets(spec) = &s.faults[0].settings else {
         panic!("{:?}", s.faults[0].settings)
     };
-    assert_eq!(spec.shape.delay, Duration::from_millis(100));
-    assert_eq!(spec.shape.jitter, Duration::from_millis(20));
+    let crate::faults::packets::Action::Delay(shape) = spec.action else {
+        panic!("{spec:?}")
+    };
+    assert_eq!(shape.delay, Duration::from_millis(100));
+    assert_eq!(shape.jitter, Duration::from_millis(20));
     assert_eq!(spec.peers, ["n2"]);
     let errs = with_faults(
         "  - { at: 5s, kind: delay, target: n1, delay: 10ms, jitter: 20ms, direction: sideways, for: 5s }\n  - { at: 5s, kind: delay, target: n1, delay: 20s, for: 5s }\n  - { at: 5s, kind: delay, target: n1, for: 5s }\n",
