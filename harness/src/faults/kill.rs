@@ -42,6 +42,28 @@ pub fn read(f: &Fields, d: &mut Diagnostics) -> Settings {
     }
 }
 
+/// Sends `signal` to every node's main process at once and waits (up to `within`) until each
+/// has stopped; returns when the last signal was sent.
+pub async fn signal_all(
+    ctx: &FaultCtx,
+    nodes: &[ClusterNode],
+    signal: &str,
+    within: Duration,
+) -> Result<Instant, FaultError> {
+    on_all(nodes, |node| async move {
+        ctx.backend
+            .kill(&node.container, &node.name, signal)
+            .await?;
+        let applied = Instant::now();
+        wait_state(&*ctx.backend, node, within, "stopped", |running, _| {
+            !running
+        })
+        .await?;
+        Ok(applied)
+    })
+    .await
+}
+
 pub struct Kill {
     pub signal: String,
     pub nodes: Vec<ClusterNode>,
@@ -56,19 +78,7 @@ impl Fault for Kill {
         } else {
             Duration::from_secs(30)
         };
-        let signal = self.signal.as_str();
-        on_all(&self.nodes, |node| async move {
-            ctx.backend
-                .kill(&node.container, &node.name, signal)
-                .await?;
-            let applied = Instant::now();
-            wait_state(&*ctx.backend, node, within, "stopped", |running, _| {
-                !running
-            })
-            .await?;
-            Ok(applied)
-        })
-        .await
+        signal_all(ctx, &self.nodes, &self.signal, within).await
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{on_all, start_all, wait_state, Fault, FaultCtx, FaultError, Planned};
+use super::{start_all, Fault, FaultCtx, FaultError, Planned};
 use crate::cluster::backend::HELPER;
 use crate::cluster::compose::Topology;
 use crate::cluster::ClusterNode;
@@ -118,22 +118,7 @@ impl Fault for PowerLoss {
             self.cuts.push((node.name.clone(), report));
         }
         self.unchecked = true;
-        on_all(&self.nodes, |node| async move {
-            ctx.backend
-                .kill(&node.container, &node.name, "SIGKILL")
-                .await?;
-            let applied = Instant::now();
-            wait_state(
-                &*ctx.backend,
-                node,
-                Duration::from_secs(5),
-                "stopped",
-                |running, _| !running,
-            )
-            .await?;
-            Ok(applied)
-        })
-        .await
+        super::kill::signal_all(ctx, &self.nodes, "SIGKILL", Duration::from_secs(5)).await
     }
 
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {

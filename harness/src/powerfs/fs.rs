@@ -38,6 +38,14 @@ pub struct State {
 }
 
 impl State {
+    /// Sets an open file's length, the journal noting first what the change undoes.
+    fn resize(&mut self, ino: u64, file: &File, len: u64) -> Result<(), Errno> {
+        self.journal
+            .before_truncate(ino, file, len)
+            .map_err(errno)?;
+        file.set_len(len).map_err(errno)
+    }
+
     pub fn new(root: PathBuf, journal_limit: u64) -> Self {
         State {
             root,
@@ -259,10 +267,7 @@ impl Filesystem for PowerFs {
                             .map_err(errno)?,
                     ),
                 };
-                s.journal
-                    .before_truncate(ino.0, &file, size)
-                    .map_err(errno)?;
-                file.set_len(size).map_err(errno)?;
+                s.resize(ino.0, &file, size)?;
             }
             if atime.is_some() || mtime.is_some() {
                 let times = [timespec(atime), timespec(mtime)];
@@ -442,8 +447,7 @@ impl Filesystem for PowerFs {
                 .open(s.full(&rel))
                 .map_err(errno)?;
             if writable && flags.0 & libc::O_TRUNC != 0 {
-                s.journal.before_truncate(ino.0, &file, 0).map_err(errno)?;
-                file.set_len(0).map_err(errno)?;
+                s.resize(ino.0, &file, 0)?;
             }
             Ok(s.add_handle(file))
         })();
@@ -671,10 +675,7 @@ impl Filesystem for PowerFs {
             let a = s.attr_of(rel)?;
             s.journal.created(a.ino.0);
             if flags & libc::O_TRUNC != 0 {
-                s.journal
-                    .before_truncate(a.ino.0, &file, 0)
-                    .map_err(errno)?;
-                file.set_len(0).map_err(errno)?;
+                s.resize(a.ino.0, &file, 0)?;
             }
             Ok((a, s.add_handle(file)))
         })();
