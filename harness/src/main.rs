@@ -153,6 +153,10 @@ enum PowerfsCommand {
         /// Run the command as this user (name or uid, optionally :group), the layer as root.
         #[arg(long)]
         user: Option<String>,
+        /// Un-synced writes older than this many ms count as written back (checked every 5 s,
+        /// as a kernel's flusher); never when absent.
+        #[arg(long)]
+        writeback_ms: Option<u64>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -199,8 +203,14 @@ enum PacketsCommand {
 fn powerfs(what: PowerfsCommand) -> ExitCode {
     use faultline::powerfs;
     let answer = match what {
-        PowerfsCommand::Serve { dir, user, command } => {
-            let Err(e) = powerfs::serve(&dir, user.as_deref(), &command);
+        PowerfsCommand::Serve {
+            dir,
+            user,
+            writeback_ms,
+            command,
+        } => {
+            let writeback = writeback_ms.map(std::time::Duration::from_millis);
+            let Err(e) = powerfs::serve(&dir, user.as_deref(), writeback, &command);
             eprintln!("faultline powerfs: {}: {e}", dir.display());
             return ExitCode::from(exit::INFRASTRUCTURE as u8);
         }

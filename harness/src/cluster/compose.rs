@@ -71,7 +71,16 @@ pub struct Service {
     pub aliases: Vec<String>,
     /// The data directory the node keeps on faultline's durability layer
     /// (`x-faultline.durability`), which `power-loss` needs.
-    pub durable: Option<String>,
+    pub durable: Option<Durability>,
+}
+
+/// A node's data directory on faultline's durability layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Durability {
+    pub path: String,
+    /// Un-synced writes older than this count as written back (a kernel's writeback, such as
+    /// Linux's 30 s `dirty_expire`); `None`: only an fsync saves a write (POSIX's least).
+    pub writeback: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -284,11 +293,36 @@ fn read(path: &Path, families: &[KnownFamily], d: &mut Diagnostics) -> Option<To
     })
 }
 
-/// `durability: {path: /data, services: [n1, n2]}`: the nodes (all when `services` is absent)
-/// whose `path` sits on faultline's durability layer (the power-loss fault's).
+/// `durability: {path: /data, services: [n1, n2], writeback: 30s}`: the nodes (all when
+/// `services` is absent) whose `path` sits on faultline's durability layer (the power-loss
+/// fault's), and how old an un-synced write must be to count as written back (never when
+/// `writeback` is absent).
 fn read_durability(node: &Node, services: &mut [Service], d: &mut Diagnostics) {
-    let Some(f) = Fields::new(node, &["path", "services"], "x-faultline.durability", d) else {
+    let Some(f) = Fields::new(
+        node,
+        &["path", "services", "writeback"],
+        "x-faultline.durability",
+        d,
+    ) else {
         return;
+    };
+    let writeback = match f.get("writeback") {
+        None => Some(None),
+        Some(n) => yaml::duration(n, &f.path_of("writeback"), d).and_then(|w| {
+            if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600))
+                .contains(&w)
+            {
+                d.error(
+                    n.pos,
+                    format!(
+                        "{}: expected how old an un-synced write must be to count as written back, from 1s to 1h (Linux: 30s), found {w:?}",
+                        f.path_of("writeback")
+                    ),
+                );
+                return None;
+            }
+            Some(Some(w))
+        }),
     };
     let path = f
         .require("path", "the data directory on the layer, such as /data", d)
@@ -313,9 +347,12 @@ fn read_durability(node: &Node, services: &mut [Service], d: &mut Diagnostics) {
         Some(n) => service_names(n, &f.path_of("services"), services, d),
         None => Some(services.iter().map(|s| s.name.clone()).collect()),
     };
-    if let (Some(path), Some(names)) = (path, names) {
+    if let (Some(path), Some(names), Some(writeback)) = (path, names, writeback) {
         for s in services.iter_mut().filter(|s| names.contains(&s.name)) {
-            s.durable = Some(path.clone());
+            s.durable = Some(Durability {
+                path: path.clone(),
+                writeback,
+            });
         }
     }
 }
@@ -981,6 +1018,40 @@ mod tests {
         assert_eq!(t.services[0].command, vec!["-js", "-n", "n1"]);
         assert_eq!(t.services[0].environment, vec!["A=b"]);
         assert_eq!(t.local_images["nats:2.15.1"].tag, "faultline/nats:2.15.1");
+    }
+
+    #[test]
+    fn reads_the_durability_layer_and_its_writeback() {
+        let topology = |durability: &str| {
+            format!("services:\n  n1:\n    image: x\n  n2:\n    image: x\nx-faultline:\n  family: nats\n  durability: {durability}\n")
+        };
+        let (t, errs) = load_str(&topology(
+            "{ path: /data/, services: [n2], writeback: 30s }",
+        ));
+        assert!(errs.is_empty(), "{errs:?}");
+        let t = t.unwrap();
+        assert_eq!(t.services[0].durable, None);
+        assert_eq!(
+            t.services[1].durable,
+            Some(Durability {
+                path: "/data".into(),
+                writeback: Some(std::time::Duration::from_secs(30)),
+            })
+        );
+        let (t, _) = load_str(&topology("{ path: /data }"));
+        assert!(t.unwrap().services.iter().all(|s| s.durable
+            == Some(Durability {
+                path: "/data".into(),
+                writeback: None
+            })));
+        let (_, errs) = load_str(&topology("{ path: /data, writeback: 2h }"));
+        assert!(
+            errs.iter().any(
+                |e| e.contains("x-faultline.durability.writeback: expected how old")
+                    && e.contains("from 1s to 1h")
+            ),
+            "{errs:?}"
+        );
     }
 
     #[test]

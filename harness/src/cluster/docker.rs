@@ -101,7 +101,7 @@ pub struct NodeSpec<'a> {
     /// Extra network aliases besides the hostname and the node name.
     pub aliases: &'a [String],
     /// The data directory to keep on faultline's durability layer (power-loss), if any.
-    pub durable: Option<&'a str>,
+    pub durable: Option<&'a super::compose::Durability>,
 }
 
 impl DockerBackend {
@@ -243,14 +243,17 @@ impl DockerBackend {
         };
         let mut run_as = None;
         let (entrypoint, cmd) = match spec.durable {
-            Some(dir) => {
+            Some(durability) => {
                 let mut line = vec![
                     super::backend::HELPER.to_string(),
                     "powerfs".into(),
                     "serve".into(),
                     "--dir".into(),
-                    dir.to_string(),
+                    durability.path.clone(),
                 ];
+                if let Some(w) = durability.writeback {
+                    line.extend(["--writeback-ms".to_string(), w.as_millis().to_string()]);
+                }
                 let (command, user) = self.image_command(spec.image, spec.command).await?;
                 if let Some(user) = user {
                     line.extend(["--user".to_string(), user]);

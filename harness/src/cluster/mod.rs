@@ -151,7 +151,7 @@ impl Cluster {
                     files: &files,
                     healthcheck: service.healthcheck.as_ref(),
                     aliases: &service.aliases,
-                    durable: service.durable.as_deref(),
+                    durable: service.durable.as_ref(),
                 })
                 .await?;
             if service.is_spare() {

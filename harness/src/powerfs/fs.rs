@@ -38,6 +38,11 @@ pub struct State {
 }
 
 impl State {
+    /// True once the power was cut.
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+
     /// Sets an open file's length, the journal noting first what the change undoes.
     fn resize(&mut self, ino: u64, file: &File, len: u64) -> Result<(), Errno> {
         self.journal

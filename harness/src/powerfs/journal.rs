@@ -10,16 +10,31 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
 /// One file's state at its last fsync, as far as writes since then changed it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Undo {
+    /// When the file was first written after its last fsync (a kernel's `dirtied_when`).
+    dirtied: Instant,
     /// The file's length at its last fsync (when it was first written after it).
     synced_len: u64,
     /// Synced bytes overwritten or cut since, in the order they were saved: (offset, bytes).
     /// Restored in reverse order, so where two overlap the older (synced) bytes win.
     saved: Vec<(u64, Vec<u8>)>,
     saved_bytes: u64,
+}
+
+impl Undo {
+    /// A file dirtied now, `synced_len` long at its last fsync.
+    fn new(synced_len: u64) -> Undo {
+        Undo {
+            dirtied: Instant::now(),
+            synced_len,
+            saved: Vec::new(),
+            saved_bytes: 0,
+        }
+    }
 }
 
 /// What a rollback did, for the fault's notes.
@@ -31,7 +46,8 @@ pub struct Rollback {
     pub appended_bytes_lost: u64,
     /// Synced bytes that had been overwritten or truncated and were put back.
     pub restored_bytes: u64,
-    /// Files the journal had to treat as synced to stay within its memory (writeback).
+    /// Files the journal treated as synced: written back by the writeback model (old enough),
+    /// or to stay within its memory.
     pub written_back_files: u64,
     /// Files that could not be rolled back, with why.
     pub errors: Vec<String>,
@@ -97,7 +113,24 @@ impl Journal {
     /// A file was created: nothing of it is synced yet (its name is: names are kept, as on a
     /// file system that commits metadata).
     pub fn created(&mut self, ino: u64) {
-        self.files.entry(ino).or_default();
+        self.files.entry(ino).or_insert_with(|| Undo::new(0));
+    }
+
+    /// Every file first written at least `age` before `now` counts as written back (synced), as
+    /// a kernel's flusher writes back an inode dirty for longer than its expiry; returns how
+    /// many.
+    pub fn write_back_older_than(&mut self, age: Duration, now: Instant) -> usize {
+        let old: Vec<u64> = self
+            .files
+            .iter()
+            .filter(|(_, u)| now.saturating_duration_since(u.dirtied) >= age)
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in &old {
+            self.synced(*ino);
+        }
+        self.written_back += old.len() as u64;
+        old.len()
     }
 
     /// The file was fsynced (or fdatasynced): what it holds now is what a power loss keeps.
@@ -144,10 +177,9 @@ impl Journal {
     fn entry(&mut self, ino: u64, file: &File) -> io::Result<&mut Undo> {
         Ok(match self.files.entry(ino) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(Undo {
-                synced_len: file.metadata()?.len(),
-                ..Default::default()
-            }),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Undo::new(file.metadata()?.len()))
+            }
         })
     }
 
@@ -210,6 +242,44 @@ mod tests {
             let f = OpenOptions::new().write(true).open(p).ok()?;
             Some((f, p.file_name()?.to_string_lossy().into_owned()))
         }
+    }
+
+    #[test]
+    fn writes_older_than_the_writeback_age_survive_a_roll_back_and_newer_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            OpenOptions::new()
+                .create(true)
+                .read(true)
+                .write(true)
+                .truncate(true)
+                .open(dir.path().join(name))
+                .unwrap()
+        };
+        let (old, new) = (open("old"), open("new"));
+        let mut j = Journal::new(1 << 20);
+        write(&mut j, 1, &old, 0, b"written long ago");
+        let later = Instant::now() + Duration::from_secs(40);
+        write(&mut j, 2, &new, 0, b"written just now");
+        // 40 s on, with a 30 s writeback age: the first file was written back (its entry's
+        // clock started at its first write), the second counts from its own write.
+        j.files.get_mut(&2).unwrap().dirtied = later - Duration::from_secs(5);
+        assert_eq!(j.write_back_older_than(Duration::from_secs(30), later), 1);
+        assert_eq!(j.dirty_files(), 1);
+        // Written again after its writeback, the first file is dirty again, from then on.
+        write(&mut j, 1, &old, 16, b" and again");
+        let soon = Instant::now() + Duration::from_secs(10);
+        assert_eq!(j.write_back_older_than(Duration::from_secs(30), soon), 0);
+        let r = j.roll_back(opener(HashMap::from([
+            (1, dir.path().join("old")),
+            (2, dir.path().join("new")),
+        ])));
+        assert_eq!(r.written_back_files, 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("old")).unwrap(),
+            b"written long ago"
+        );
+        assert_eq!(std::fs::read(dir.path().join("new")).unwrap(), b"");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub const SOCKET: &str = "/tmp/faultline-powerfs.sock";
 pub const PROBE: &str = ".faultline-power-probe";
 const SYNCED: &[u8] = b"synced\n";
 const UNSYNCED: &[u8] = b"not synced\n";
+/// How often the writeback model looks for writes old enough (Linux's flusher: 5 s).
+pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Overwritten bytes the journal holds at most before it treats files as written back.
 const JOURNAL_LIMIT: u64 = 256 << 20;
 
@@ -50,11 +52,15 @@ pub struct CutReport {
 /// broker stays the container's main process, so signals (a kill, a graceful stop, SIGSTOP)
 /// reach it exactly as without the layer. Returns only on an error.
 ///
+/// With `writeback`, un-synced writes older than that count as written back, as a kernel's
+/// flusher writes back dirty pages (checked every [`FLUSH_EVERY`]).
+///
 /// With `user` (an image's `USER`: a name or uid, optionally `:group`), the layer is mounted as
 /// root and the command runs as that user, with its group and home directory.
 pub fn serve(
     dir: &Path,
     user: Option<&str>,
+    writeback: Option<Duration>,
     command: &[String],
 ) -> io::Result<std::convert::Infallible> {
     let Some((program, args)) = command.split_first() else {
@@ -74,7 +80,7 @@ pub fn serve(
         0 => {
             // SAFETY: the read end is the parent's.
             unsafe { libc::close(fds[0]) };
-            let status = match layer(dir) {
+            let status = match layer(dir, writeback) {
                 Ok(_session) => {
                     // SAFETY: one byte to the write end: the layer is up.
                     unsafe { libc::write(fds[1], b"1".as_ptr().cast(), 1) };
@@ -179,13 +185,24 @@ impl Account {
 
 /// Mounts the layer over `dir` and starts its control socket; serving goes on until the
 /// returned session is dropped.
-fn layer(dir: &Path) -> io::Result<fuser::BackgroundSession> {
+fn layer(dir: &Path, writeback: Option<Duration>) -> io::Result<fuser::BackgroundSession> {
     // The directory underneath, reachable through this descriptor once the mount hides it
     // (kept open for the process's life).
     let under = File::open(dir)?;
     let root = PathBuf::from(format!("/proc/self/fd/{}", under.as_raw_fd()));
     std::mem::forget(under);
     let state = Arc::new(Mutex::new(fs::State::new(root.clone(), JOURNAL_LIMIT)));
+    if let Some(age) = writeback {
+        let flushed = Arc::clone(&state);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(FLUSH_EVERY);
+            let mut s = flushed.lock().unwrap_or_else(|e| e.into_inner());
+            if s.is_cut() {
+                return;
+            }
+            s.journal.write_back_older_than(age, Instant::now());
+        });
+    }
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName("faultline-powerfs".into()),
