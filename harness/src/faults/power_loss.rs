@@ -173,7 +173,7 @@ impl Fault for PowerLoss {
                 }
                 if r.written_back_files > 0 {
                     text += &format!(
-                        ", {} file(s) treated as written back (journal full)",
+                        ", {} file(s) written back earlier (old enough for the writeback model, or the journal full)",
                         r.written_back_files
                     );
                 }
