@@ -83,6 +83,15 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// Every packet held exactly `delay` (no jitter).
+    pub fn fixed(delay: Duration) -> Shape {
+        Shape {
+            delay,
+            jitter: Duration::ZERO,
+            distribution: Distribution::Normal,
+        }
+    }
+
     /// How long one packet is held.
     pub fn hold(&self, rng: &mut Rng) -> Duration {
         if self.jitter.is_zero() {
@@ -171,22 +180,10 @@ impl Action {
     pub fn args(&self, queue: u16, seed: u64, dir: &str) -> Vec<String> {
         let (share, shape) = match *self {
             Action::Delay(shape) => (1.0, shape),
-            Action::Reorder { share, hold } => (
-                share,
-                Shape {
-                    delay: hold,
-                    jitter: Duration::ZERO,
-                    distribution: Distribution::Normal,
-                },
-            ),
-            Action::Duplicate { share } | Action::Corrupt { share } => (
-                share,
-                Shape {
-                    delay: Duration::ZERO,
-                    jitter: Duration::ZERO,
-                    distribution: Distribution::Normal,
-                },
-            ),
+            Action::Reorder { share, hold } => (share, Shape::fixed(hold)),
+            Action::Duplicate { share } | Action::Corrupt { share } => {
+                (share, Shape::fixed(Duration::ZERO))
+            }
         };
         let mut args = shape.args(queue, seed, dir);
         args.splice(
