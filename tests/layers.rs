@@ -25,7 +25,7 @@ const FLOORS: &[&[&str]] = &[
     &["families"],
     &["faults", "workload"],
     &["scenario"],
-    &["schedule", "report"],
+    &["schedule", "report", "kubernetes"],
     &["run"],
     &["capacity"],
 ];

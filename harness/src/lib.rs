@@ -26,6 +26,7 @@ pub mod fault_kind;
 pub mod faults;
 pub mod history;
 pub mod http;
+pub mod kubernetes;
 pub mod payload;
 pub mod powerfs;
 pub mod progress;

@@ -98,6 +98,31 @@ enum Command {
         /// The run directory.
         run: PathBuf,
     },
+    /// Write the objects a run of the scenario creates on a Kubernetes cluster (namespace,
+    /// nodes as StatefulSets, the worker Job, the fault schedule and each fault's objects,
+    /// Chaos Mesh's where a fault needs them), without a cluster: docs/design/kubernetes.md.
+    Render {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+        /// Where the manifests go.
+        #[arg(long)]
+        out: PathBuf,
+        /// The only backend that renders.
+        #[arg(long, value_enum)]
+        backend: RenderBackend,
+        /// The image with faultline's binary at /usr/local/bin/faultline (workers, fault
+        /// containers) [default: faultline:<version>].
+        #[arg(long)]
+        faultline_image: Option<String>,
+        /// Worker pods that share the load.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        workers: u32,
+        /// The nodes' data directory (e.g. /data), kept on a PersistentVolumeClaim per node
+        /// so that it outlives a container restart, as the container's own layer does on
+        /// Docker.
+        #[arg(long, value_name = "DIR")]
+        data: Option<String>,
+    },
     /// Check a scenario (and the topology it names) without starting anything; every problem is
     /// reported with file:line:column.
     Validate {
@@ -398,6 +423,14 @@ fn main() -> ExitCode {
 
 async fn async_main(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Render {
+            scenario,
+            out,
+            backend: RenderBackend::Kubernetes,
+            faultline_image,
+            workers,
+            data,
+        } => render(&scenario, &out, faultline_image, workers, data).await,
         Command::Validate { scenario } => match load(&scenario) {
             Ok(s) => {
                 println!(
@@ -565,6 +598,106 @@ async fn async_main(cli: Cli) -> ExitCode {
             unreachable!("handled before the runtime starts")
         }
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RenderBackend {
+    Kubernetes,
+}
+
+/// `faultline render --backend kubernetes`: the manifests, and a summary of what each fault
+/// becomes.
+async fn render(
+    path: &Path,
+    out: &Path,
+    faultline_image: Option<String>,
+    workers: u32,
+    data: Option<String>,
+) -> ExitCode {
+    use faultline::kubernetes;
+    let s = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut o = kubernetes::Options {
+        workers,
+        data,
+        ..Default::default()
+    };
+    if let Some(i) = faultline_image {
+        o.faultline_image = i;
+    }
+    // A node with the durability layer wraps what its image runs, read from the local Docker
+    // daemon (the image itself, or its local equivalent).
+    let mut images = std::collections::BTreeMap::new();
+    let durable: Vec<_> = s
+        .topology
+        .services
+        .iter()
+        .filter(|x| x.durable.is_some())
+        .collect();
+    if !durable.is_empty() {
+        if let Ok(docker) = faultline::cluster::docker::DockerBackend::connect().await {
+            for svc in durable {
+                let mut candidates = vec![svc.image.clone()];
+                if let Some(local) = s.topology.local_images.get(&svc.image) {
+                    candidates.push(local.tag.clone());
+                }
+                for c in candidates {
+                    if let Ok(runs) = docker.image_command(&c, &svc.command).await {
+                        images.insert(
+                            svc.name.clone(),
+                            kubernetes::NodeImage {
+                                image: svc.image.clone(),
+                                runs: Some(runs),
+                            },
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let rendered = match kubernetes::render(&s, &images, &o) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID as u8);
+        }
+    };
+    let written = match kubernetes::write(&rendered, out) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: write {}: {e}", out.display());
+            return ExitCode::from(exit::INFRASTRUCTURE as u8);
+        }
+    };
+    println!(
+        "{} object file(s) for namespace {} in {}",
+        written.len(),
+        rendered.namespace,
+        out.display()
+    );
+    for m in &rendered.manifests {
+        println!("  {:<44} {}", m.path.display(), m.what);
+    }
+    if !rendered.faults.is_empty() {
+        println!("faults (created by the coordinator at their time, never by `kubectl apply`):");
+    }
+    for f in &rendered.faults {
+        println!(
+            "  {} {} on {}: {}",
+            f.name,
+            f.kind.name(),
+            if f.target.is_empty() { "-" } else { &f.target },
+            f.mechanism
+        );
+    }
+    for w in &rendered.warnings {
+        println!("note: {w}");
+    }
+    println!("never applied to a real cluster from this project: see docs/design/kubernetes.md");
+    ExitCode::from(exit::PASS as u8)
 }
 
 /// `faultline history dump PATH`: the history as JSON lines on stdout.

@@ -324,11 +324,9 @@ impl DockerBackend {
         Ok(created.id)
     }
 
-    /// What a container of `image` runs: the image's entry point, then `command` (the
-    /// image's own command when empty).
     /// The image's entry point followed by `command` (the image's own command when empty),
     /// and the user the image runs as (its `USER`; `None` for root or none).
-    async fn image_command(
+    pub async fn image_command(
         &self,
         image: &str,
         command: &[String],
