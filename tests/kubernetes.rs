@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use faultline::kubernetes::{self, chaos_mesh, NodeImage, Options};
+use faultline::cluster::kubernetes::{chaos_mesh, Options};
+use faultline::render::{self as kubernetes, NodeImage};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::batch::v1::Job;
@@ -275,4 +276,167 @@ fn render_writes_the_leader_kill_scenario_as_typed_objects() {
         ns["metadata"]["labels"]["faultline.run"],
         "jetstream-leader-kill"
     );
+}
+
+/// A stand-in for a Kubernetes API server on loopback, for the checks `run --backend
+/// kubernetes` makes before it creates anything: API discovery and access reviews. It
+/// answers `groups` at /apis, `chaos` at the Chaos Mesh group, and allows every access review
+/// except those whose resource is in `deny`. (No cluster can run on these machines; what a
+/// real one does with the objects is never tested here.)
+fn fake_api_server(with_chaos_mesh: bool, deny: &'static [&'static str]) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        // Bounded: a run makes one discovery, one group read and a dozen reviews.
+        for conn in listener.incoming().take(64) {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let body = String::from_utf8_lossy(&body).to_string();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let answer = if path
+                .starts_with("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+            {
+                let review: Value = serde_json::from_str(&body).unwrap_or_default();
+                let resource = review["spec"]["resourceAttributes"]["resource"]
+                    .as_str()
+                    .unwrap_or("");
+                let sub = review["spec"]["resourceAttributes"]["subresource"]
+                    .as_str()
+                    .unwrap_or("");
+                let what = if sub.is_empty() {
+                    resource.to_string()
+                } else {
+                    format!("{resource}/{sub}")
+                };
+                serde_json::json!({
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SelfSubjectAccessReview",
+                    "spec": review["spec"],
+                    "status": {"allowed": !deny.contains(&what.as_str())}
+                })
+            } else if path.starts_with("/apis/chaos-mesh.org/v1alpha1") {
+                serde_json::json!({
+                    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "chaos-mesh.org/v1alpha1",
+                    "resources": [
+                        {"name": "networkchaos", "singularName": "networkchaos", "namespaced": true, "kind": "NetworkChaos", "verbs": ["create", "delete", "get"]},
+                        {"name": "timechaos", "singularName": "timechaos", "namespaced": true, "kind": "TimeChaos", "verbs": ["create", "delete", "get"]}
+                    ]
+                })
+            } else if path.starts_with("/apis") {
+                let mut groups = vec![serde_json::json!({
+                    "name": "apps",
+                    "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}
+                })];
+                if with_chaos_mesh {
+                    groups.push(serde_json::json!({
+                        "name": "chaos-mesh.org",
+                        "versions": [{"groupVersion": "chaos-mesh.org/v1alpha1", "version": "v1alpha1"}],
+                        "preferredVersion": {"groupVersion": "chaos-mesh.org/v1alpha1", "version": "v1alpha1"}
+                    }));
+                }
+                serde_json::json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+            } else {
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
+            };
+            let text = answer.to_string();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {} OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                if answer["code"] == 404 { 404 } else { 200 },
+                text.len()
+            );
+        }
+    });
+    port
+}
+
+/// `faultline run --backend kubernetes SCENARIO` with a kubeconfig naming `server` (none when
+/// `None`): (exit code, stderr).
+fn run_on_kubernetes(scenario: &str, server: Option<String>) -> (i32, String) {
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = home.path().join("kubeconfig");
+    if let Some(server) = server {
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["run", "--backend", "kubernetes", scenario])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", home.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn run_on_kubernetes_says_what_it_needs_and_refuses_without_it() {
+    let kill = "scenarios/nats/jetstream-leader-kill.yaml";
+    let partition = "scenarios/nats/jetstream-partition-majority-minority.yaml";
+
+    let (code, err) = run_on_kubernetes(kill, None);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("--backend kubernetes needs a kubeconfig"),
+        "{err}"
+    );
+
+    // A server that is not there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (code, err) = run_on_kubernetes(kill, Some(format!("http://127.0.0.1:{port}")));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("needs an API server that answers"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+
+    // A partition needs Chaos Mesh; a kill does not.
+    let server = |chaos, deny| Some(format!("http://127.0.0.1:{}", fake_api_server(chaos, deny)));
+    let (code, err) = run_on_kubernetes(partition, server(false, &[]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("needs Chaos Mesh") && err.contains("networkchaos"),
+        "{err}"
+    );
+
+    let (code, err) = run_on_kubernetes(kill, server(false, &["pods/ephemeralcontainers"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("may not patch pods/ephemeralcontainers (core)"),
+        "{err}"
+    );
+
+    // Everything there: still refused, and said why.
+    let (code, err) = run_on_kubernetes(partition, server(true, &[]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("Chaos Mesh serves networkchaos"), "{err}");
+    assert!(err.contains("not built yet"), "{err}");
 }

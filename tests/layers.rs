@@ -25,7 +25,7 @@ const FLOORS: &[&[&str]] = &[
     &["families"],
     &["faults", "workload"],
     &["scenario"],
-    &["schedule", "report", "kubernetes"],
+    &["schedule", "report", "render"],
     &["run"],
     &["capacity"],
 ];

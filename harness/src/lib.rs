@@ -26,10 +26,11 @@ pub mod fault_kind;
 pub mod faults;
 pub mod history;
 pub mod http;
-pub mod kubernetes;
+
 pub mod payload;
 pub mod powerfs;
 pub mod progress;
+pub mod render;
 pub mod report;
 pub mod rng;
 pub mod run;

@@ -63,6 +63,11 @@ enum Command {
         /// at http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9464).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+        /// Where the cluster runs: docker (this machine's daemon), or kubernetes (the
+        /// cluster of the current kubeconfig, with Chaos Mesh; checked, then refused: the run
+        /// on a cluster is designed and rendered, not built, see `faultline render`).
+        #[arg(long, value_enum, default_value = "docker")]
+        backend: RunBackend,
     },
     /// Find the highest rate the scenario's cluster sustains within the SLO of its `capacity:`
     /// section, with every node and with its `n_minus_1` fault held, then run the scenario's
@@ -407,7 +412,8 @@ fn main() -> ExitCode {
                     .iter()
                     .flat_map(|f| f.quiet_logs())
                     .map(|target| format!(",{target}=off"));
-                format!("warn{}", quiet.collect::<String>()).into()
+                // The Kubernetes client logs each failed request; the refusal says it once.
+                format!("warn{},kube_client=off", quiet.collect::<String>()).into()
             }),
         )
         .init();
@@ -453,11 +459,15 @@ async fn async_main(cli: Cli) -> ExitCode {
             baseline,
             save_baseline,
             metrics,
+            backend,
         } => {
             let s = match load(&scenario) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            if let RunBackend::Kubernetes = backend {
+                return run_on_kubernetes(&s).await;
+            }
             // A baseline that cannot be read is a usage error: say so before starting anything.
             if let Some(b) = &baseline {
                 if let Err(e) = faultline::report::baseline::load(b) {
@@ -601,6 +611,36 @@ async fn async_main(cli: Cli) -> ExitCode {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum RunBackend {
+    Docker,
+    Kubernetes,
+}
+
+/// `faultline run --backend kubernetes`: what the cluster lacks of what a run needs, or, when
+/// it has all of it, that the run there is not built yet. Exits 3 either way.
+async fn run_on_kubernetes(s: &scenario::Scenario) -> ExitCode {
+    use faultline::fault_kind::FaultKind;
+    let mut chaos = Vec::new();
+    if s.faults.iter().any(|f| f.kind.is_network()) {
+        chaos.push("networkchaos");
+    }
+    if s.faults.iter().any(|f| f.kind == FaultKind::ClockSkew) {
+        chaos.push("timechaos");
+    }
+    match faultline::cluster::kubernetes::connect(&chaos, std::time::Duration::from_secs(5)).await
+    {
+        Err(refusal) => eprintln!("error: {refusal}"),
+        Ok(cluster) => eprintln!(
+            "error: {} has what a run of {} needs (the API server answers{}, and this user may create what a run creates), but the run on Kubernetes is not built yet: its coordinator and `faultline worker` are designed (docs/design/kubernetes.md), not written. `faultline render --backend kubernetes` writes the objects it would create",
+            cluster.server,
+            s.name,
+            if chaos.is_empty() { String::new() } else { format!(", Chaos Mesh serves {}", chaos.join(" and ")) }
+        ),
+    }
+    ExitCode::from(exit::INFRASTRUCTURE as u8)
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum RenderBackend {
     Kubernetes,
 }
@@ -614,12 +654,12 @@ async fn render(
     workers: u32,
     data: Option<String>,
 ) -> ExitCode {
-    use faultline::kubernetes;
+    use faultline::render as kubernetes;
     let s = match load(path) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let mut o = kubernetes::Options {
+    let mut o = faultline::cluster::kubernetes::Options {
         workers,
         data,
         ..Default::default()

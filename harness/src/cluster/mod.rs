@@ -5,6 +5,7 @@ pub mod backend;
 pub mod compose;
 pub mod docker;
 pub mod images;
+pub mod kubernetes;
 mod on_docker;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,14 +1,13 @@
 //! `faultline render --backend kubernetes`: a scenario as the Kubernetes objects a run on a
 //! cluster creates (docs/design/kubernetes.md): the namespace, the run's record, per node a
-//! headless Service and a StatefulSet, the worker Job, the fault schedule, and per fault the
-//! objects that carry it out. Core objects are built from k8s-openapi's typed structures and
-//! Chaos Mesh's from [`chaos_mesh`]'s, so a field either API lacks cannot be written.
+//! headless Service and a StatefulSet (the backend's own objects, `cluster::kubernetes`), the
+//! worker Job, the fault schedule, and per fault the objects that carry it out. Core objects
+//! are built from k8s-openapi's typed structures and Chaos Mesh's from
+//! `cluster::kubernetes::chaos_mesh`'s, so a field either API lacks cannot be written.
 //!
-//! Nothing here talks to a cluster; `cluster::kubernetes` is the backend that would.
+//! Nothing here talks to a cluster.
 
-pub mod chaos_mesh;
 pub mod faults;
-pub mod topology;
 pub mod yaml_out;
 
 use std::collections::BTreeMap;
@@ -16,52 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use crate::cluster::kubernetes::objects::NodeImage;
+use crate::cluster::kubernetes::{chaos_mesh, dns_label, labels, objects as topology, Options};
 use crate::scenario::Scenario;
-pub use topology::NodeImage;
-
-/// The broker's container in every node pod.
-pub const BROKER: &str = "broker";
-/// Where faultline's binary is in its own image.
-pub const FAULTLINE_BIN: &str = "/usr/local/bin/faultline";
-/// Where a node pod that needs faultline's binary (the durability layer) has it.
-pub const TOOLS_DIR: &str = "/fl";
-
-/// What the render needs beside the scenario.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// The image with faultline's binary at [`FAULTLINE_BIN`] (workers, fault containers,
-    /// the durability layer's init container).
-    pub faultline_image: String,
-    /// Worker pods of the load Job.
-    pub workers: u32,
-    /// The size of each node's claim.
-    pub storage: String,
-    /// The nodes' data directory, kept on a claim per node (the durability layer's path
-    /// is, without it).
-    pub data: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            faultline_image: format!("faultline:{}", env!("CARGO_PKG_VERSION")),
-            workers: 1,
-            storage: "1Gi".into(),
-            data: None,
-        }
-    }
-}
-
-/// The labels every object of run `run` carries (the Docker backend's keys).
-pub fn labels(run: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "faultline".to_string(),
-        ),
-        ("faultline.run".to_string(), run.to_string()),
-    ])
-}
 
 /// A file of the render: its path under the output directory and its documents.
 pub struct Manifest {
@@ -77,22 +33,6 @@ pub struct Rendered {
     pub faults: Vec<faults::FaultPlan>,
     /// What a reader must know before applying them (a node without a claim, FUSE).
     pub warnings: Vec<String>,
-}
-
-/// A DNS-1123 label from a name: lower case, `-` for anything else, at most `max` long.
-pub fn dns_label(name: &str, max: usize) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    s.truncate(max);
-    s.trim_matches('-').to_string()
 }
 
 fn to_value<T: serde::Serialize>(t: &T) -> Value {

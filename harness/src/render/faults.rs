@@ -15,11 +15,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, EphemeralContainer, Security
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
 use serde_json::Value;
 
-use super::chaos_mesh::{
+use crate::cluster::kubernetes::chaos_mesh::{
     self, BandwidthSpec, Chaos, CorruptSpec, DelaySpec, DuplicateSpec, LossSpec, NetworkChaosSpec,
     PodSelector, ReorderSpec, Selector, TimeChaosSpec,
 };
-use super::{labels, Options, BROKER, TOOLS_DIR};
+use crate::cluster::kubernetes::{labels, Options, BROKER, TOOLS_DIR};
 use crate::fault_kind::FaultKind;
 use crate::faults::data_files::Damage;
 use crate::faults::packets::{Action, Distribution};
