@@ -314,9 +314,8 @@ pub fn prepare_topology(
 /// the alternatives; `None` for every other name.
 pub fn refuse_unbuilt(kind: &str) -> Option<String> {
     match kind {
-        "delay" | "reorder" | "duplicate" | "corrupt" if !packets::nfqueue_available() => Some(format!(
-            "fault kind {kind} needs NFQUEUE (the kernel's nfnetlink_queue and the iptables NFQUEUE target), which this kernel does not have{}; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf)",
-            if netem_available() { " (it has netem, but faultline does not use netem yet)" } else { ", nor netem" }
+        "delay" | "reorder" | "duplicate" | "corrupt" if !packets::nfqueue_available() && !netem_available() => Some(format!(
+            "fault kind {kind} needs netem or NFQUEUE (the kernel's nfnetlink_queue and the iptables NFQUEUE target), and this kernel has neither; alternatives here: loss (iptables, dropped packets) or bandwidth (tc tbf)"
         )),
         "jitter" => Some("fault kind jitter is written as a delay with jitter: `kind: delay`, `delay: 100ms`, `jitter: 20ms`".into()),
         "slow-disk" => Some("fault kind slow-disk is not implemented: a cgroup I/O limit throttles a block device, but a node's data is on the container's overlay storage, written back later through the host's page cache (and, where Docker uses fuse-overlayfs, by a process outside the container's cgroup), or on tmpfs, so the limit would not reliably slow the broker's writes; alternatives: disk-full (a size-limited tmpfs filled up), pause or stop".into()),

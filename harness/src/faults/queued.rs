@@ -1,13 +1,17 @@
-//! The faults that queue a node's packets to faultline's packet program (NFQUEUE): delay,
-//! reorder, duplicate and corrupt. Each target gets a sidecar in its network namespace that
-//! runs the program (`packets.rs`) on queue `id`, and iptables rules in the fault's own chains
-//! that queue the node's packets to it: those it sends, receives or both, to and from every
-//! peer or only `peers`. Heal removes the rules, stops the program (it lets go of what it
-//! holds) and checks that neither is left.
+//! The faults that change a node's packets: delay, reorder, duplicate and corrupt. Each target
+//! gets a sidecar in its network namespace, which first asks the kernel whether it has netem
+//! (it adds and removes a netem qdisc). Where it does, and netem can say what the fault asks
+//! (the packets the node sends, to every peer: netem sits on the sending side of an
+//! interface), the fault is a netem qdisc on the node's interface. Otherwise the sidecar runs
+//! faultline's packet program (`packets.rs`) on queue `id`, with iptables rules in the fault's
+//! own chains that queue the node's packets to it: those it sends, receives or both, to and
+//! from every peer or only `peers`. Heal removes the qdisc, or the rules and the program (it
+//! lets go of what it holds), and checks that nothing is left.
 //!
 //! The fault ([`Queued`]) is in effect only once measured: a delay once the node's round trip
 //! to a peer grew by it; reorder, duplicate and corrupt once the program has acted on a packet
-//! of the node (TCP connects to a peer make sure packets cross). The heal reads the program's
+//! of the node, or the netem qdisc has sent some (TCP connects to a peer make sure packets
+//! cross). The heal reads the program's
 //! counters and the node's own TCP counters (checksum errors, segments out of order, duplicate
 //! acknowledgements), the kernel's word that the packets were changed. The kinds' files own
 //! their settings.
@@ -42,6 +46,14 @@ impl Direction {
             "ingress" => Some(Direction::Ingress),
             "both" => Some(Direction::Both),
             _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Egress => "egress",
+            Direction::Ingress => "ingress",
+            Direction::Both => "both",
         }
     }
 
@@ -324,6 +336,91 @@ pub fn mechanism(id: usize) -> String {
     format!("NFQUEUE queue {id}, chains {i}/{o}")
 }
 
+/// How a fault changes a node's packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// A netem qdisc on the node's interface.
+    Netem,
+    /// faultline's packet program, fed by iptables NFQUEUE rules.
+    Nfqueue,
+}
+
+/// netem where the kernel has it and it can do what `spec` asks (it changes what an interface
+/// sends, to every destination), NFQUEUE otherwise; the reason when neither can.
+pub fn choose(netem: bool, nfqueue: bool, spec: &Spec) -> Result<Mechanism, String> {
+    let sends_to_all = spec.direction == Direction::Egress && spec.peers.is_empty();
+    match (netem && sends_to_all, nfqueue, netem) {
+        (true, _, _) => Ok(Mechanism::Netem),
+        (false, true, _) => Ok(Mechanism::Nfqueue),
+        (false, false, true) => Err(format!(
+            "{}: this kernel has netem but no NFQUEUE, and netem changes only the packets a node sends, to every peer: `direction: {}`{} needs NFQUEUE",
+            spec.action.name(),
+            spec.direction.name(),
+            if spec.peers.is_empty() { "" } else { " with `peers:`" }
+        )),
+        (false, false, false) => Err(format!(
+            "{}: this kernel has neither netem nor NFQUEUE",
+            spec.action.name()
+        )),
+    }
+}
+
+/// netem's arguments for `action`. netem's `reorder P%` sends P% at once and delays the rest,
+/// so holding back a share S is `reorder (1 - S)`.
+pub fn netem_args(action: &Action) -> String {
+    let pct = |share: f64| format!("{:.4}%", share * 100.0).replace(".0000%", "%");
+    let us = |d: std::time::Duration| format!("{}us", d.as_micros());
+    match action {
+        Action::Delay(shape) if shape.jitter.is_zero() => format!("delay {}", us(shape.delay)),
+        Action::Delay(shape) => format!(
+            "delay {} {}{}",
+            us(shape.delay),
+            us(shape.jitter),
+            match shape.distribution {
+                // netem's jitter is uniform unless a distribution table is named.
+                super::packets::Distribution::Uniform => "",
+                super::packets::Distribution::Normal => " distribution normal",
+            }
+        ),
+        Action::Reorder { share, hold } => {
+            format!("delay {} reorder {}", us(*hold), pct(1.0 - share))
+        }
+        Action::Duplicate { share } => format!("duplicate {}", pct(*share)),
+        Action::Corrupt { share } => format!("corrupt {}", pct(*share)),
+    }
+}
+
+/// The interface a node's packets leave by, in its namespace.
+const IFACE: &str = "eth0";
+
+/// Prints `netem` when a netem qdisc can be added (and then removes it), `none` otherwise.
+fn netem_probe_script() -> String {
+    format!(
+        "if tc qdisc add dev {IFACE} root handle 7fa1: netem delay 0ms 2>/dev/null; then tc qdisc del dev {IFACE} root handle 7fa1:; echo netem; else echo none; fi\n"
+    )
+}
+
+fn netem_start_script(action: &Action) -> String {
+    format!(
+        "set -e\ntc qdisc add dev {IFACE} root netem {}\ntc qdisc show dev {IFACE} | grep -q netem\n",
+        netem_args(action)
+    )
+}
+
+/// Makes TCP connects to `to`, then prints the packets the netem qdisc has sent.
+fn netem_probe_traffic_script(to: &str) -> String {
+    format!(
+        "{HELPER} packets rtt {} --count 5 >/dev/null 2>&1\ntc -s qdisc show dev {IFACE} | awk '/netem/ {{ n = 1 }} n && $1 == \"Sent\" {{ print $4; exit }}'\n",
+        quote(to)
+    )
+}
+
+fn netem_stop_script() -> String {
+    format!(
+        "tc qdisc del dev {IFACE} root 2>/dev/null || true\nif tc qdisc show dev {IFACE} | grep -q netem; then echo 'a netem qdisc is still on {IFACE}'; exit 1; fi\n"
+    )
+}
+
 /// Delay, reorder, duplicate or corrupt: the settings of one fault.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
@@ -339,6 +436,8 @@ pub struct Queued {
     spec: Spec,
     /// Per sidecar: the node's TCP counters before the rules.
     sidecars: Vec<(Sidecar, BTreeMap<String, u64>)>,
+    /// Per sidecar (once chosen): how its packets are changed.
+    mechanisms: Vec<Mechanism>,
     /// Per node: the counters when the fault was seen in effect.
     measured: Vec<String>,
     /// Per node: what the program and the kernel counted, read at the heal.
@@ -352,6 +451,7 @@ impl Queued {
             nodes,
             spec,
             sidecars: Vec::new(),
+            mechanisms: Vec::new(),
             measured: Vec::new(),
             counted: Vec::new(),
         }
@@ -379,19 +479,44 @@ impl Queued {
                 node.name
             ))
         })?;
+        let netem = sidecar
+            .sh(
+                ctx,
+                &netem_probe_script(),
+                "see whether the kernel has netem",
+            )
+            .await?
+            .trim()
+            == "netem";
+        let chosen = choose(netem, super::packets::nfqueue_available(), &self.spec)
+            .map_err(FaultError::NotApplied)?;
+        self.mechanisms.push(chosen);
         let rtt_before = match self.spec.action {
             Action::Delay(_) => Some(round_trip(ctx, sidecar, &peer).await?),
             _ => None,
         };
-        start(
-            ctx,
-            sidecar,
-            self.id,
-            &self.spec.action,
-            self.spec.direction,
-            &self.spec.peers,
-        )
-        .await?;
+        match chosen {
+            Mechanism::Netem => {
+                sidecar
+                    .sh(
+                        ctx,
+                        &netem_start_script(&self.spec.action),
+                        &format!("add the {name} qdisc (netem)"),
+                    )
+                    .await?;
+            }
+            Mechanism::Nfqueue => {
+                start(
+                    ctx,
+                    sidecar,
+                    self.id,
+                    &self.spec.action,
+                    self.spec.direction,
+                    &self.spec.peers,
+                )
+                .await?
+            }
+        }
         let applied = Instant::now();
         let line = match (self.spec.action, rtt_before) {
             // A delay is in effect once the round trip across the link grew by it.
@@ -410,7 +535,31 @@ impl Queued {
                 }
                 line
             }
-            // The others once the program acted on a packet of the node.
+            // The others once netem sent packets of the node...
+            _ if chosen == Mechanism::Netem => {
+                let to = format!("{}:{}", peer.ip, ctx.client_port);
+                let out = sidecar
+                    .sh(
+                        ctx,
+                        &netem_probe_traffic_script(&to),
+                        &format!("see the {name} take effect"),
+                    )
+                    .await?;
+                match out.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => {
+                        format!(
+                            "{}: in effect, netem on {IFACE} sent {n} packets",
+                            node.name
+                        )
+                    }
+                    _ => return Err(FaultError::NotApplied(format!(
+                        "the {name} did not take effect: netem on {}'s {IFACE} sent no packet ({})",
+                        node.name,
+                        out.trim()
+                    ))),
+                }
+            }
+            // ...or once the program acted on one.
             _ => {
                 let to = format!("{}:{}", peer.ip, ctx.client_port);
                 let out = sidecar
@@ -499,6 +648,25 @@ impl Fault for Queued {
     async fn heal(&mut self, ctx: &FaultCtx) -> Result<(), FaultError> {
         let name = self.spec.action.name();
         while let Some((sidecar, before)) = self.sidecars.last() {
+            if self.mechanisms.get(self.sidecars.len() - 1) == Some(&Mechanism::Netem) {
+                sidecar
+                    .sh(
+                        ctx,
+                        &netem_stop_script(),
+                        &format!("remove the {name} qdisc"),
+                    )
+                    .await?;
+                let after = tcp_counters(ctx, sidecar).await;
+                self.counted.push(format!(
+                    "{}: netem removed from {IFACE}; the node's TCP: {}",
+                    sidecar.node.name,
+                    tcp_growth(before, &after)
+                ));
+                sidecar.remove(ctx).await?;
+                self.sidecars.pop();
+                self.mechanisms.pop();
+                continue;
+            }
             let stats = stop(ctx, sidecar, self.id, name).await?;
             let after = tcp_counters(ctx, sidecar).await;
             self.counted.push(match stats {
@@ -520,6 +688,7 @@ impl Fault for Queued {
             });
             sidecar.remove(ctx).await?;
             self.sidecars.pop();
+            self.mechanisms.truncate(self.sidecars.len());
         }
         Ok(())
     }
@@ -556,7 +725,11 @@ impl Fault for Queued {
             "packets {}{peers}: {} ({})",
             self.spec.direction.words(),
             what.replace(".0000%", "%"),
-            mechanism(self.id)
+            if self.mechanisms.contains(&Mechanism::Netem) {
+                format!("netem on {IFACE}: {}", netem_args(&self.spec.action))
+            } else {
+                mechanism(self.id)
+            }
         );
         if !self.measured.is_empty() {
             s += &format!("; {}", self.measured.join("; "));
@@ -574,6 +747,69 @@ mod tests {
     use super::*;
     use crate::faults::packets::{Distribution, Shape};
     use std::time::Duration;
+
+    #[test]
+    fn netem_where_the_kernel_has_it_and_it_can_say_the_fault_nfqueue_otherwise() {
+        let spec = |direction, peers: &[&str]| Spec {
+            action: Action::Duplicate { share: 0.25 },
+            direction,
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+        };
+        let egress = spec(Direction::Egress, &[]);
+        assert_eq!(choose(true, true, &egress), Ok(Mechanism::Netem));
+        assert_eq!(choose(true, false, &egress), Ok(Mechanism::Netem));
+        assert_eq!(choose(false, true, &egress), Ok(Mechanism::Nfqueue));
+        // netem sits on the sending side and sees every destination alike.
+        let both = spec(Direction::Both, &[]);
+        assert_eq!(choose(true, true, &both), Ok(Mechanism::Nfqueue));
+        let e = choose(true, false, &both).unwrap_err();
+        assert!(e.contains("`direction: both` needs NFQUEUE"), "{e}");
+        let link = spec(Direction::Egress, &["n2"]);
+        assert_eq!(choose(true, true, &link), Ok(Mechanism::Nfqueue));
+        assert!(choose(true, false, &link)
+            .unwrap_err()
+            .contains("with `peers:`"));
+        let e = choose(false, false, &egress).unwrap_err();
+        assert!(e.contains("neither netem nor NFQUEUE"), "{e}");
+    }
+
+    #[test]
+    fn netem_is_given_what_the_program_would_do() {
+        let delay = |jitter, distribution| {
+            netem_args(&Action::Delay(Shape {
+                delay: Duration::from_millis(100),
+                jitter,
+                distribution,
+            }))
+        };
+        assert_eq!(
+            delay(Duration::ZERO, Distribution::Normal),
+            "delay 100000us"
+        );
+        assert_eq!(
+            delay(Duration::from_millis(20), Distribution::Normal),
+            "delay 100000us 20000us distribution normal"
+        );
+        assert_eq!(
+            delay(Duration::from_millis(20), Distribution::Uniform),
+            "delay 100000us 20000us"
+        );
+        // 25 % held back: netem sends the other 75 % at once.
+        assert_eq!(
+            netem_args(&Action::Reorder {
+                share: 0.25,
+                hold: Duration::from_millis(20)
+            }),
+            "delay 20000us reorder 75%"
+        );
+        assert_eq!(
+            netem_args(&Action::Duplicate { share: 0.25 }),
+            "duplicate 25%"
+        );
+        assert_eq!(netem_args(&Action::Corrupt { share: 0.05 }), "corrupt 5%");
+        assert!(netem_start_script(&Action::Corrupt { share: 0.05 })
+            .contains("tc qdisc add dev eth0 root netem corrupt 5%"));
+    }
 
     #[test]
     fn rules_queue_one_direction_or_both_and_never_loopback_or_copies() {
