@@ -552,11 +552,13 @@ impl Queued {
                             node.name
                         )
                     }
-                    _ => return Err(FaultError::NotApplied(format!(
+                    _ => {
+                        return Err(FaultError::NotApplied(format!(
                         "the {name} did not take effect: netem on {}'s {IFACE} sent no packet ({})",
                         node.name,
                         out.trim()
-                    ))),
+                    )))
+                    }
                 }
             }
             // ...or once the program acted on one.
