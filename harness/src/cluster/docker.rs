@@ -244,23 +244,17 @@ impl DockerBackend {
         let mut run_as = None;
         let (entrypoint, cmd) = match spec.durable {
             Some(durability) => {
-                let mut line = vec![
-                    super::backend::HELPER.to_string(),
-                    "powerfs".into(),
-                    "serve".into(),
-                    "--dir".into(),
-                    durability.path.clone(),
-                ];
-                if let Some(w) = durability.writeback {
-                    line.extend(["--writeback-ms".to_string(), w.as_millis().to_string()]);
-                }
                 let (command, user) = self.image_command(spec.image, spec.command).await?;
-                if let Some(user) = user {
-                    line.extend(["--user".to_string(), user]);
+                let line = crate::powerfs::serve_line(
+                    super::backend::HELPER,
+                    &durability.path,
+                    durability.writeback,
+                    user.as_deref(),
+                    &command,
+                );
+                if user.is_some() {
                     run_as = Some("0".to_string());
                 }
-                line.push("--".into());
-                line.extend(command);
                 host.binds = Some(vec![format!(
                     "{}:{}:ro",
                     helper_binary()?,

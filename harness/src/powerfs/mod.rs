@@ -48,6 +48,34 @@ pub struct CutReport {
     pub dirty_files: u64,
 }
 
+/// The command line that runs `command` on the layer over `dir`: faultline's binary at
+/// `binary`, `powerfs serve` with the layer's options, then the command. The Docker backend and
+/// the Kubernetes objects both start a durable node with it.
+pub fn serve_line(
+    binary: &str,
+    dir: &str,
+    writeback: Option<Duration>,
+    user: Option<&str>,
+    command: &[String],
+) -> Vec<String> {
+    let mut line = vec![
+        binary.to_string(),
+        "powerfs".into(),
+        "serve".into(),
+        "--dir".into(),
+        dir.to_string(),
+    ];
+    if let Some(w) = writeback {
+        line.extend(["--writeback-ms".to_string(), w.as_millis().to_string()]);
+    }
+    if let Some(user) = user {
+        line.extend(["--user".to_string(), user.to_string()]);
+    }
+    line.push("--".into());
+    line.extend(command.iter().cloned());
+    line
+}
+
 /// Mounts the layer over `dir` from a process of its own, then becomes `command` (exec): the
 /// broker stays the container's main process, so signals (a kill, a graceful stop, SIGSTOP)
 /// reach it exactly as without the layer. Returns only on an error.

@@ -124,7 +124,7 @@ pub fn render(
             "the load: {} worker pod(s), each `faultline worker` with its share of the producers",
             o.workers
         ),
-        docs: vec![to_value(&topology::workers(&ns, &run, t, o))],
+        docs: vec![to_value(&topology::workers(&ns, &run, o))],
     });
     let nodes: Vec<String> = t
         .services

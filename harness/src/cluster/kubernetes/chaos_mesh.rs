@@ -147,17 +147,15 @@ pub type TimeChaos = Chaos<TimeChaosSpec>;
 
 /// A duration in Go's syntax, as Chaos Mesh parses it: whole milliseconds or seconds.
 pub fn go_duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    go_ms(d.as_millis() as i64)
 }
 
 /// An offset in seconds in Go's syntax ("-90s", "1500ms").
 pub fn go_offset(seconds: f64) -> String {
-    let ms = (seconds * 1000.0).round() as i64;
+    go_ms((seconds * 1000.0).round() as i64)
+}
+
+fn go_ms(ms: i64) -> String {
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
     } else {

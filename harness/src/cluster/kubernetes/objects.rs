@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::{labels, Options, BROKER, FAULTLINE_BIN, TOOLS_DIR};
-use crate::cluster::compose::{Service as ComposeService, Topology};
+use crate::cluster::compose::Service as ComposeService;
 
 /// Labels for the object of `node` (or of the run, `None`).
 fn meta(name: &str, ns: &str, run: &str, node: Option<&str>, role: &str) -> ObjectMeta {
@@ -225,22 +225,13 @@ pub fn stateful_set(
                     s.name, image.image
                 ));
             };
-            let mut wrapped = vec![
-                format!("{TOOLS_DIR}/faultline"),
-                "powerfs".into(),
-                "serve".into(),
-                "--dir".into(),
-                d.path.clone(),
-            ];
-            if let Some(w) = d.writeback {
-                wrapped.extend(["--writeback-ms".into(), w.as_millis().to_string()]);
-            }
-            if let Some(user) = user {
-                wrapped.extend(["--user".into(), user.clone()]);
-            }
-            wrapped.push("--".into());
-            wrapped.extend(line.iter().cloned());
-            command = Some(wrapped);
+            command = Some(crate::powerfs::serve_line(
+                &format!("{TOOLS_DIR}/faultline"),
+                &d.path,
+                d.writeback,
+                user.as_deref(),
+                line,
+            ));
             args = None;
             security = Some(SecurityContext {
                 run_as_user: Some(0),
@@ -362,8 +353,7 @@ fn claim(ns: &str, run: &str, node: &str, storage: &str) -> PersistentVolumeClai
 /// The load: an Indexed Job of `workers` pods, each `faultline worker` with its share of the
 /// producers (worker w runs producers w·P to w·P+P−1) and a history shard of its own in an
 /// emptyDir, which the coordinator collects.
-pub fn workers(ns: &str, run: &str, topology: &Topology, o: &Options) -> Job {
-    let _ = topology;
+pub fn workers(ns: &str, run: &str, o: &Options) -> Job {
     let mut l = labels(run);
     l.insert("faultline.role".into(), "worker".into());
     let worker = Container {
