@@ -6,11 +6,14 @@
 //! valid measurement). Latency is measured from the due time, so a stalled broker shows up in
 //! the latency instead of silently slowing the load (coordinated omission).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+mod awaiting;
+
+use awaiting::{Awaiting, Outcome};
 
 use crate::families::{Completion, Producer, Sent};
 use crate::history::{Clock, HistorySink, Kind, Publish, Record};
@@ -138,31 +141,32 @@ pub async fn run(
     history: HistorySink,
     counters: Arc<Counters>,
 ) -> Result<(), String> {
-    let cap = spec.max_in_flight.max(1);
-    let in_flight = Arc::new(Semaphore::new(cap));
-    let n = producers.len().max(1) as f64;
-    let rate = spec.rate / n;
+    let n = producers.len().max(1);
+    // The cap is shared evenly: each producer waits on its own acknowledgements only.
+    let cap = (spec.max_in_flight / n).max(1);
+    let rate = spec.rate / n as f64;
     let count = (rate * spec.duration.as_secs_f64()).floor() as u64;
     let mut tasks = tokio::task::JoinSet::new();
     for (index, producer) in producers.into_iter().enumerate() {
         let ctx = ProducerCtx {
             id: index as u32,
             // Producers are staggered inside one interval so their sends interleave evenly.
-            offset: index as f64 / n,
+            offset: index as f64 / n as f64,
             rate,
             count,
+            cap,
             start,
             spec: spec.clone(),
             clock,
             history: history.clone(),
             counters: counters.clone(),
-            in_flight: in_flight.clone(),
         };
         tasks.spawn(ctx.run(producer));
     }
     // Each producer (its client connection) is kept until every acknowledgement is in: a
     // client dropped after its last send would lose the last acknowledgements and make
-    // unknown outcomes of the harness's own.
+    // unknown outcomes of the harness's own. A producer returns once each of its messages
+    // is answered or past its deadline, so this wait is bounded by the timeout.
     let mut done = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -174,13 +178,6 @@ pub async fn run(
             }
         }
     }
-    // Every completion task holds a permit until it has recorded its result, and each is
-    // bounded by the ack timeout, so this wait is bounded too.
-    let _ = tokio::time::timeout(
-        spec.ack_timeout + Duration::from_secs(5),
-        in_flight.acquire_many(cap as u32),
-    )
-    .await;
     drop(done);
     let panics = counters
         .panics
@@ -199,138 +196,185 @@ struct ProducerCtx {
     offset: f64,
     rate: f64,
     count: u64,
+    /// This producer's share of `max_in_flight`.
+    cap: usize,
     start: Instant,
     spec: LoadSpec,
     clock: Clock,
     history: HistorySink,
     counters: Arc<Counters>,
-    in_flight: Arc<Semaphore>,
 }
 
 impl ProducerCtx {
-    /// Sends this producer's messages on schedule; returns the producer, still connected.
+    /// Sends this producer's messages on schedule and completes their acknowledgements in
+    /// the same task; returns the producer, still connected, once every message is answered
+    /// or past its deadline.
     async fn run(self, mut producer: Box<dyn Producer>) -> Box<dyn Producer> {
-        for seq in 0..self.count {
-            let due = self.start + Duration::from_secs_f64((seq as f64 + self.offset) / self.rate);
-            tokio::time::sleep_until(due.into()).await;
-            let permit = match self.in_flight.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    let waited = Instant::now();
-                    let Ok(p) = self.in_flight.clone().acquire_owned().await else {
-                        return producer;
-                    };
+        // Buckets a twentieth of the timeout wide (10 to 250 ms): about 20 in flight.
+        let width = (self.spec.ack_timeout / 20)
+            .clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let mut awaiting = Awaiting::new(self.spec.ack_timeout, width);
+        let timer = tokio::time::sleep_until(self.start.into());
+        tokio::pin!(timer);
+        let mut seq = 0u64;
+        let mut stalled: Option<Instant> = None;
+        loop {
+            self.collect(&mut awaiting).await;
+            let now = Instant::now();
+            let wake_at = if seq == self.count {
+                if awaiting.is_empty() {
+                    break;
+                }
+                awaiting.next_expiry()
+            } else if awaiting.len() >= self.cap {
+                // Waiting on the cap is stall, until an acknowledgement (or an expiry) frees
+                // a place.
+                stalled.get_or_insert(now);
+                awaiting.next_expiry()
+            } else {
+                if let Some(since) = stalled.take() {
                     self.counters
                         .stall_us
-                        .fetch_add(waited.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    p
+                        .fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
                 }
-            };
-            let payload = encode_payload(self.id, seq, self.spec.payload_bytes);
-            let sent_at = Instant::now();
-            let mut base = Publish {
-                kind: Kind::Invoke,
-                producer: self.id,
-                seq,
-                t_intended: self.clock.us(due),
-                t_sent: self.clock.us(sent_at),
-                ..Default::default()
-            };
-            self.counters.invoked.fetch_add(1, Ordering::Relaxed);
-
-            // Most sends finish at the first poll (the client queues the message); only one
-            // that does not is raced against the timeout, so a publish costs no timer here.
-            let mut send = producer.send(payload);
-            let sent = match futures::poll!(&mut send) {
-                std::task::Poll::Ready(sent) => Ok(sent),
-                std::task::Poll::Pending => tokio::time::timeout(self.spec.ack_timeout, send).await,
-            };
-            let (node, outcome) = match sent {
-                Ok(Sent::Pending { node, ack }) => (node, Ok(ack)),
-                Ok(Sent::Done { node, completion }) => (node, Err(completion)),
-                Err(_) => (
-                    None,
-                    Err(Completion::Info(format!(
-                        "client did not take the message within {:?}",
-                        self.spec.ack_timeout
-                    ))),
-                ),
-            };
-            base.node = node;
-            self.history.record(Record::Publish(base.clone()));
-            match outcome {
-                Err(completion) => {
-                    self.complete(base, completion);
-                    drop(permit);
+                let due = self.due(seq);
+                if due <= now {
+                    self.send(&mut producer, &mut awaiting, seq, due).await;
+                    seq += 1;
+                    continue;
                 }
-                Ok(ack) => {
-                    let deadline = sent_at + self.spec.ack_timeout;
-                    let ctx = self.clone_for_completion();
-                    tokio::spawn(async move {
-                        use futures::FutureExt;
-                        let waited = std::panic::AssertUnwindSafe(tokio::time::timeout_at(
-                            deadline.into(),
-                            ack,
-                        ))
-                        .catch_unwind()
-                        .await;
-                        let completion = match waited {
-                            Ok(Ok(c)) => c,
-                            Ok(Err(_)) => Completion::Info(format!(
-                                "no acknowledgement within {:?}",
-                                ctx.ack_timeout
-                            )),
-                            Err(panic) => {
-                                let msg = panic_message(panic);
-                                ctx.counters.panicked(format!(
-                                    "waiting for an acknowledgement panicked: {msg}"
-                                ));
-                                Completion::Info(format!("the harness panicked: {msg}"))
-                            }
-                        };
-                        ctx.complete(base, completion);
-                        drop(permit);
-                    });
+                Some(awaiting.next_expiry().map_or(due, |e| e.min(due)))
+            };
+            if let Some(at) = wake_at {
+                if timer.deadline() != at.into() {
+                    timer.as_mut().reset(at.into());
                 }
             }
+            // Until an acknowledgement comes or the timer fires.
+            std::future::poll_fn(|cx| {
+                if awaiting.collect(cx, Instant::now(), |r, d, o| self.complete(r, d, o)) > 0
+                    || (wake_at.is_some() && timer.as_mut().poll(cx).is_ready())
+                {
+                    return std::task::Poll::Ready(());
+                }
+                std::task::Poll::Pending
+            })
+            .await;
         }
         producer
     }
 
-    fn clone_for_completion(&self) -> CompletionCtx {
-        CompletionCtx {
-            clock: self.clock,
-            history: self.history.clone(),
-            counters: self.counters.clone(),
-            ack_timeout: self.spec.ack_timeout,
+    fn due(&self, seq: u64) -> Instant {
+        self.start + Duration::from_secs_f64((seq as f64 + self.offset) / self.rate)
+    }
+
+    /// Completes whatever acknowledgements are in, without waiting.
+    async fn collect(&self, awaiting: &mut Awaiting) {
+        if awaiting.is_empty() {
+            return;
+        }
+        std::future::poll_fn(|cx| {
+            awaiting.collect(cx, Instant::now(), |r, d, o| self.complete(r, d, o));
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+
+    /// Sends message `seq` (due at `due`) and records its invocation; its acknowledgement
+    /// joins `awaiting`. Acknowledgements that come in while the client takes the message
+    /// are completed meanwhile.
+    async fn send(
+        &self,
+        producer: &mut Box<dyn Producer>,
+        awaiting: &mut Awaiting,
+        seq: u64,
+        due: Instant,
+    ) {
+        let payload = encode_payload(self.id, seq, self.spec.payload_bytes);
+        let sent_at = Instant::now();
+        let mut record = Publish {
+            kind: Kind::Invoke,
+            producer: self.id,
+            seq,
+            t_intended: self.clock.us(due),
+            t_sent: self.clock.us(sent_at),
+            ..Default::default()
+        };
+        self.counters.invoked.fetch_add(1, Ordering::Relaxed);
+
+        // Most sends finish at the first poll (the client queues the message); only one
+        // that does not is raced against the timeout, so a publish costs no timer here.
+        let mut send = producer.send(payload);
+        let sent = match futures::poll!(&mut send) {
+            std::task::Poll::Ready(sent) => Some(sent),
+            std::task::Poll::Pending => {
+                let limit = tokio::time::sleep_until((sent_at + self.spec.ack_timeout).into());
+                tokio::pin!(limit);
+                std::future::poll_fn(|cx| {
+                    awaiting.collect(cx, Instant::now(), |r, d, o| self.complete(r, d, o));
+                    if let std::task::Poll::Ready(sent) = send.as_mut().poll(cx) {
+                        return std::task::Poll::Ready(Some(sent));
+                    }
+                    limit.as_mut().poll(cx).map(|_| None)
+                })
+                .await
+            }
+        };
+        drop(send);
+        let (node, outcome) = match sent {
+            Some(Sent::Pending { node, ack }) => (node, Ok(ack)),
+            Some(Sent::Done { node, completion }) => (node, Err(completion)),
+            None => (
+                None,
+                Err(Completion::Info(format!(
+                    "client did not take the message within {:?}",
+                    self.spec.ack_timeout
+                ))),
+            ),
+        };
+        record.node = node;
+        self.history.record(Record::Publish(record.clone()));
+        match outcome {
+            Err(completion) => self.finish(record, self.clock.now_us(), completion),
+            Ok(ack) => awaiting.push(record, sent_at, ack),
         }
     }
 
-    fn complete(&self, base: Publish, completion: Completion) {
-        self.clone_for_completion().complete(base, completion)
+    /// Records how the wait for one acknowledgement ended.
+    fn complete(&self, record: Publish, deadline: Instant, outcome: Outcome) {
+        match outcome {
+            Outcome::Answered(c) => self.finish(record, self.clock.now_us(), c),
+            // A timeout is recorded at the deadline it missed.
+            Outcome::TimedOut => self.finish(
+                record,
+                self.clock.us(deadline),
+                Completion::Info(format!(
+                    "no acknowledgement within {:?}",
+                    self.spec.ack_timeout
+                )),
+            ),
+            Outcome::Panicked(msg) => {
+                self.counters
+                    .panicked(format!("waiting for an acknowledgement panicked: {msg}"));
+                self.finish(
+                    record,
+                    self.clock.now_us(),
+                    Completion::Info(format!("the harness panicked: {msg}")),
+                )
+            }
+        }
     }
-}
 
-struct CompletionCtx {
-    clock: Clock,
-    history: HistorySink,
-    counters: Arc<Counters>,
-    ack_timeout: Duration,
-}
-
-impl CompletionCtx {
-    fn complete(&self, mut record: Publish, completion: Completion) {
-        record.t_done = Some(self.clock.now_us());
+    fn finish(&self, mut record: Publish, t_done: u64, completion: Completion) {
+        record.t_done = Some(t_done);
         match completion {
             Completion::Ok {
                 position,
                 partition,
             } => {
-                if let Some(done) = record.t_done {
-                    self.counters
-                        .latency
-                        .record(done.saturating_sub(record.t_intended));
-                }
+                self.counters
+                    .latency
+                    .record(t_done.saturating_sub(record.t_intended));
                 record.kind = Kind::Ok;
                 record.position = position;
                 record.partition = partition;
