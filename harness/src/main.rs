@@ -345,14 +345,20 @@ enum BenchCommand {
     },
     /// faultline against the tool a user would pick instead, in one run on the scenario's
     /// cluster (no faults): the peer publishes --messages as fast as the cluster acknowledges
-    /// them, then faultline offers as many at the peer's rate and at twice it. Prints each
-    /// side's msg/s and msg per CPU-second, and the ratios. The peers are built by
-    /// scripts/install-peers.sh.
+    /// them, then faultline offers as many at the peer's rate and at twice it, --rounds
+    /// times in turn. Prints each side's msg/s and msg per CPU-second, and the ratios with
+    /// their median over the rounds. The peers are built by scripts/install-peers.sh.
     Peers {
         /// The scenario whose cluster and workload (producers, payload, in-flight cap) to use.
         scenario: PathBuf,
         #[arg(long, default_value_t = 200_000)]
         messages: u64,
+        /// Rounds of peer then faultline, on the one cluster.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
+        /// faultline's producers (client connections) instead of the scenario's.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        producers: Option<u32>,
     },
 }
 
@@ -580,13 +586,22 @@ async fn async_main(cli: Cli) -> ExitCode {
                 },
         } => bench_generator(seconds, start, max).await,
         Command::Bench {
-            what: BenchCommand::Peers { scenario, messages },
+            what:
+                BenchCommand::Peers {
+                    scenario,
+                    messages,
+                    rounds,
+                    producers,
+                },
         } => {
-            let s = match load(&scenario) {
+            let mut s = match load(&scenario) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            bench_peers(s, messages).await
+            if let Some(n) = producers {
+                s.workload.producers = n;
+            }
+            bench_peers(s, messages, rounds).await
         }
         Command::Report { dir } => report_again(&dir, None),
         Command::Compare { baseline, run } => report_again(&run, Some(&baseline)),
@@ -923,14 +938,14 @@ async fn bench_generator(seconds: f64, start: f64, max: f64) -> ExitCode {
     ExitCode::from(exit::PASS as u8)
 }
 
-async fn bench_peers(s: scenario::Scenario, messages: u64) -> ExitCode {
+async fn bench_peers(s: scenario::Scenario, messages: u64, rounds: u32) -> ExitCode {
     use faultline::capacity::peers;
     let reporters = Reporters::standard();
     let progress = std::sync::Arc::new(reporters.events().progress());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let name = s.name.clone();
     let payload = s.workload.payload_bytes;
-    let outcome = peers::compare(s, messages, progress).await;
+    let outcome = peers::compare(s, messages, rounds, progress).await;
     let _ = reporters.close();
     let c = match outcome {
         Ok(c) => c,
@@ -939,40 +954,41 @@ async fn bench_peers(s: scenario::Scenario, messages: u64) -> ExitCode {
             return ExitCode::from(exit::INFRASTRUCTURE as u8);
         }
     };
-    println!("faultline bench peers: {name}, {messages} messages of {payload} bytes, {cores} core(s) shared with the cluster");
+    println!("faultline bench peers: {name}, {messages} messages of {payload} bytes, {rounds} round(s), {cores} core(s) shared with the cluster");
     println!(
-        "{:<78} {:>9} {:>10} {:>9} {:>7} {:>11}",
-        "who", "offered/s", "acked", "msg/s", "CPU-s", "msg/CPU-s"
+        "{:>5} {:<78} {:>9} {:>10} {:>9} {:>7} {:>11}",
+        "round", "who", "offered/s", "acked", "msg/s", "CPU-s", "msg/CPU-s"
     );
-    let row = |f: &peers::Figures| {
-        println!(
-            "{:<78} {:>9} {:>10} {:>9.0} {:>7.2} {:>11.0}",
-            f.who,
-            f.offered.map_or("max".to_string(), |o| format!("{o:.0}")),
-            f.acknowledged,
-            f.rate(),
-            f.cpu_s,
-            f.per_cpu_second()
-        )
-    };
-    row(&c.peer);
-    for f in &c.faultline {
-        row(f);
+    for (i, r) in c.rounds.iter().enumerate() {
+        for f in std::iter::once(&r.peer).chain(&r.faultline) {
+            println!(
+                "{:>5} {:<78} {:>9} {:>10} {:>9.0} {:>7.2} {:>11.0}",
+                i + 1,
+                f.who,
+                f.offered.map_or("max".to_string(), |o| format!("{o:.0}")),
+                f.acknowledged,
+                f.rate(),
+                f.cpu_s,
+                f.per_cpu_second()
+            );
+        }
     }
-    let best = c
-        .faultline
-        .iter()
-        .max_by(|a, b| a.rate().total_cmp(&b.rate()))
-        .expect("faultline ran");
-    let at_peer = &c.faultline[0];
+    let ratios: Vec<(f64, f64)> = c.rounds.iter().map(peers::Round::ratios).collect();
+    for (i, (throughput, per_cpu)) in ratios.iter().enumerate() {
+        println!(
+            "round {}: faultline / peer: throughput {throughput:.2}x (faultline's best), per CPU-second {per_cpu:.2}x (at the peer's rate)",
+            i + 1
+        );
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     println!(
-        "faultline / peer: throughput {:.2}x ({:.0} / {:.0} msg/s, faultline's best), per CPU-second {:.2}x ({:.0} / {:.0}, at the peer's rate)",
-        best.rate() / c.peer.rate().max(1e-9),
-        best.rate(),
-        c.peer.rate(),
-        at_peer.per_cpu_second() / c.peer.per_cpu_second().max(1e-9),
-        at_peer.per_cpu_second(),
-        c.peer.per_cpu_second()
+        "faultline / peer, median of {} round(s): throughput {:.2}x, per CPU-second {:.2}x",
+        ratios.len(),
+        median(ratios.iter().map(|r| r.0).collect()),
+        median(ratios.iter().map(|r| r.1).collect()),
     );
     ExitCode::from(exit::PASS as u8)
 }

@@ -213,10 +213,28 @@ async fn run_faultline(
     })
 }
 
-/// What `faultline bench peers` found.
-pub struct Comparison {
+/// One round: the peer, then faultline at the peer's rate and at twice it.
+pub struct Round {
     pub peer: Figures,
     pub faultline: Vec<Figures>,
+}
+
+impl Round {
+    /// faultline / peer: throughput (faultline's best) and messages per CPU-second (at the
+    /// peer's rate).
+    pub fn ratios(&self) -> (f64, f64) {
+        let best = self.faultline.iter().map(Figures::rate).fold(0.0, f64::max);
+        let at_peer = self.faultline.first().map_or(0.0, Figures::per_cpu_second);
+        (
+            best / self.peer.rate().max(1e-9),
+            at_peer / self.peer.per_cpu_second().max(1e-9),
+        )
+    }
+}
+
+/// What `faultline bench peers` found, round by round.
+pub struct Comparison {
+    pub rounds: Vec<Round>,
 }
 
 /// Starts the scenario's cluster, runs the peer and then faultline on it, and removes the
@@ -224,6 +242,7 @@ pub struct Comparison {
 pub async fn compare(
     scenario: Scenario,
     messages: u64,
+    rounds: u32,
     progress: Arc<Progress>,
 ) -> Result<Comparison, RunError> {
     let RunId { id: run_id, .. } = RunId::new();
@@ -247,30 +266,39 @@ pub async fn compare(
                     scenario.topology.family
                 )));
             };
-            progress.phase(&format!("peer: {} publishing {messages}", cmd.tool));
-            let peer = run_peer(cmd, messages, dir.clone()).await?;
-            progress.note(&format!(
-                "{} of {messages} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
-                peer.acknowledged,
-                peer.seconds,
-                peer.rate(),
-                peer.cpu_s
-            ));
-            let mut faultline = Vec::new();
-            for factor in [1.0, 2.0] {
-                let rate = (peer.rate() * factor).max(1.0);
-                progress.phase(&format!("faultline offering {messages} at {rate:.0} msg/s"));
-                let f = run_faultline(&session, &scenario, rate, messages, &dir).await?;
-                progress.note(&format!(
-                    "{} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
-                    f.acknowledged,
-                    f.seconds,
-                    f.rate(),
-                    f.cpu_s
+            let mut done = Vec::new();
+            for round in 1..=rounds {
+                progress.phase(&format!(
+                    "round {round}/{rounds}: peer: {} publishing {messages}",
+                    cmd.tool
                 ));
-                faultline.push(f);
+                let peer = run_peer(cmd.clone(), messages, dir.clone()).await?;
+                progress.note(&format!(
+                    "{} of {messages} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
+                    peer.acknowledged,
+                    peer.seconds,
+                    peer.rate(),
+                    peer.cpu_s
+                ));
+                let mut faultline = Vec::new();
+                for factor in [1.0, 2.0] {
+                    let rate = (peer.rate() * factor).max(1.0);
+                    progress.phase(&format!(
+                        "round {round}/{rounds}: faultline offering {messages} at {rate:.0} msg/s"
+                    ));
+                    let f = run_faultline(&session, &scenario, rate, messages, &dir).await?;
+                    progress.note(&format!(
+                        "{} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
+                        f.acknowledged,
+                        f.seconds,
+                        f.rate(),
+                        f.cpu_s
+                    ));
+                    faultline.push(f);
+                }
+                done.push(Round { peer, faultline });
             }
-            Ok(Comparison { peer, faultline })
+            Ok(Comparison { rounds: done })
         }
     };
     let result = run::guarded(backend, &run_id, &progress, false, work).await;
