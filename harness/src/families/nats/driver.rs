@@ -193,7 +193,8 @@ pub async fn create_stream(
 pub struct NatsProducer {
     client: Client,
     js: jetstream::Context,
-    subject: String,
+    /// Built once: a clone is a reference count, where a `String` would be copied per send.
+    subject: async_nats::Subject,
     /// The server the client is connected to. `server_info()` copies the whole INFO (URLs,
     /// versions...), so it is read on every send only for a second after the client's
     /// connect count changed (the client counts a connect just before it stores the new
@@ -208,13 +209,15 @@ impl NatsProducer {
     pub fn new(client: Client, w: &NatsWorkload) -> Self {
         let mut js = jetstream::new(client.clone());
         // The harness bounds every acknowledgement with the scenario's own timeout; the
-        // client's must not fire first and turn a late answer into a different error.
-        js.set_timeout(Duration::from_secs(3600));
+        // client's must not fire first and turn a late answer into a different error. With
+        // `Duration::MAX` it has no timer at all (tokio's timeout has none for a deadline
+        // past the end of time): one timer less per publish.
+        js.set_timeout(Duration::MAX);
         NatsProducer {
             stats: client.statistics(),
             client,
             js,
-            subject: w.subject.clone(),
+            subject: async_nats::Subject::from(w.subject.as_str()),
             node: None,
             connects: u64::MAX,
             reread_until: Instant::now(),
