@@ -297,12 +297,8 @@ impl Searcher {
         let mut last = String::new();
         while started.elapsed() < SETTLE_TIMEOUT {
             let payload = crate::payload::encode_payload(u32::MAX, 0, 16);
-            let done = match producer.send(payload).await {
-                crate::families::Sent::Pending { ack, .. } => {
-                    tokio::time::timeout(Duration::from_secs(2), ack).await.ok()
-                }
-                crate::families::Sent::Done { completion, .. } => Some(completion),
-            };
+            let done =
+                crate::families::send_one(producer.as_mut(), payload, Duration::from_secs(2)).await;
             match done {
                 Some(crate::families::Completion::Ok { .. }) => {
                     self.progress.note(&format!(

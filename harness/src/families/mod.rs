@@ -227,6 +227,10 @@ pub enum Sent {
         node: Option<String>,
         ack: BoxFuture<'static, Completion>,
     },
+    /// Sent; the broker's answer comes from [`Producer::poll_answers`] under `token`. One
+    /// producer's tokens increase from send to send. For a client whose answers arrive on one
+    /// stream (a reply subscription), this costs no future, box or channel per message.
+    Tagged { node: Option<String>, token: u64 },
     /// Finished without waiting (e.g. refused by the client before sending).
     Done {
         node: Option<String>,
@@ -238,6 +242,45 @@ pub enum Sent {
 pub trait Producer: Send {
     /// Hands one message to the client. Returns once it is sent (or definitely not).
     async fn send(&mut self, payload: Bytes) -> Sent;
+
+    /// Hands every answer that is in for a [`Sent::Tagged`] send to `answer`, with its token,
+    /// without waiting, and registers `cx` to be woken when the next comes. An answer for a
+    /// token the harness no longer waits for (past its deadline) is ignored. A producer that
+    /// never returns `Tagged` has nothing to hand on.
+    fn poll_answers(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+        _answer: &mut dyn FnMut(u64, Completion),
+    ) {
+    }
+}
+
+/// Sends one message and waits at most `timeout` for its answer: for a caller outside the
+/// generator (a probe write) that needs one acknowledgement. `None` when none came in time.
+pub async fn send_one(
+    producer: &mut dyn Producer,
+    payload: Bytes,
+    timeout: Duration,
+) -> Option<Completion> {
+    match producer.send(payload).await {
+        Sent::Done { completion, .. } => Some(completion),
+        Sent::Pending { ack, .. } => tokio::time::timeout(timeout, ack).await.ok(),
+        Sent::Tagged { token, .. } => {
+            let answer = std::future::poll_fn(|cx| {
+                let mut found = None;
+                producer.poll_answers(cx, &mut |t, completion| {
+                    if t == token {
+                        found = Some(completion);
+                    }
+                });
+                match found {
+                    Some(c) => std::task::Poll::Ready(c),
+                    None => std::task::Poll::Pending,
+                }
+            });
+            tokio::time::timeout(timeout, answer).await.ok()
+        }
+    }
 }
 
 /// What a probe saw change, from one node's point of view (or the harness's, for

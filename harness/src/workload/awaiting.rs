@@ -9,6 +9,11 @@
 //! an acknowledgement that never comes (a frozen leader) costs nothing after its timeout. An
 //! answer that arrives after its own deadline, before its bucket ends, counts as timed out
 //! too: each message keeps its exact deadline.
+//!
+//! A client that delivers its answers on one stream under a token per message
+//! ([`Sent::Tagged`](crate::families::Sent::Tagged)) needs no future at all: those messages
+//! wait in a queue in send order (so in token and in deadline order), an answer finds its
+//! message by token, and the queue's front expires at its own deadline.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -62,11 +67,20 @@ struct Bucket {
     pending: FuturesUnordered<Awaited>,
 }
 
+/// A message whose answer comes under a token; `record` is taken when it is handed on.
+struct Tagged {
+    token: u64,
+    deadline: Instant,
+    record: Option<Publish>,
+}
+
 /// The acknowledgements one producer waits for.
 pub struct Awaiting {
     timeout: Duration,
     width: Duration,
     buckets: VecDeque<Bucket>,
+    /// In send order; answered ones stay until they reach the front.
+    tagged: VecDeque<Tagged>,
     len: usize,
 }
 
@@ -77,6 +91,7 @@ impl Awaiting {
             timeout,
             width: width.max(Duration::from_millis(1)),
             buckets: VecDeque::new(),
+            tagged: VecDeque::new(),
             len: 0,
         }
     }
@@ -108,9 +123,61 @@ impl Awaiting {
         self.len += 1;
     }
 
-    /// When the oldest bucket is dropped, if there is one.
+    /// Waits for the answer under `token` of `record`, sent at `sent`, until `sent + timeout`.
+    /// Tokens increase from call to call.
+    pub fn push_tagged(&mut self, record: Publish, sent: Instant, token: u64) {
+        debug_assert!(self.tagged.back().is_none_or(|t| t.token < token));
+        self.tagged.push_back(Tagged {
+            token,
+            deadline: sent + self.timeout,
+            record: Some(record),
+        });
+        self.len += 1;
+    }
+
+    /// Hands the message waiting under `token` to `done`: answered with `completion`, or timed
+    /// out if `now` is past its deadline. Returns whether one was waiting.
+    pub fn answer(
+        &mut self,
+        token: u64,
+        completion: Completion,
+        now: Instant,
+        done: impl FnOnce(Publish, Instant, Outcome),
+    ) -> bool {
+        // Answers mostly come in send order: the front first.
+        let at = match self.tagged.front() {
+            Some(t) if t.token == token => Some(0),
+            _ => self.tagged.binary_search_by_key(&token, |t| t.token).ok(),
+        };
+        let Some(waiting) = at.and_then(|i| self.tagged.get_mut(i)) else {
+            return false;
+        };
+        let Some(record) = waiting.record.take() else {
+            return false;
+        };
+        let deadline = waiting.deadline;
+        self.len -= 1;
+        while self.tagged.front().is_some_and(|t| t.record.is_none()) {
+            self.tagged.pop_front();
+        }
+        let outcome = if now > deadline {
+            Outcome::TimedOut
+        } else {
+            Outcome::Answered(completion)
+        };
+        done(record, deadline, outcome);
+        true
+    }
+
+    /// When the next wait ends unanswered (a bucket is dropped or a tagged message reaches
+    /// its deadline), if one is waited for.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.buckets.front().map(|b| b.ends + self.timeout)
+        let bucket = self.buckets.front().map(|b| b.ends + self.timeout);
+        let tagged = self.tagged.front().map(|t| t.deadline);
+        match (bucket, tagged) {
+            (Some(b), Some(t)) => Some(b.min(t)),
+            (b, t) => b.or(t),
+        }
     }
 
     /// Hands every acknowledgement that is in to `done` (with the time it was seen) and every
@@ -123,6 +190,16 @@ impl Awaiting {
         mut done: impl FnMut(Publish, Instant, Outcome),
     ) -> usize {
         let mut handed = 0;
+        while let Some(front) = self.tagged.front() {
+            if front.deadline > now {
+                break;
+            }
+            let t = self.tagged.pop_front().expect("front exists");
+            if let Some(record) = t.record {
+                done(record, t.deadline, Outcome::TimedOut);
+                handed += 1;
+            }
+        }
         while let Some(front) = self.buckets.front() {
             if front.ends + self.timeout > now {
                 break;
@@ -230,6 +307,45 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(60)).await;
         // Its bucket lasts until t0 + 220 ms, but its own deadline was t0 + 20 ms.
         assert_eq!(collect_all(&mut a).await, vec![(7, "timed out")]);
+    }
+
+    #[tokio::test]
+    async fn tagged_answers_find_their_message_and_the_unanswered_expire_at_their_deadline() {
+        let mut a = Awaiting::new(Duration::from_millis(50), Duration::from_millis(10));
+        let t0 = Instant::now();
+        for (seq, token) in [(0, 10), (1, 11), (2, 13), (3, 20)] {
+            a.push_tagged(record(seq), t0 + Duration::from_millis(seq), token);
+        }
+        let mut seen = Vec::new();
+        let mut note = |r: Publish, _: Instant, o: Outcome| {
+            seen.push((r.seq, matches!(o, Outcome::Answered(_))))
+        };
+        // Out of order, and one for a token nobody waits for (12) or that was answered (13).
+        assert!(a.answer(13, ok(), t0, &mut note));
+        assert!(!a.answer(12, ok(), t0, &mut note));
+        assert!(!a.answer(13, ok(), t0, &mut note));
+        assert!(a.answer(10, ok(), t0, &mut note));
+        assert_eq!(a.len(), 2);
+        // The front is now token 11, due at t0 + 1 ms + 50 ms.
+        assert_eq!(a.next_expiry(), Some(t0 + Duration::from_millis(51)));
+        // An answer after its deadline is too late.
+        assert!(a.answer(11, ok(), t0 + Duration::from_millis(60), &mut note));
+        assert_eq!(seen, vec![(2, true), (0, true), (1, false)]);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(collect_all(&mut a).await, vec![(3, "timed out")]);
+        assert!(a.is_empty());
+        assert_eq!(a.next_expiry(), None);
+    }
+
+    #[tokio::test]
+    async fn the_next_expiry_is_the_earlier_of_a_bucket_and_a_tagged_message() {
+        let mut a = Awaiting::new(Duration::from_millis(100), Duration::from_millis(10));
+        let t0 = Instant::now();
+        a.push_tagged(record(0), t0 + Duration::from_millis(5), 0);
+        a.push(record(1), t0, futures::future::pending().boxed());
+        assert_eq!(a.next_expiry(), Some(t0 + Duration::from_millis(105)));
+        assert!(a.answer(0, ok(), t0, |_, _, _| {}));
+        assert_eq!(a.next_expiry(), Some(t0 + Duration::from_millis(110)));
     }
 
     #[tokio::test]

@@ -219,7 +219,7 @@ impl ProducerCtx {
         let mut seq = 0u64;
         let mut stalled: Option<Instant> = None;
         loop {
-            self.collect(&mut awaiting).await;
+            self.collect(producer.as_mut(), &mut awaiting).await;
             let now = Instant::now();
             let wake_at = if seq == self.count {
                 if awaiting.is_empty() {
@@ -252,7 +252,7 @@ impl ProducerCtx {
             }
             // Until an acknowledgement comes or the timer fires.
             std::future::poll_fn(|cx| {
-                if awaiting.collect(cx, Instant::now(), |r, d, o| self.complete(r, d, o)) > 0
+                if self.take_in(cx, producer.as_mut(), &mut awaiting) > 0
                     || (wake_at.is_some() && timer.as_mut().poll(cx).is_ready())
                 {
                     return std::task::Poll::Ready(());
@@ -269,15 +269,34 @@ impl ProducerCtx {
     }
 
     /// Completes whatever acknowledgements are in, without waiting.
-    async fn collect(&self, awaiting: &mut Awaiting) {
+    async fn collect(&self, producer: &mut dyn Producer, awaiting: &mut Awaiting) {
         if awaiting.is_empty() {
             return;
         }
         std::future::poll_fn(|cx| {
-            awaiting.collect(cx, Instant::now(), |r, d, o| self.complete(r, d, o));
+            self.take_in(cx, producer, awaiting);
             std::task::Poll::Ready(())
         })
         .await
+    }
+
+    /// Completes the acknowledgements that are in (futures ready, answers handed on by the
+    /// producer) and the waits that expired; registers `cx` for the next. Returns how many.
+    fn take_in(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        producer: &mut dyn Producer,
+        awaiting: &mut Awaiting,
+    ) -> usize {
+        let mut handed = awaiting.collect(cx, Instant::now(), |r, d, o| self.complete(r, d, o));
+        producer.poll_answers(cx, &mut |token, completion| {
+            // Seen now at the latest: later than its deadline is too late.
+            let now = Instant::now();
+            if awaiting.answer(token, completion, now, |r, d, o| self.complete(r, d, o)) {
+                handed += 1;
+            }
+        });
+        handed
     }
 
     /// Sends message `seq` (due at `due`) and records its invocation; its acknowledgement
@@ -321,22 +340,21 @@ impl ProducerCtx {
             }
         };
         drop(send);
-        let (node, outcome) = match sent {
-            Some(Sent::Pending { node, ack }) => (node, Ok(ack)),
-            Some(Sent::Done { node, completion }) => (node, Err(completion)),
-            None => (
-                None,
-                Err(Completion::Info(format!(
-                    "client did not take the message within {:?}",
-                    self.spec.ack_timeout
-                ))),
-            ),
-        };
-        record.node = node;
+        let mut sent = sent.unwrap_or_else(|| Sent::Done {
+            node: None,
+            completion: Completion::Info(format!(
+                "client did not take the message within {:?}",
+                self.spec.ack_timeout
+            )),
+        });
+        let (Sent::Pending { node, .. } | Sent::Tagged { node, .. } | Sent::Done { node, .. }) =
+            &mut sent;
+        record.node = node.take();
         self.history.record(Record::Publish(record.clone()));
-        match outcome {
-            Err(completion) => self.finish(record, self.clock.now_us(), completion),
-            Ok(ack) => awaiting.push(record, sent_at, ack),
+        match sent {
+            Sent::Pending { ack, .. } => awaiting.push(record, sent_at, ack),
+            Sent::Tagged { token, .. } => awaiting.push_tagged(record, sent_at, token),
+            Sent::Done { completion, .. } => self.finish(record, self.clock.now_us(), completion),
         }
     }
 
@@ -401,6 +419,7 @@ mod tests {
     use async_trait::async_trait;
     use bytes::Bytes;
     use futures::FutureExt;
+    use std::pin::Pin;
     use std::sync::Mutex;
 
     /// A producer whose acknowledgement arrives after a fixed delay, recording send times.
@@ -528,6 +547,112 @@ mod tests {
             .collect();
         let n = sends.lock().unwrap().len();
         (records, counters, n)
+    }
+
+    /// A producer whose answers come by token, `delay` after the send, except every
+    /// `silent`-th, which is never answered.
+    struct Answering {
+        delay: Duration,
+        silent: u64,
+        next: u64,
+        due: std::collections::VecDeque<(Instant, u64)>,
+        timer: Pin<Box<tokio::time::Sleep>>,
+    }
+
+    #[async_trait]
+    impl Producer for Answering {
+        async fn send(&mut self, _payload: Bytes) -> Sent {
+            let token = self.next;
+            self.next += 1;
+            if !token.is_multiple_of(self.silent) {
+                self.due.push_back((Instant::now() + self.delay, token));
+            }
+            Sent::Tagged {
+                node: Some("n1".into()),
+                token,
+            }
+        }
+
+        fn poll_answers(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+            answer: &mut dyn FnMut(u64, Completion),
+        ) {
+            while let Some(&(at, token)) = self.due.front() {
+                if at > Instant::now() {
+                    self.timer.as_mut().reset(at.into());
+                    if self.timer.as_mut().poll(cx).is_pending() {
+                        return;
+                    }
+                    continue;
+                }
+                self.due.pop_front();
+                answer(
+                    token,
+                    Completion::Ok {
+                        position: Some(token),
+                        partition: None,
+                    },
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_by_token_complete_their_message_and_the_unanswered_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.bin");
+        let (sink, writer) = crate::history::open(&path).unwrap();
+        let producer = Box::new(Answering {
+            delay: Duration::from_millis(30),
+            silent: 5,
+            next: 0,
+            due: Default::default(),
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        });
+        let spec = LoadSpec {
+            rate: 200.0,
+            duration: Duration::from_millis(500),
+            payload_bytes: 32,
+            max_in_flight: 1000,
+            ack_timeout: Duration::from_millis(300),
+        };
+        let counters = Arc::new(Counters::default());
+        let started = Instant::now();
+        run(
+            vec![producer],
+            spec,
+            Instant::now(),
+            Clock::start(),
+            sink,
+            counters.clone(),
+        )
+        .await
+        .unwrap();
+        // The last silent message gives up 300 ms after it was sent.
+        assert!(started.elapsed() < Duration::from_secs(2));
+        writer.finish().await.unwrap();
+        let done: Vec<Publish> = crate::history::read(&path)
+            .unwrap()
+            .filter_map(|r| match r.unwrap() {
+                Record::Publish(p) if p.kind != Kind::Invoke => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(done.len(), 100);
+        for p in &done {
+            let waited = p.t_done.unwrap() - p.t_sent;
+            if p.seq.is_multiple_of(5) {
+                assert_eq!(p.kind, Kind::Info, "message {} was never answered", p.seq);
+                assert!(waited >= 300_000, "gave up after {waited} µs");
+            } else {
+                assert_eq!(p.kind, Kind::Ok, "message {}", p.seq);
+                assert_eq!(p.position, Some(p.seq), "the answer of its own token");
+                assert!(waited >= 30_000, "answered after {waited} µs");
+            }
+        }
+        assert_eq!(counters.acked.load(Ordering::Relaxed), 80);
+        assert_eq!(counters.unknown.load(Ordering::Relaxed), 20);
     }
 
     #[test]
