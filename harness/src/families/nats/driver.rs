@@ -6,13 +6,12 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{
     self,
     consumer::{pull, AckPolicy, DeliverPolicy},
-    context::{PublishError, PublishErrorKind},
     stream::{self, StorageType},
 };
 use async_nats::Client;
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 
 use super::config::{NatsWorkload, Storage};
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
@@ -27,6 +26,19 @@ pub async fn connect(
     deadline: Instant,
 ) -> Result<Client, BrokerError> {
     connect_with(async_nats::ConnectOptions::new(), urls, name, "", deadline).await
+}
+
+/// Connects a producer: like [`connect`], with room on every subscription for as many
+/// answers as a producer can have in flight (the scenario allows 2^20), so that no
+/// acknowledgement is dropped as a slow consumer's while the producer is sending. (A bounded
+/// channel's capacity costs nothing until it is used.)
+pub async fn connect_producer(
+    urls: &[String],
+    name: &str,
+    deadline: Instant,
+) -> Result<Client, BrokerError> {
+    let options = async_nats::ConnectOptions::new().subscription_capacity(1 << 21);
+    connect_with(options, urls, name, "", deadline).await
 }
 
 /// Connects as a user of the system account (for requests only it may make).
@@ -190,11 +202,24 @@ pub async fn create_stream(
     )))
 }
 
+/// A JetStream publisher on core NATS, as the Go client's `PublishAsync` is: each message is
+/// published with a reply subject `<inbox>.<token>` of the producer's own, and the stream
+/// leader's acknowledgement (or a 503 "no responders" status when no stream took it) comes on
+/// one subscription to `<inbox>.*`. The answers are handed to the generator by token
+/// ([`Sent::Tagged`]), so a publish costs no request-map entry, no channel and no future of
+/// its own, which async-nats's request path (`jetstream::Context::publish`) spends on every
+/// message. The protocol on the wire is the same.
 pub struct NatsProducer {
     client: Client,
-    js: jetstream::Context,
     /// Built once: a clone is a reference count, where a `String` would be copied per send.
     subject: async_nats::Subject,
+    /// Every acknowledgement for this producer, on `<inbox>.*`.
+    replies: async_nats::Subscriber,
+    /// `<inbox>.`: a reply subject is this and the message's token.
+    reply_prefix: String,
+    /// Reply subjects are written here and split off: one allocation for many of them.
+    reply_buf: bytes::BytesMut,
+    next_token: u64,
     /// The server the client is connected to. `server_info()` copies the whole INFO (URLs,
     /// versions...), so it is read on every send only for a second after the client's
     /// connect count changed (the client counts a connect just before it stores the new
@@ -206,22 +231,38 @@ pub struct NatsProducer {
 }
 
 impl NatsProducer {
-    pub fn new(client: Client, w: &NatsWorkload) -> Self {
-        let mut js = jetstream::new(client.clone());
-        // The harness bounds every acknowledgement with the scenario's own timeout; the
-        // client's must not fire first and turn a late answer into a different error. With
-        // `Duration::MAX` it has no timer at all (tokio's timeout has none for a deadline
-        // past the end of time): one timer less per publish.
-        js.set_timeout(Duration::MAX);
-        NatsProducer {
+    /// Subscribes the producer's reply subject on `client` (async-nats subscribes it again
+    /// after a reconnect).
+    pub async fn new(client: Client, w: &NatsWorkload) -> Result<Self, BrokerError> {
+        let inbox = client.new_inbox();
+        let replies = client.subscribe(format!("{inbox}.*")).await.map_err(|e| {
+            BrokerError(format!("subscribe to the acknowledgements {inbox}.*: {e}"))
+        })?;
+        Ok(NatsProducer {
             stats: client.statistics(),
             client,
-            js,
             subject: async_nats::Subject::from(w.subject.as_str()),
+            replies,
+            reply_prefix: format!("{inbox}."),
+            reply_buf: bytes::BytesMut::new(),
+            next_token: 0,
             node: None,
             connects: u64::MAX,
             reread_until: Instant::now(),
+        })
+    }
+
+    /// `<inbox>.<token>`.
+    fn reply_subject(&mut self, token: u64) -> async_nats::Subject {
+        use std::fmt::Write;
+        if self.reply_buf.capacity() < self.reply_prefix.len() + 20 {
+            self.reply_buf.reserve(16 * 1024);
         }
+        self.reply_buf
+            .extend_from_slice(self.reply_prefix.as_bytes());
+        write!(self.reply_buf, "{token}").expect("writing to memory cannot fail");
+        async_nats::Subject::from_utf8(self.reply_buf.split().freeze())
+            .expect("an inbox and a number are ASCII")
     }
 }
 
@@ -240,20 +281,15 @@ impl Producer for NatsProducer {
             self.node = Some(self.client.server_info().server_name).filter(|n| !n.is_empty());
         }
         let node = self.node.clone();
-        match self.js.publish(self.subject.clone(), payload).await {
-            Ok(ack) => Sent::Pending {
-                node,
-                ack: async move {
-                    match ack.await {
-                        Ok(ack) => Completion::Ok {
-                            position: Some(ack.sequence),
-                            partition: None,
-                        },
-                        Err(e) => classify(&e),
-                    }
-                }
-                .boxed(),
-            },
+        let token = self.next_token;
+        self.next_token += 1;
+        let reply = self.reply_subject(token);
+        match self
+            .client
+            .publish_with_reply(self.subject.clone(), reply, payload)
+            .await
+        {
+            Ok(()) => Sent::Tagged { node, token },
             // The publish was not handed to the connection: it cannot have been applied.
             Err(e) => Sent::Done {
                 node,
@@ -261,33 +297,67 @@ impl Producer for NatsProducer {
             },
         }
     }
+
+    fn poll_answers(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        answer: &mut dyn FnMut(u64, Completion),
+    ) {
+        while let std::task::Poll::Ready(Some(m)) = self.replies.poll_next_unpin(cx) {
+            let token = m.subject.as_str().rsplit_once('.').map(|(_, t)| t.parse());
+            if let Some(Ok(token)) = token {
+                answer(token, classify(&m));
+            }
+        }
+    }
 }
 
-/// Maps a JetStream publish error to what is known about the message.
-fn classify(e: &PublishError) -> Completion {
-    match e.kind() {
-        // 503 "no responders": no server had interest in the subject, so no stream stored it
-        // (during a leader election nobody captures the stream's subjects).
-        PublishErrorKind::StreamNotFound => {
-            Completion::Fail("no responders (503): no stream leader took the message".into())
-        }
-        // The server answered with a refusal: it did not store the message.
-        PublishErrorKind::WrongLastMessageId
-        | PublishErrorKind::WrongLastSequence
-        | PublishErrorKind::MaxPayloadExceeded
-        | PublishErrorKind::MaxAckPending => Completion::Fail(e.to_string()),
-        PublishErrorKind::Other
-            if std::error::Error::source(e)
-                .is_some_and(|s| s.downcast_ref::<jetstream::Error>().is_some()) =>
-        {
-            Completion::Fail(format!("refused by JetStream: {e}"))
-        }
-        // Sent, but the answer never came: it may or may not be stored.
-        PublishErrorKind::TimedOut => Completion::Info("acknowledgement timed out".into()),
-        PublishErrorKind::BrokenPipe => {
-            Completion::Info("connection lost before the acknowledgement".into())
-        }
-        _ => Completion::Info(format!("unclear answer: {e}")),
+/// A JetStream acknowledgement: `{"stream":..,"seq":..}`, or `{"error":{..}}`.
+#[derive(serde::Deserialize)]
+struct PubAckAnswer {
+    error: Option<ApiError>,
+    seq: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiError {
+    code: u64,
+    #[serde(default)]
+    err_code: u64,
+    description: Option<String>,
+}
+
+/// What an answer on the reply subject says about the message.
+fn classify(m: &async_nats::Message) -> Completion {
+    // 503 "no responders": no server had interest in the subject, so no stream stored it
+    // (during a leader election nobody captures the stream's subjects).
+    if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+        return Completion::Fail("no responders (503): no stream leader took the message".into());
+    }
+    if let Some(status) = m.status.filter(|s| *s != async_nats::StatusCode::OK) {
+        return Completion::Info(format!("unclear answer: status {status}"));
+    }
+    match serde_json::from_slice::<PubAckAnswer>(&m.payload) {
+        // The server answered with a refusal (wrong last sequence, limits...): it did not
+        // store the message.
+        Ok(PubAckAnswer { error: Some(e), .. }) => Completion::Fail(format!(
+            "refused by JetStream: {} (status {}, error {})",
+            e.description.as_deref().unwrap_or("no description"),
+            e.code,
+            e.err_code
+        )),
+        Ok(PubAckAnswer {
+            seq: Some(seq),
+            error: None,
+        }) => Completion::Ok {
+            position: Some(seq),
+            partition: None,
+        },
+        Ok(_) => Completion::Info(format!(
+            "unclear answer: {}",
+            String::from_utf8_lossy(&m.payload)
+        )),
+        Err(e) => Completion::Info(format!("unclear answer: {e}")),
     }
 }
 
@@ -627,4 +697,55 @@ async fn read_stream(
         last_seq.unwrap_or(0)
     ));
     Ok((report, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(
+        status: Option<async_nats::StatusCode>,
+        payload: &'static str,
+    ) -> async_nats::Message {
+        async_nats::Message {
+            subject: async_nats::Subject::from_static("_INBOX.x.7"),
+            reply: None,
+            payload: Bytes::from_static(payload.as_bytes()),
+            headers: None,
+            status,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_is_ok_a_refusal_or_no_responders_fail_anything_else_unknown() {
+        let ok = answer(None, r#"{"stream":"ORDERS","seq":42,"duplicate":false}"#);
+        assert_eq!(
+            classify(&ok),
+            Completion::Ok {
+                position: Some(42),
+                partition: None
+            }
+        );
+        // A refusal names the stream too (and a zero sequence): the error decides.
+        let refused = answer(
+            None,
+            r#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 3"},"stream":"ORDERS","seq":0}"#,
+        );
+        assert_eq!(
+            classify(&refused),
+            Completion::Fail(
+                "refused by JetStream: wrong last sequence: 3 (status 400, error 10071)".into()
+            )
+        );
+        let none = answer(Some(async_nats::StatusCode::NO_RESPONDERS), "");
+        assert!(matches!(classify(&none), Completion::Fail(e) if e.starts_with("no responders")));
+        for unclear in [r#"{"stream":"ORDERS"}"#, "not json"] {
+            assert!(
+                matches!(classify(&answer(None, unclear)), Completion::Info(e) if e.starts_with("unclear answer")),
+                "{unclear}"
+            );
+        }
+    }
 }

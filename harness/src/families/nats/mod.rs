@@ -263,8 +263,11 @@ impl Broker for Nats {
         let urls = self.urls(index as usize % self.nodes().len().max(1));
         let deadline = Instant::now() + Duration::from_secs(10);
         let client =
-            driver::connect(&urls, &format!("faultline-producer-{index}"), deadline).await?;
-        Ok(Box::new(driver::NatsProducer::new(client, &self.workload)))
+            driver::connect_producer(&urls, &format!("faultline-producer-{index}"), deadline)
+                .await?;
+        Ok(Box::new(
+            driver::NatsProducer::new(client, &self.workload).await?,
+        ))
     }
 
     async fn resolve_role(&self, role: &str) -> Result<String, BrokerError> {
