@@ -35,6 +35,10 @@ pub struct Figures {
     pub cpu_s: f64,
     /// The rate it was asked to offer (faultline only).
     pub offered: Option<f64>,
+    /// Messages the broker refused and messages whose fate is unknown (timed out...):
+    /// faultline only (a peer reports its acknowledged count).
+    pub failed: Option<u64>,
+    pub unknown: Option<u64>,
 }
 
 impl Figures {
@@ -149,6 +153,8 @@ async fn run_peer(cmd: PeerCommand, messages: u64, dir: PathBuf) -> Result<Figur
             seconds,
             cpu_s,
             offered: None,
+            failed: None,
+            unknown: None,
         })
     })
     .await
@@ -210,6 +216,8 @@ async fn run_faultline(
         seconds: (last_ack_us.saturating_sub(clock.us(start)) as f64 / 1e6).max(1e-6),
         cpu_s,
         offered: Some(rate),
+        failed: Some(counters.failed.load(Ordering::Relaxed)),
+        unknown: Some(counters.unknown.load(Ordering::Relaxed)),
     })
 }
 
@@ -288,8 +296,10 @@ pub async fn compare(
                     ));
                     let f = run_faultline(&session, &scenario, rate, messages, &dir).await?;
                     progress.note(&format!(
-                        "{} acknowledged in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
+                        "{} acknowledged ({} refused, {} unknown) in {:.2} s: {:.0} msg/s, {:.2} CPU-s",
                         f.acknowledged,
+                        f.failed.unwrap_or(0),
+                        f.unknown.unwrap_or(0),
                         f.seconds,
                         f.rate(),
                         f.cpu_s
