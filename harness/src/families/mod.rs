@@ -22,6 +22,7 @@ use crate::history::{Clock, HistorySink};
 use crate::progress::Progress;
 use crate::yaml::{Diagnostics, Node, Pos};
 
+pub mod answers;
 pub mod kafka;
 pub mod mqtt;
 pub mod nats;
@@ -465,6 +466,14 @@ pub trait Broker: Send + Sync {
         _payload_bytes: usize,
         _max_in_flight: usize,
     ) -> Option<PeerCommand> {
+        None
+    }
+
+    /// CPU seconds used so far by what the family runs inside faultline's process for the
+    /// cluster rather than for the load: Kafka's client gateways, which stand in for the
+    /// load balancer such brokers sit behind and carry every client's traffic (a peer
+    /// tool's too). `None` where the family runs nothing of the kind.
+    fn infrastructure_cpu_seconds(&self) -> Option<f64> {
         None
     }
 

@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::FutureExt;
-use tokio::sync::oneshot;
 
 use super::client::{self, Client, Ev, Events, Options};
 use super::config::{MqttWorkload, Qos};
+use crate::families::answers::Answers;
 use crate::families::{BrokerError, Completion, NodeEndpoint, Producer, Sent};
 use crate::history::{Clock, HistorySink, Receive, Record};
 use crate::payload::decode_payload;
@@ -62,66 +61,88 @@ pub async fn connect(
     client::connect(&options, capacity, timeout).await
 }
 
-/// Completions waiting on one connection.
-#[derive(Default)]
+/// Messages waiting on one connection, by token; their answers go to the producer's
+/// [`Answers`], which every connection it opens shares, so the answers of a connection that
+/// broke still arrive.
 struct Waiting {
     /// Requested, not yet written, in request order.
-    queued: VecDeque<oneshot::Sender<Completion>>,
+    queued: VecDeque<u64>,
     /// Written, by packet id, awaiting PUBACK / PUBCOMP.
-    written: HashMap<u16, oneshot::Sender<Completion>>,
+    written: HashMap<u16, u64>,
     /// The connection broke: nothing more will complete on it.
     closed: bool,
+    answers: Arc<Answers>,
 }
 
 impl Waiting {
+    fn new(answers: Arc<Answers>) -> Self {
+        Waiting {
+            queued: VecDeque::new(),
+            written: HashMap::new(),
+            closed: false,
+            answers,
+        }
+    }
+
     fn close(&mut self, why: &str) {
         self.closed = true;
-        for (_, tx) in self.written.drain() {
-            let _ = tx.send(Completion::Info(format!(
-                "connection lost before the acknowledgement ({why})"
-            )));
+        for (_, token) in self.written.drain() {
+            self.answers.push(
+                token,
+                Completion::Info(format!(
+                    "connection lost before the acknowledgement ({why})"
+                )),
+            );
         }
-        for tx in self.queued.drain(..) {
-            let _ = tx.send(Completion::Fail(format!(
-                "not sent: the connection broke before it was written ({why})"
-            )));
+        for token in self.queued.drain(..) {
+            self.answers.push(
+                token,
+                Completion::Fail(format!(
+                    "not sent: the connection broke before it was written ({why})"
+                )),
+            );
         }
     }
 
     fn on_event(&mut self, event: &Ev, qos: Qos) {
-        let done = |tx: oneshot::Sender<Completion>| {
-            let _ = tx.send(Completion::Ok {
-                position: None,
-                partition: None,
-            });
+        let acknowledged = Completion::Ok {
+            position: None,
+            partition: None,
         };
         match event {
             Ev::Written(pkid) => {
-                if let Some(tx) = self.queued.pop_front() {
+                if let Some(token) = self.queued.pop_front() {
                     if qos == Qos::Zero {
-                        let _ = tx.send(Completion::Info(
-                            "QoS 0: written to the connection; nothing acknowledges it".into(),
-                        ));
+                        self.answers.push(
+                            token,
+                            Completion::Info(
+                                "QoS 0: written to the connection; nothing acknowledges it"
+                                    .into(),
+                            ),
+                        );
                     } else {
-                        self.written.insert(*pkid, tx);
+                        self.written.insert(*pkid, token);
                     }
                 }
             }
             // RabbitMQ 3.10 grants QoS 1 at most and answers a QoS 2 publish with a PUBACK:
             // the broker acknowledged it, at the QoS it supports.
             Ev::PubAck(pkid) if qos != Qos::Zero => {
-                if let Some(tx) = self.written.remove(pkid) {
-                    done(tx);
+                if let Some(token) = self.written.remove(pkid) {
+                    self.answers.push(token, acknowledged);
                 }
             }
             Ev::PubComp(pkid) if qos == Qos::Two => {
-                if let Some(tx) = self.written.remove(pkid) {
-                    done(tx);
+                if let Some(token) = self.written.remove(pkid) {
+                    self.answers.push(token, acknowledged);
                 }
             }
             Ev::Refused(pkid, reason) => {
-                if let Some(tx) = self.written.remove(pkid) {
-                    let _ = tx.send(Completion::Fail(format!("refused by the broker: {reason}")));
+                if let Some(token) = self.written.remove(pkid) {
+                    self.answers.push(
+                        token,
+                        Completion::Fail(format!("refused by the broker: {reason}")),
+                    );
                 }
             }
             _ => {}
@@ -175,6 +196,10 @@ pub struct MqttProducer {
     generation: u32,
     capacity: usize,
     conn: Option<Connection>,
+    /// Every answer, from whichever connection it came on ([`Sent::Tagged`]).
+    answers: Arc<Answers>,
+    next_token: u64,
+    spare: Vec<(u64, Completion)>,
 }
 
 impl MqttProducer {
@@ -192,6 +217,9 @@ impl MqttProducer {
             generation: 0,
             capacity,
             conn: None,
+            answers: Arc::default(),
+            next_token: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -207,7 +235,7 @@ impl MqttProducer {
         let (client, mut events, _) = connect(o, self.capacity + 16, self.workload.connect_timeout)
             .await
             .map_err(|e| format!("connect to {}: {e}", node.name))?;
-        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let waiting = Arc::new(Mutex::new(Waiting::new(self.answers.clone())));
         let shared = waiting.clone();
         let qos = self.workload.qos;
         let task = tokio::spawn(async move {
@@ -257,7 +285,8 @@ impl Producer for MqttProducer {
             }
         }
         let conn = self.conn.as_ref().expect("connected above");
-        let (tx, rx) = oneshot::channel();
+        let token = self.next_token;
+        self.next_token += 1;
         {
             let mut w = conn.waiting.lock().unwrap_or_else(|e| e.into_inner());
             if w.closed {
@@ -266,7 +295,7 @@ impl Producer for MqttProducer {
                     completion: Completion::Fail("not sent: the connection had just broken".into()),
                 };
             }
-            w.queued.push_back(tx);
+            w.queued.push_back(token);
         }
         let node = Some(conn.node.clone());
         if let Err(e) = conn
@@ -283,15 +312,15 @@ impl Producer for MqttProducer {
                 completion: Completion::Fail(format!("not sent: the client refused it ({e})")),
             };
         }
-        Sent::Pending {
-            node,
-            ack: async move {
-                rx.await.unwrap_or_else(|_| {
-                    Completion::Info("the connection's event loop ended without an answer".into())
-                })
-            }
-            .boxed(),
-        }
+        Sent::Tagged { node, token }
+    }
+
+    fn poll_answers(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        answer: &mut dyn FnMut(u64, Completion),
+    ) {
+        self.answers.take(cx, &mut self.spare, answer);
     }
 }
 
@@ -606,5 +635,59 @@ mod tests {
         assert_eq!(decode_payload(&m), None);
         let payload = crate::payload::encode_payload(1, 7, 64);
         assert_eq!(read_end_marker(&payload), None);
+    }
+
+    /// The answers `waiting` has handed over so far, as (token, what it said).
+    fn answered(answers: &Answers) -> Vec<(u64, String)> {
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut out = Vec::new();
+        answers.take(&mut cx, &mut Vec::new(), &mut |t, c| {
+            out.push((
+                t,
+                match c {
+                    Completion::Ok { .. } => "ok".to_string(),
+                    Completion::Fail(e) => format!("fail: {e}"),
+                    Completion::Info(e) => format!("info: {e}"),
+                },
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn each_token_is_answered_by_its_packet_id_and_a_broken_connection_ends_the_rest() {
+        let answers = Arc::new(Answers::default());
+        let mut w = Waiting::new(answers.clone());
+        w.queued.extend([10, 11, 12, 13]);
+        // Written in request order: 10 as packet 1, 11 as packet 2, 12 as packet 3.
+        for pkid in [1, 2, 3] {
+            w.on_event(&Ev::Written(pkid), Qos::One);
+        }
+        // Acknowledged out of order; an unknown packet id is nobody's.
+        w.on_event(&Ev::PubAck(2), Qos::One);
+        w.on_event(&Ev::PubAck(9), Qos::One);
+        w.on_event(&Ev::Refused(3, "quota".into()), Qos::One);
+        assert_eq!(
+            answered(&answers),
+            [(11, "ok".into()), (12, "fail: refused by the broker: quota".into())]
+        );
+        w.close("reset");
+        let mut rest = answered(&answers);
+        rest.sort();
+        assert_eq!(
+            rest,
+            [
+                (
+                    10,
+                    "info: connection lost before the acknowledgement (reset)".into()
+                ),
+                (
+                    13,
+                    "fail: not sent: the connection broke before it was written (reset)".into()
+                ),
+            ]
+        );
+        assert!(w.closed && w.queued.is_empty() && w.written.is_empty());
     }
 }
