@@ -955,23 +955,45 @@ async fn bench_peers(s: scenario::Scenario, messages: u64, rounds: u32) -> ExitC
         }
     };
     println!("faultline bench peers: {name}, {messages} messages of {payload} bytes, {rounds} round(s), {cores} core(s) shared with the cluster");
+    // The in-process infrastructure (Kafka's gateway) gets a column when it ran.
+    let infra = c
+        .rounds
+        .iter()
+        .flat_map(|r| std::iter::once(&r.peer).chain(&r.faultline))
+        .any(|f| f.infrastructure_cpu_s.is_some());
+    let infra_cell = |f: &peers::Figures| match (infra, f.infrastructure_cpu_s) {
+        (false, _) => String::new(),
+        (true, Some(c)) => format!(" {c:>11.2}"),
+        (true, None) => format!(" {:>11}", "-"),
+    };
     println!(
-        "{:>5} {:<78} {:>9} {:>10} {:>9} {:>7} {:>11}",
-        "round", "who", "offered/s", "acked", "msg/s", "CPU-s", "msg/CPU-s"
+        "{:>5} {:<78} {:>9} {:>10} {:>9} {:>7} {:>11}{}",
+        "round",
+        "who",
+        "offered/s",
+        "acked",
+        "msg/s",
+        "CPU-s",
+        "msg/CPU-s",
+        if infra { " gateway CPU" } else { "" }
     );
     for (i, r) in c.rounds.iter().enumerate() {
         for f in std::iter::once(&r.peer).chain(&r.faultline) {
             println!(
-                "{:>5} {:<78} {:>9} {:>10} {:>9.0} {:>7.2} {:>11.0}",
+                "{:>5} {:<78} {:>9} {:>10} {:>9.0} {:>7.2} {:>11.0}{}",
                 i + 1,
                 f.who,
                 f.offered.map_or("max".to_string(), |o| format!("{o:.0}")),
                 f.acknowledged,
                 f.rate(),
                 f.cpu_s,
-                f.per_cpu_second()
+                f.per_cpu_second(),
+                infra_cell(f)
             );
         }
+    }
+    if infra {
+        println!("CPU-s is each tool's own: the client gateway faultline runs in its process for this topology (on a thread of its own; it stands in for a load balancer and carries either tool's traffic) is in the last column and in neither tool's figure");
     }
     let ratios: Vec<(f64, f64)> = c.rounds.iter().map(peers::Round::ratios).collect();
     for (i, (throughput, per_cpu)) in ratios.iter().enumerate() {

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 /// Bound on one connection attempt to a broker.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -80,25 +79,36 @@ async fn first_request(client: &mut TcpStream) -> Option<(Vec<u8>, String)> {
 pub struct Gateway {
     pub listen: SocketAddr,
     state: Arc<Mutex<State>>,
-    task: JoinHandle<()>,
+    /// Ends the gateway's thread (its runtime drops every connection task, which closes them).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        // Dropping the accept task drops its set of connection tasks, which closes them.
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
 impl Gateway {
-    /// Listens on `listen` and forwards to `targets` (node name, address).
+    /// Listens on `listen` and forwards to `targets` (node name, address), on a thread of its
+    /// own (a single-threaded runtime): it stands in for a load balancer outside the harness,
+    /// so its CPU is kept apart from the load generator's and can be measured
+    /// ([`Gateway::cpu_seconds`]).
     pub async fn start(
         listen: SocketAddr,
         targets: Vec<(String, SocketAddr)>,
     ) -> Result<Gateway, String> {
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
+        let taken = |e: std::io::Error| {
             format!("the client gateway cannot listen on {listen}: {e} (another faultline Kafka run on this machine, or another program, holds that port; x-faultline.gateways in the topology names it)")
-        })?;
+        };
+        let listener = std::net::TcpListener::bind(listen).map_err(taken)?;
+        listener.set_nonblocking(true).map_err(taken)?;
         let listen = listener.local_addr().unwrap_or(listen);
         let state = Arc::new(Mutex::new(State {
             targets: targets
@@ -114,25 +124,73 @@ impl Gateway {
                 .collect(),
             ..Default::default()
         }));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("the client gateway {listen}: no runtime: {e}"))?;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, is_ready) = tokio::sync::oneshot::channel::<Result<(), String>>();
         let shared = state.clone();
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        if let Ok((client, _)) = accepted {
-                            conns.spawn(forward(client, shared.clone()));
+        let thread = std::thread::Builder::new()
+            .name("faultline-gateway".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            let _ = ready.send(Ok(()));
+                            l
+                        }
+                        Err(e) => {
+                            let _ = ready.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let mut conns = tokio::task::JoinSet::new();
+                    loop {
+                        tokio::select! {
+                            _ = &mut stopped => break,
+                            accepted = listener.accept() => {
+                                if let Ok((client, _)) = accepted {
+                                    conns.spawn(forward(client, shared.clone()));
+                                }
+                            }
+                            Some(_) = conns.join_next(), if !conns.is_empty() => {}
                         }
                     }
-                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
-                }
-            }
-        });
-        Ok(Gateway {
+                    // Dropping the set ends every connection task, which closes them.
+                    drop(conns);
+                })
+            })
+            .map_err(|e| format!("the client gateway {listen}: no thread: {e}"))?;
+        let gateway = Gateway {
             listen,
             state,
-            task,
-        })
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        match is_ready.await {
+            Ok(Ok(())) => Ok(gateway),
+            Ok(Err(e)) => Err(format!("the client gateway {listen}: {e}")),
+            Err(_) => Err(format!("the client gateway {listen}: its thread ended at start")),
+        }
+    }
+
+    /// CPU seconds (user and system) the gateway's thread has used since it started.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        use std::os::unix::thread::JoinHandleExt;
+        let thread = self.thread.as_ref()?;
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: the thread is alive (it is joined only in drop), so its pthread_t is valid;
+        // both calls only write the value they are given.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        unsafe {
+            if libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) != 0
+                || libc::clock_gettime(clock, &mut ts) != 0
+            {
+                return None;
+            }
+        }
+        Some(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
     }
 
     /// The brokers that `client_id` has an open connection to through this gateway, with the
@@ -410,6 +468,50 @@ mod tests {
         drop(c2);
         assert!(gw.brokers_of("faultline-producer-1").is_empty());
         drop(c);
+    }
+
+    #[tokio::test]
+    async fn its_thread_cpu_is_measured_and_dropping_it_closes_the_connections() {
+        // A broker that swallows what it reads.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let gw = Gateway::start("127.0.0.1:0".parse().unwrap(), vec![("x".into(), addr)])
+            .await
+            .unwrap();
+        let before = gw.cpu_seconds().expect("the gateway's thread has a CPU clock");
+        let mut c = TcpStream::connect(gw.listen).await.unwrap();
+        c.write_all(&request("c")).await.unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..64 {
+            c.write_all(&chunk).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while gw.brokers_of("c").first().map_or(0, |b| b.0) < 64 << 20 && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let after = gw.cpu_seconds().unwrap();
+        assert!(after > before, "64 MiB forwarded on {before} -> {after} CPU-s");
+        drop(gw);
+        // The connection is closed from the gateway's side: the client reads its end.
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+            .await
+            .expect("the connection was not closed when the gateway was dropped");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
     }
 
     #[tokio::test]

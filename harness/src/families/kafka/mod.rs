@@ -334,6 +334,14 @@ impl Broker for Kafka {
         CLIENT_PORT
     }
 
+    fn infrastructure_cpu_seconds(&self) -> Option<f64> {
+        let gateways = self.gateways.get().filter(|g| !g.is_empty())?;
+        gateways
+            .iter()
+            .map(gateway::Gateway::cpu_seconds)
+            .sum::<Option<f64>>()
+    }
+
     fn peer(
         &self,
         messages: u64,
