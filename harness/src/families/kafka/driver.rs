@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::FutureExt;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::client::ClientContext;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaWorkload;
+use crate::families::answers::Answers;
 use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
 use crate::history::{Clock, HistorySink, Receive, Record};
 use crate::payload::decode_payload;
@@ -63,10 +64,44 @@ pub fn producer_config(w: &KafkaWorkload, bootstrap: &str, index: u32) -> Client
     c
 }
 
+/// The producer's context: librdkafka calls `delivery` on the polling thread for each report,
+/// with the token the message was produced with as its opaque (a number: nothing allocated).
+struct Deliveries {
+    answers: Arc<Answers>,
+    findings: SharedFindings,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
+        let completion = match result {
+            Ok(m) => Completion::Ok {
+                position: Some(m.offset().max(0) as u64),
+                partition: Some(m.partition().max(0) as u32),
+            },
+            Err((e, _)) => classify(e, &self.findings),
+        };
+        self.answers.push(token as u64, completion);
+    }
+}
+
+/// A producer whose delivery reports reach the generator by token ([`Sent::Tagged`]), as
+/// librdkafka's own `rdkafka_performance` counts them in its delivery callback: a message
+/// costs no channel, future or box of its own, and the reports of a batch wake the generator
+/// once.
 pub struct KafkaProducer {
-    producer: FutureProducer,
+    producer: ThreadedProducer<Deliveries>,
+    answers: Arc<Answers>,
     topic: String,
     findings: SharedFindings,
+    next_token: u64,
+    /// The key of the message being sent, written in place.
+    key: String,
+    /// The reports handed on last time, kept for its capacity.
+    spare: Vec<(u64, Completion)>,
 }
 
 impl KafkaProducer {
@@ -76,13 +111,21 @@ impl KafkaProducer {
         index: u32,
         findings: SharedFindings,
     ) -> Result<Self, BrokerError> {
-        let producer: FutureProducer = producer_config(w, bootstrap, index)
-            .create()
+        let answers = Arc::new(Answers::default());
+        let producer = producer_config(w, bootstrap, index)
+            .create_with_context(Deliveries {
+                answers: answers.clone(),
+                findings: findings.clone(),
+            })
             .map_err(|e| BrokerError(format!("create Kafka producer {index}: {e}")))?;
         Ok(KafkaProducer {
             producer,
+            answers,
             topic: w.topic.clone(),
             findings,
+            next_token: 0,
+            key: String::new(),
+            spare: Vec::new(),
         })
     }
 }
@@ -90,39 +133,20 @@ impl KafkaProducer {
 #[async_trait]
 impl Producer for KafkaProducer {
     async fn send(&mut self, payload: Bytes) -> Sent {
+        use std::fmt::Write;
         // The key spreads a producer's messages over the partitions (librdkafka's default
         // partitioner hashes it).
-        let key = match decode_payload(&payload) {
-            Some((p, s)) => format!("{p}-{s}"),
-            None => String::new(),
-        };
-        let record = FutureRecord::to(&self.topic)
-            .key(&key)
+        self.key.clear();
+        if let Some((p, s)) = decode_payload(&payload) {
+            write!(self.key, "{p}-{s}").expect("writing to memory cannot fail");
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        let record = BaseRecord::with_opaque_to(&self.topic, token as usize)
+            .key(&self.key)
             .payload(&payload[..]);
-        match self.producer.send_result(record) {
-            Ok(delivery) => {
-                let findings = self.findings.clone();
-                // Dropping the last handle of a producer purges what it has in flight; the
-                // answer of the last message must not be cut short by the load ending.
-                let keep = self.producer.clone();
-                Sent::Pending {
-                    node: None,
-                    ack: async move {
-                        let _keep = keep;
-                        match delivery.await {
-                            Ok(Ok(d)) => Completion::Ok {
-                                position: Some(d.offset.max(0) as u64),
-                                partition: Some(d.partition.max(0) as u32),
-                            },
-                            Ok(Err((e, _))) => classify(&e, &findings),
-                            Err(_) => Completion::Info(
-                                "the producer was closed before the delivery report".into(),
-                            ),
-                        }
-                    }
-                    .boxed(),
-                }
-            }
+        match self.producer.send(record) {
+            Ok(()) => Sent::Tagged { node: None, token },
             // Refused by the client before it was queued (queue full, too large, unknown
             // topic): it cannot have been applied.
             Err((e, _)) => {
@@ -133,6 +157,14 @@ impl Producer for KafkaProducer {
                 }
             }
         }
+    }
+
+    fn poll_answers(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        answer: &mut dyn FnMut(u64, Completion),
+    ) {
+        self.answers.take(cx, &mut self.spare, answer);
     }
 }
 
