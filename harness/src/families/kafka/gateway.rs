@@ -171,7 +171,9 @@ impl Gateway {
         match is_ready.await {
             Ok(Ok(())) => Ok(gateway),
             Ok(Err(e)) => Err(format!("the client gateway {listen}: {e}")),
-            Err(_) => Err(format!("the client gateway {listen}: its thread ended at start")),
+            Err(_) => Err(format!(
+                "the client gateway {listen}: its thread ended at start"
+            )),
         }
     }
 
@@ -491,7 +493,9 @@ mod tests {
         let gw = Gateway::start("127.0.0.1:0".parse().unwrap(), vec![("x".into(), addr)])
             .await
             .unwrap();
-        let before = gw.cpu_seconds().expect("the gateway's thread has a CPU clock");
+        let before = gw
+            .cpu_seconds()
+            .expect("the gateway's thread has a CPU clock");
         let mut c = TcpStream::connect(gw.listen).await.unwrap();
         c.write_all(&request("c")).await.unwrap();
         let chunk = vec![7u8; 1 << 20];
@@ -504,7 +508,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let after = gw.cpu_seconds().unwrap();
-        assert!(after > before, "64 MiB forwarded on {before} -> {after} CPU-s");
+        assert!(
+            after > before,
+            "64 MiB forwarded on {before} -> {after} CPU-s"
+        );
         drop(gw);
         // The connection is closed from the gateway's side: the client reads its end.
         let mut buf = [0u8; 16];

@@ -116,8 +116,7 @@ impl Waiting {
                         self.answers.push(
                             token,
                             Completion::Info(
-                                "QoS 0: written to the connection; nothing acknowledges it"
-                                    .into(),
+                                "QoS 0: written to the connection; nothing acknowledges it".into(),
                             ),
                         );
                     } else {
@@ -670,7 +669,10 @@ mod tests {
         w.on_event(&Ev::Refused(3, "quota".into()), Qos::One);
         assert_eq!(
             answered(&answers),
-            [(11, "ok".into()), (12, "fail: refused by the broker: quota".into())]
+            [
+                (11, "ok".into()),
+                (12, "fail: refused by the broker: quota".into())
+            ]
         );
         w.close("reset");
         let mut rest = answered(&answers);
