@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::backend::ClusterBackend;
 use crate::cluster::docker::DockerBackend;
-use crate::families::PeerCommand;
+use crate::families::{ClientCounters, PeerCommand};
 use crate::history::{self, Clock};
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunId, Session};
@@ -40,6 +40,8 @@ pub struct Figures {
     /// CPU the in-process infrastructure (Kafka's gateway) used while this side ran: it
     /// carried this side's traffic and is neither tool's own.
     pub infrastructure_cpu_s: Option<f64>,
+    /// The client library's own counters over this side's run (librdkafka's statistics).
+    pub client: Option<ClientCounters>,
     /// The rate it was asked to offer (faultline only).
     pub offered: Option<f64>,
     /// Messages the broker refused and messages whose fate is unknown (timed out...):
@@ -62,6 +64,21 @@ impl Figures {
         self.infrastructure_cpu_s
             .map(|c| format!(" (the in-process gateway beside it: {c:.2} CPU-s)"))
             .unwrap_or_default()
+    }
+
+    /// "librdkafka: 100000 sent in 2113 Produce requests (47 per request), 40121 broker-thread
+    /// wake-ups (0.40 per message)" where the client library counts them.
+    pub fn client_line(&self) -> Option<String> {
+        let c = self.client?;
+        let per = |n: u64, d: u64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
+        Some(format!(
+            "{} sent in {} Produce requests ({:.0} per request), {} broker-thread wake-ups ({:.2} per message)",
+            c.messages,
+            c.requests,
+            per(c.messages, c.requests),
+            c.wakeups,
+            per(c.wakeups, c.messages)
+        ))
     }
 
     pub fn per_cpu_second(&self) -> f64 {
@@ -167,6 +184,9 @@ async fn run_peer(cmd: PeerCommand, messages: u64, dir: PathBuf) -> Result<Figur
             seconds,
             cpu_s,
             infrastructure_cpu_s: None,
+            client: cmd
+                .counters
+                .and_then(|read| read(&String::from_utf8_lossy(&out.stdout))),
             offered: None,
             failed: None,
             unknown: None,
@@ -198,6 +218,7 @@ async fn run_faultline(
     let start = Instant::now() + Duration::from_millis(100);
     let gateway_cpu = || session.broker.infrastructure_cpu_seconds();
     let infra_before = gateway_cpu();
+    let client_before = session.broker.client_counters().unwrap_or_default();
     let cpu_before = run::cpu_seconds().unwrap_or(0.0);
     workload::run(
         producers,
@@ -213,6 +234,10 @@ async fn run_faultline(
     writer.finish().await.map_err(infra)?;
     let cpu_s = run::cpu_seconds().unwrap_or(0.0) - cpu_before;
     let infrastructure_cpu_s = gateway_cpu().zip(infra_before).map(|(a, b)| a - b);
+    let client = session
+        .broker
+        .client_counters()
+        .map(|c| c.since(client_before));
     // The last acknowledgement ends the time, as it ends the peer's.
     let last_ack_us = history::read(&file)
         .map_err(infra)?
@@ -234,6 +259,7 @@ async fn run_faultline(
         seconds: (last_ack_us.saturating_sub(clock.us(start)) as f64 / 1e6).max(1e-6),
         cpu_s: cpu_s - infrastructure_cpu_s.unwrap_or(0.0),
         infrastructure_cpu_s,
+        client,
         offered: Some(rate),
         failed: Some(counters.failed.load(Ordering::Relaxed)),
         unknown: Some(counters.unknown.load(Ordering::Relaxed)),

@@ -407,6 +407,31 @@ pub struct PeerCommand {
     /// Messages the peer reads from its standard input, one per line: (count, bytes per
     /// line with its newline); the harness writes them to a file first.
     pub stdin_lines: Option<(u64, usize)>,
+    /// Reads the client library's counters from the peer's standard output, where the
+    /// client library's statistics go (the same counters as [`Broker::client_counters`]).
+    pub counters: Option<fn(&str) -> Option<ClientCounters>>,
+}
+
+/// What a client library counts of its own work, where it says (librdkafka's statistics):
+/// for comparing two tools built on the same library.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ClientCounters {
+    /// Messages the client sent to the brokers.
+    pub messages: u64,
+    /// Produce requests those messages went in.
+    pub requests: u64,
+    /// Times the client's broker threads woke from their poll loop.
+    pub wakeups: u64,
+}
+
+impl ClientCounters {
+    pub fn since(self, before: ClientCounters) -> ClientCounters {
+        ClientCounters {
+            messages: self.messages.saturating_sub(before.messages),
+            requests: self.requests.saturating_sub(before.requests),
+            wakeups: self.wakeups.saturating_sub(before.wakeups),
+        }
+    }
 }
 
 /// Where scripts/install-peers.sh puts the peers it builds: `$FAULTLINE_CACHE/peers`, by
@@ -474,6 +499,13 @@ pub trait Broker: Send + Sync {
     /// load balancer such brokers sit behind and carry every client's traffic (a peer
     /// tool's too). `None` where the family runs nothing of the kind.
     fn infrastructure_cpu_seconds(&self) -> Option<f64> {
+        None
+    }
+
+    /// The client library's own counters over every producer opened so far, where it keeps
+    /// some (librdkafka's statistics, every 250 ms: the last quarter-second of a producer
+    /// that was dropped may be missing).
+    fn client_counters(&self) -> Option<ClientCounters> {
         None
     }
 

@@ -18,7 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaWorkload;
 use crate::families::answers::Answers;
-use crate::families::{BrokerError, Completion, DrainReport, Producer, Sent};
+use crate::families::{BrokerError, ClientCounters, Completion, DrainReport, Producer, Sent};
 use crate::history::{Clock, HistorySink, Receive, Record};
 use crate::payload::decode_payload;
 
@@ -28,6 +28,40 @@ use crate::payload::decode_payload;
 pub struct ClientFindings {
     pub fatal: Vec<String>,
     pub errors: BTreeMap<String, u64>,
+    /// The latest statistics of each producer, by librdkafka's instance name.
+    pub statistics: BTreeMap<String, ClientCounters>,
+}
+
+/// How often librdkafka reports its statistics (`statistics.interval.ms`), unless the
+/// workload's properties say otherwise.
+pub const STATISTICS_MS: u32 = 250;
+
+/// The instance name and counters in one librdkafka statistics document: messages sent
+/// (`txmsgs`), and over its brokers the Produce requests (`req.Produce`) and the broker
+/// threads' wake-ups (`wakeups`).
+pub fn counters(json: &[u8]) -> Option<(String, ClientCounters)> {
+    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let brokers = v.get("brokers")?.as_object()?;
+    let sum = |f: &dyn Fn(&serde_json::Value) -> Option<u64>| -> u64 {
+        brokers.values().filter_map(f).sum()
+    };
+    Some((
+        v.get("name")?.as_str()?.to_string(),
+        ClientCounters {
+            messages: v.get("txmsgs")?.as_u64()?,
+            requests: sum(&|b| b.get("req")?.get("Produce")?.as_u64()),
+            wakeups: sum(&|b| b.get("wakeups")?.as_u64()),
+        },
+    ))
+}
+
+/// The counters of the last statistics document in a peer's output (one JSON per line).
+pub fn last_counters(output: &str) -> Option<ClientCounters> {
+    output
+        .lines()
+        .rev()
+        .find_map(|l| counters(l.as_bytes()))
+        .map(|(_, c)| c)
 }
 
 pub type SharedFindings = Arc<Mutex<ClientFindings>>;
@@ -58,6 +92,7 @@ pub fn producer_config(w: &KafkaWorkload, bootstrap: &str, index: u32) -> Client
         "enable.idempotence",
         if w.idempotence { "true" } else { "false" },
     );
+    c.set("statistics.interval.ms", STATISTICS_MS.to_string());
     for (k, v) in &w.properties {
         c.set(k, v);
     }
@@ -71,7 +106,14 @@ struct Deliveries {
     findings: SharedFindings,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some((name, c)) = counters(statistics) {
+            let mut f = self.findings.lock().unwrap_or_else(|e| e.into_inner());
+            f.statistics.insert(name, c);
+        }
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
@@ -416,6 +458,32 @@ pub fn order_notes(order: &Order, report: &mut DrainReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn librdkafka_statistics_give_messages_produce_requests_and_wakeups() {
+        let doc = r#"{"name":"faultline-producer-0#producer-1","type":"producer","txmsgs":1000,
+            "brokers":{"127.0.0.1:19092/bootstrap":{"wakeups":7,"req":{"Produce":0,"Metadata":2}},
+                       "127.0.0.1:19092/111":{"wakeups":500,"req":{"Produce":40}},
+                       "GroupCoordinator":{"req":{}}}}"#;
+        let (name, c) = counters(doc.as_bytes()).expect("a statistics document");
+        assert_eq!(name, "faultline-producer-0#producer-1");
+        assert_eq!(
+            c,
+            ClientCounters {
+                messages: 1000,
+                requests: 40,
+                wakeups: 507
+            }
+        );
+        // A peer's output: a summary line, then statistics lines; the last one counts.
+        let out = format!(
+            "% 1000 messages produced\n{}\n{}\n",
+            doc.replace('\n', " "),
+            doc.replace('\n', " ").replace("1000", "2000")
+        );
+        assert_eq!(last_counters(&out).map(|c| c.messages), Some(2000));
+        assert_eq!(last_counters("no statistics"), None);
+    }
 
     #[test]
     fn order_counts_each_step_back_per_partition() {

@@ -334,6 +334,21 @@ impl Broker for Kafka {
         CLIENT_PORT
     }
 
+    fn client_counters(&self) -> Option<super::ClientCounters> {
+        let f = self.findings.lock().unwrap_or_else(|e| e.into_inner());
+        (!f.statistics.is_empty()).then(|| {
+            f.statistics
+                .values()
+                .fold(super::ClientCounters::default(), |a, c| {
+                    super::ClientCounters {
+                        messages: a.messages + c.messages,
+                        requests: a.requests + c.requests,
+                        wakeups: a.wakeups + c.wakeups,
+                    }
+                })
+        })
+    }
+
     fn infrastructure_cpu_seconds(&self) -> Option<f64> {
         let gateways = self.gateways.get().filter(|g| !g.is_empty())?;
         gateways
@@ -380,11 +395,14 @@ impl Broker for Kafka {
             args.push("-X".into());
             args.push(format!("{k}={v}"));
         }
+        // librdkafka's statistics, as faultline's producers keep them, on standard output.
+        args.extend(["-T".into(), driver::STATISTICS_MS.to_string()]);
         Some(super::PeerCommand {
             tool: "rdkafka_performance (librdkafka 2.12's own benchmark)".into(),
             program: super::peers_dir().join("rdkafka_performance"),
             args,
             stdin_lines: None,
+            counters: Some(driver::last_counters),
         })
     }
 

@@ -280,6 +280,7 @@ impl Broker for Mqtt {
             program: "/usr/bin/mosquitto_pub".into(),
             args,
             stdin_lines: Some((messages, payload_bytes.max(2))),
+            counters: None,
         })
     }
 

@@ -256,6 +256,7 @@ impl Broker for Nats {
             .map(String::from)
             .to_vec(),
             stdin_lines: None,
+            counters: None,
         })
     }
 
