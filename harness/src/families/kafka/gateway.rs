@@ -358,6 +358,27 @@ mod tests {
         addr
     }
 
+    /// A broker that keeps every connection open until its client closes it, and swallows
+    /// what it reads.
+    async fn swallowing_broker() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
     /// A Kafka-framed request from `client`: the header and nothing else.
     fn request(client: &str) -> Vec<u8> {
         let mut body = Vec::new();
@@ -428,18 +449,7 @@ mod tests {
 
     #[tokio::test]
     async fn knows_which_broker_a_client_is_connected_to() {
-        // A broker that keeps every connection open.
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let _hold = s;
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                });
-            }
-        });
+        let addr = swallowing_broker().await;
         let gw = Gateway::start("127.0.0.1:0".parse().unwrap(), vec![("x".into(), addr)])
             .await
             .unwrap();
@@ -474,22 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn its_thread_cpu_is_measured_and_dropping_it_closes_the_connections() {
-        // A broker that swallows what it reads.
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = l.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = s.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
+        let addr = swallowing_broker().await;
         let gw = Gateway::start("127.0.0.1:0".parse().unwrap(), vec![("x".into(), addr)])
             .await
             .unwrap();
