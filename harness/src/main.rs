@@ -1000,6 +1000,16 @@ async fn bench_peers(s: scenario::Scenario, messages: u64, rounds: u32) -> ExitC
             }
         }
     }
+    for (i, r) in c.rounds.iter().enumerate() {
+        for f in std::iter::once(&r.peer).chain(&r.faultline) {
+            let offered = f.offered.map_or("max".to_string(), |o| format!("{o:.0}/s"));
+            println!(
+                "{:>5} {offered:>9} CPU-s by thread: {}",
+                i + 1,
+                faultline::capacity::threads::summary(&f.threads, 6)
+            );
+        }
+    }
     if infra {
         println!("CPU-s is each tool's own: the client gateway faultline runs in its process for this topology (on a thread of its own; it stands in for a load balancer and carries either tool's traffic) is in the last column and in neither tool's figure");
     }

@@ -15,3 +15,4 @@ pub mod peers;
 pub mod report;
 pub mod runner;
 pub mod search;
+pub mod threads;

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::capacity::threads;
 use crate::cluster::backend::ClusterBackend;
 use crate::cluster::docker::DockerBackend;
 use crate::families::{ClientCounters, PeerCommand};
@@ -42,6 +43,9 @@ pub struct Figures {
     pub infrastructure_cpu_s: Option<f64>,
     /// The client library's own counters over this side's run (librdkafka's statistics).
     pub client: Option<ClientCounters>,
+    /// CPU seconds per thread name of the tool's process, sampled while it ran (a lower
+    /// bound per thread: see [`threads`]), highest first.
+    pub threads: Vec<(String, f64)>,
     /// The rate it was asked to offer (faultline only).
     pub offered: Option<f64>,
     /// Messages the broker refused and messages whose fate is unknown (timed out...):
@@ -142,11 +146,20 @@ async fn run_peer(cmd: PeerCommand, messages: u64, dir: PathBuf) -> Result<Figur
         };
         let before = children_cpu_s();
         let started = Instant::now();
-        let out = std::process::Command::new(&cmd.program)
+        let child = std::process::Command::new(&cmd.program)
             .args(&cmd.args)
             .stdin(stdin)
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .map_err(|e| infra(format!("{}: {e}", cmd.program.display())))?;
+        let pid = child.id().to_string();
+        let sampler = threads::Sampler::start(&pid);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| infra(format!("{}: {e}", cmd.program.display())))?;
+        // The child is gone: its threads keep their last sample.
+        let threads = sampler.finish(&pid).threads;
         let wall = started.elapsed().as_secs_f64();
         let cpu_s = children_cpu_s() - before;
         if !out.status.success() {
@@ -187,6 +200,7 @@ async fn run_peer(cmd: PeerCommand, messages: u64, dir: PathBuf) -> Result<Figur
             client: cmd
                 .counters
                 .and_then(|read| read(&String::from_utf8_lossy(&out.stdout))),
+            threads,
             offered: None,
             failed: None,
             unknown: None,
@@ -220,6 +234,7 @@ async fn run_faultline(
     let infra_before = gateway_cpu();
     let client_before = session.broker.client_counters().unwrap_or_default();
     let cpu_before = run::cpu_seconds().unwrap_or(0.0);
+    let sampler = threads::Sampler::start("self");
     workload::run(
         producers,
         spec,
@@ -230,9 +245,11 @@ async fn run_faultline(
     )
     .await
     .map_err(|p| infra(format!("the load generator panicked: {p}")))?;
+    let sampled = sampler.finish("self");
     drop(sink);
     writer.finish().await.map_err(infra)?;
-    let cpu_s = run::cpu_seconds().unwrap_or(0.0) - cpu_before;
+    // The bench's own instrument, the thread sampler, is not faultline's load.
+    let cpu_s = run::cpu_seconds().unwrap_or(0.0) - cpu_before - sampled.sampler_cpu_s;
     let infrastructure_cpu_s = gateway_cpu().zip(infra_before).map(|(a, b)| a - b);
     let client = session
         .broker
@@ -260,6 +277,7 @@ async fn run_faultline(
         cpu_s: cpu_s - infrastructure_cpu_s.unwrap_or(0.0),
         infrastructure_cpu_s,
         client,
+        threads: sampled.threads,
         offered: Some(rate),
         failed: Some(counters.failed.load(Ordering::Relaxed)),
         unknown: Some(counters.unknown.load(Ordering::Relaxed)),
