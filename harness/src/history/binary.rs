@@ -20,6 +20,7 @@
 //! A frame cut by a crash ends the file: the reader returns what came before and says so.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 
 use super::{Kind, Line, Publish, Receive, Record};
@@ -47,16 +48,52 @@ enum NodeOf {
     Drain,
 }
 
+/// A hash for the state's keys, a few small integers each: they come from the harness, not
+/// from outside, so nothing needs SipHash's resistance to chosen keys, and every frame looks
+/// up two or three of them (the multiply-rotate hash of rustc's FxHasher).
+#[derive(Default)]
+struct SmallKeys(u64);
+
+impl Hasher for SmallKeys {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64)
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64)
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64)
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type SmallMap<K, V> = HashMap<K, V, BuildHasherDefault<SmallKeys>>;
+
 /// What the encoder and the decoder both remember, updated identically on both sides.
 #[derive(Default)]
 struct State {
     last_t: u64,
     /// Last sequence per (invoke or completion or receipt, producer).
-    seqs: HashMap<(u8, u32), u64>,
+    seqs: SmallMap<(u8, u32), u64>,
     /// Last position per (publish or receive, partition).
-    positions: HashMap<(u8, Option<u32>), u64>,
+    positions: SmallMap<(u8, Option<u32>), u64>,
     /// Last node named per producer, and by the drain (as a string index + 1; 0 none).
-    nodes: HashMap<NodeOf, usize>,
+    nodes: SmallMap<NodeOf, usize>,
 }
 
 impl State {

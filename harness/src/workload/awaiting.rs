@@ -144,11 +144,16 @@ impl Awaiting {
         now: Instant,
         done: impl FnOnce(Publish, Instant, Outcome),
     ) -> bool {
-        // Answers mostly come in send order: the front first.
-        let at = match self.tagged.front() {
-            Some(t) if t.token == token => Some(0),
-            _ => self.tagged.binary_search_by_key(&token, |t| t.token).ok(),
-        };
+        // Tokens mostly go up by one from send to send: the message is then as far from the
+        // front as its token from the front's (answers of several partitions interleave, so
+        // it is often not the front). Otherwise, the queue is in token order.
+        let guess = self
+            .tagged
+            .front()
+            .and_then(|f| token.checked_sub(f.token))
+            .and_then(|d| usize::try_from(d).ok())
+            .filter(|&i| self.tagged.get(i).is_some_and(|t| t.token == token));
+        let at = guess.or_else(|| self.tagged.binary_search_by_key(&token, |t| t.token).ok());
         let Some(waiting) = at.and_then(|i| self.tagged.get_mut(i)) else {
             return false;
         };
@@ -335,6 +340,24 @@ mod tests {
         assert_eq!(collect_all(&mut a).await, vec![(3, "timed out")]);
         assert!(a.is_empty());
         assert_eq!(a.next_expiry(), None);
+    }
+
+    #[test]
+    fn interleaved_answers_of_consecutive_tokens_find_their_message() {
+        let mut a = Awaiting::new(Duration::from_secs(10), Duration::from_millis(10));
+        let t0 = Instant::now();
+        for seq in 0..9 {
+            a.push_tagged(record(seq), t0, 100 + seq);
+        }
+        let mut seen = Vec::new();
+        // Three partitions' answers, each in order, interleaved: the answered ones stay in
+        // the queue until the front is answered, so the distance from the front still holds.
+        for token in [101, 104, 107, 102, 105, 108, 100, 103, 106] {
+            assert!(a.answer(token, ok(), t0, |r: Publish, _, _| seen.push(r.seq)));
+        }
+        assert_eq!(seen, vec![1, 4, 7, 2, 5, 8, 0, 3, 6]);
+        assert!(a.is_empty());
+        assert!(!a.answer(104, ok(), t0, |_: Publish, _, _| ()));
     }
 
     #[tokio::test]
