@@ -479,18 +479,34 @@ fn a_partitioned_ejabberd_node_is_dropped_after_net_ticktime_and_the_split_outli
     assert!(detail.contains("in list_cluster"), "{health}");
     // Which split ejabberd ends in is its own affair: e1 and e2 together (every earlier run),
     // or, since Erlang's global prevents overlapping partitions (OTP 25 on), e1 cut from e2 as
-    // well when e3 comes back through one of them (both runs of 2026-12-01). When that second
-    // cut comes before the drain, what went in through e2 never reaches the subscriber on e1.
-    // faultline's side is fixed either way: a complete drain and nothing lost is a pass; an
-    // incomplete drain is never a pass, and the notes say which end marker never arrived.
-    if r["validity"]["drain_complete"] == true {
+    // well when e3 comes back through one of them (both runs of 2026-12-01). That second cut
+    // can come before the drain (what went in through e2 never reaches the subscriber on e1:
+    // lost > 0), or after every acknowledged message arrived and before the end markers sent
+    // through e2 did (CI, 2026-12-07: the drain times out with nothing lost).
+    // faultline's side is fixed in all three: the verdict follows `lost` alone (MEASUREMENT.md:
+    // lost = acknowledged and never received), and an incomplete drain is always reported,
+    // with the node whose end marker never arrived.
+    let lost = r["messages"]["lost"].as_u64().unwrap();
+    let drained = r["validity"]["drain_complete"] == true;
+    let held = r["checks"]["held"].to_string();
+    if drained {
+        assert_eq!(
+            lost, 0,
+            "a complete drain with lost messages: {}",
+            run.stdout
+        );
+    } else {
+        let notes = notes(&r);
+        assert!(notes.contains("end marker"), "{notes}");
+        assert!(notes.contains("through e2"), "{notes}");
+    }
+    if lost == 0 {
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
         assert_eq!(r["verdict"], "pass");
-        assert_eq!(r["messages"]["lost"], 0);
+        assert_eq!(held.contains("drain: incomplete"), !drained, "{held}");
     } else {
         assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-        assert_ne!(r["verdict"], "pass");
-        assert!(notes(&r).contains("end marker"), "{}", notes(&r));
+        assert_eq!(r["verdict"], "fail");
     }
 }
 
