@@ -20,6 +20,7 @@ const FLOORS: &[&[&str]] = &[
         "endpoint",
         "fault_kind",
         "powerfs",
+        "procstat",
     ],
     &["target", "check", "cluster"],
     &["families"],

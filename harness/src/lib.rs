@@ -8,7 +8,7 @@
 //! The modules stand on floors, and each imports only from floors below it (tests/layers.rs
 //! keeps this; docs/architecture.md explains it), from the ground up:
 //! 1. the shared vocabulary: [`yaml`], [`schema`], [`http`], [`progress`], [`history`], [`rng`],
-//!    [`payload`], [`endpoint`], [`fault_kind`];
+//!    [`payload`], [`endpoint`], [`fault_kind`], [`procstat`];
 //! 2. [`target`] (who a fault hits), [`check`] (history -> findings), [`cluster`] (Docker);
 //! 3. [`families`] (the family registry; driver and probes per broker family);
 //! 4. [`faults`] (each fault with its own settings) and [`workload`] (open-loop generator);
@@ -29,6 +29,7 @@ pub mod http;
 
 pub mod payload;
 pub mod powerfs;
+pub mod procstat;
 pub mod progress;
 pub mod render;
 pub mod report;

@@ -462,17 +462,6 @@ async fn exited_nodes(session: &Session, out_dir: &Path) -> Vec<String> {
     said
 }
 
-/// CPU time this process has used, from /proc (Linux), in seconds.
-pub fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // Clock ticks per second: 100 on every Linux platform faultline targets.
-    Some((utime + stime) / 100.0)
-}
-
 impl RunCtx {
     async fn execute(self) -> Result<report::Headline, RunError> {
         let clock = Clock::start();
@@ -537,7 +526,7 @@ impl RunCtx {
                 s.workload.rate, s.workload.producers, s.workload.duration
             ));
             sink.record(phase_record(Phase::Baseline, clock.us(load_start)));
-            let cpu_start = cpu_seconds();
+            let cpu_start = crate::procstat::own_cpu_seconds();
             let load = start_load(
                 producers, spec, load_start, clock, &sink, &counters, progress,
             );
@@ -557,7 +546,7 @@ impl RunCtx {
             let mut panics: Vec<String> = generated.err().into_iter().collect();
             panics.extend(scheduler.panics().iter().cloned());
             panics.extend(stop_task(load.status, "the status display").await);
-            let cpu_used = match (cpu_start, cpu_seconds()) {
+            let cpu_used = match (cpu_start, crate::procstat::own_cpu_seconds()) {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
             };

@@ -233,7 +233,7 @@ async fn run_faultline(
     let gateway_cpu = || session.broker.infrastructure_cpu_seconds();
     let infra_before = gateway_cpu();
     let client_before = session.broker.client_counters().unwrap_or_default();
-    let cpu_before = run::cpu_seconds().unwrap_or(0.0);
+    let cpu_before = crate::procstat::own_cpu_seconds().unwrap_or(0.0);
     let sampler = threads::Sampler::start("self");
     workload::run(
         producers,
@@ -249,7 +249,8 @@ async fn run_faultline(
     drop(sink);
     writer.finish().await.map_err(infra)?;
     // The bench's own instrument, the thread sampler, is not faultline's load.
-    let cpu_s = run::cpu_seconds().unwrap_or(0.0) - cpu_before - sampled.sampler_cpu_s;
+    let cpu_s =
+        crate::procstat::own_cpu_seconds().unwrap_or(0.0) - cpu_before - sampled.sampler_cpu_s;
     let infrastructure_cpu_s = gateway_cpu().zip(infra_before).map(|(a, b)| a - b);
     let client = session
         .broker

@@ -470,7 +470,7 @@ impl Searcher {
         }
         Sample {
             machine: machine_cpu(),
-            cpu_s: run::cpu_seconds().unwrap_or(0.0),
+            cpu_s: crate::procstat::own_cpu_seconds().unwrap_or(0.0),
             stall_us: counters.stall_us.load(Ordering::Relaxed),
             broker_cpu_s,
         }

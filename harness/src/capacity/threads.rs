@@ -18,21 +18,6 @@ pub const INTERVAL: Duration = Duration::from_millis(200);
 /// Live threads of a process: tid → (name, CPU seconds so far).
 type Reading = HashMap<u64, (String, f64)>;
 
-/// One thread's name and CPU seconds so far, from the text of its stat file.
-fn parse_stat(stat: &str) -> Option<(String, f64)> {
-    // "tid (name) state ...": the name may hold spaces and parentheses, so it ends at the
-    // last ')'.
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat.get(open + 1..close)?.to_string();
-    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    // Clock ticks per second: 100 on every Linux platform faultline targets.
-    Some((name, (utime + stime) / 100.0))
-}
-
 /// Every live thread of `pid` ("self" for this process): tid → (name, CPU seconds).
 fn read(pid: &str) -> Reading {
     let mut out = HashMap::new();
@@ -45,7 +30,7 @@ fn read(pid: &str) -> Reading {
         };
         if let Some(s) = std::fs::read_to_string(task.path().join("stat"))
             .ok()
-            .and_then(|s| parse_stat(&s))
+            .and_then(|s| crate::procstat::parse(&s))
         {
             out.insert(tid, s);
         }
@@ -169,15 +154,6 @@ pub fn summary(threads: &[(String, f64)], max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stat_line_gives_the_name_and_cpu_even_with_odd_names() {
-        let line = "4242 (rdk:broker111) S 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0 1 0";
-        assert_eq!(parse_stat(line), Some(("rdk:broker111".into(), 2.81)));
-        let odd = "7 (a) b (c)) R 1 2 3 4 5 6 7 8 9 10 100 0 0 0";
-        assert_eq!(parse_stat(odd), Some(("a) b (c)".into(), 1.0)));
-        assert_eq!(parse_stat("7 (short) R 1 2"), None);
-    }
 
     #[test]
     fn threads_are_summed_by_name_and_new_ones_count_whole() {
