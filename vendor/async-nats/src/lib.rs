@@ -22,8 +22,8 @@
 //! system designed for cloud-native applications, IoT messaging, and microservices
 //! architectures.
 //!
-//! **Note**: The synchronous NATS API is deprecated and no longer actively maintained. If you need to use the deprecated synchronous API, you can refer to:
-//! <https://crates.io/crates/nats>
+//! **Note**: The synchronous NATS API is deprecated and no longer actively maintained. If you need to use the deprecated synchronous API, you can refer to
+//! the `nats` crate.
 //!
 //! For more information on NATS.io visit: <https://nats.io>
 //!
