@@ -19,6 +19,7 @@ use crate::families::{self, Broker, Observed};
 use crate::fault_kind::FaultKind;
 use crate::faults::{self, FaultCtx};
 use crate::history::{self, Clock, Kind, Phase, Probe, ProbeKind, Record};
+use crate::procstat;
 use crate::progress::{LoadStatus, Progress};
 use crate::report;
 use crate::scenario::Scenario;
@@ -526,7 +527,7 @@ impl RunCtx {
                 s.workload.rate, s.workload.producers, s.workload.duration
             ));
             sink.record(phase_record(Phase::Baseline, clock.us(load_start)));
-            let cpu_start = crate::procstat::own_cpu_seconds();
+            let cpu_start = procstat::own_cpu_seconds();
             let load = start_load(
                 producers, spec, load_start, clock, &sink, &counters, progress,
             );
@@ -546,7 +547,7 @@ impl RunCtx {
             let mut panics: Vec<String> = generated.err().into_iter().collect();
             panics.extend(scheduler.panics().iter().cloned());
             panics.extend(stop_task(load.status, "the status display").await);
-            let cpu_used = match (cpu_start, crate::procstat::own_cpu_seconds()) {
+            let cpu_used = match (cpu_start, procstat::own_cpu_seconds()) {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
             };

@@ -16,6 +16,7 @@ use super::measure::{self, Harness, Hold};
 use super::search::MAX_SEND_LAG_MS;
 use crate::families::{Completion, Producer, Sent};
 use crate::history::{self, Clock};
+use crate::procstat;
 use crate::progress::Progress;
 use crate::workload::{self, Counters, LoadSpec};
 
@@ -76,7 +77,7 @@ pub async fn step(producers: u32, rate: f64, duration: Duration, dir: &Path) -> 
     };
     let start = Instant::now() + Duration::from_millis(50);
     let warmup = duration / 5;
-    let cpu_before = crate::procstat::own_cpu_seconds().unwrap_or(0.0);
+    let cpu_before = procstat::own_cpu_seconds().unwrap_or(0.0);
     let load = tokio::spawn(workload::run(
         list,
         spec,
@@ -91,7 +92,7 @@ pub async fn step(producers: u32, rate: f64, duration: Duration, dir: &Path) -> 
     drop(sink);
     let _ = writer.finish().await;
     let wall = start.elapsed().as_secs_f64();
-    let cpu = crate::procstat::own_cpu_seconds().unwrap_or(0.0) - cpu_before;
+    let cpu = procstat::own_cpu_seconds().unwrap_or(0.0) - cpu_before;
     let records = history::read(&file)
         .expect("read the history")
         .map_while(Result::ok);

@@ -18,6 +18,7 @@ use crate::cluster::backend::ClusterBackend;
 use crate::cluster::docker::DockerBackend;
 use crate::families::{ClientCounters, PeerCommand};
 use crate::history::{self, Clock};
+use crate::procstat;
 use crate::progress::Progress;
 use crate::run::{self, RunError, RunId, Session};
 use crate::scenario::Scenario;
@@ -233,7 +234,7 @@ async fn run_faultline(
     let gateway_cpu = || session.broker.infrastructure_cpu_seconds();
     let infra_before = gateway_cpu();
     let client_before = session.broker.client_counters().unwrap_or_default();
-    let cpu_before = crate::procstat::own_cpu_seconds().unwrap_or(0.0);
+    let cpu_before = procstat::own_cpu_seconds().unwrap_or(0.0);
     let sampler = threads::Sampler::start("self");
     workload::run(
         producers,
@@ -249,8 +250,7 @@ async fn run_faultline(
     drop(sink);
     writer.finish().await.map_err(infra)?;
     // The bench's own instrument, the thread sampler, is not faultline's load.
-    let cpu_s =
-        crate::procstat::own_cpu_seconds().unwrap_or(0.0) - cpu_before - sampled.sampler_cpu_s;
+    let cpu_s = procstat::own_cpu_seconds().unwrap_or(0.0) - cpu_before - sampled.sampler_cpu_s;
     let infrastructure_cpu_s = gateway_cpu().zip(infra_before).map(|(a, b)| a - b);
     let client = session
         .broker

@@ -21,6 +21,7 @@ use super::report::{
 use super::search::{judge, Bound, RateSearch};
 use crate::cluster::backend::ClusterBackend;
 use crate::history::{self, Clock, Phase, Record};
+use crate::procstat;
 use crate::progress::Progress;
 use crate::report;
 use crate::run::{self, RunError, RunOptions, Session};
@@ -470,7 +471,7 @@ impl Searcher {
         }
         Sample {
             machine: machine_cpu(),
-            cpu_s: crate::procstat::own_cpu_seconds().unwrap_or(0.0),
+            cpu_s: procstat::own_cpu_seconds().unwrap_or(0.0),
             stall_us: counters.stall_us.load(Ordering::Relaxed),
             broker_cpu_s,
         }

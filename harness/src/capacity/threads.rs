@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::procstat;
+
 /// How often the threads are read.
 pub const INTERVAL: Duration = Duration::from_millis(200);
 
@@ -30,7 +32,7 @@ fn read(pid: &str) -> Reading {
         };
         if let Some(s) = std::fs::read_to_string(task.path().join("stat"))
             .ok()
-            .and_then(|s| crate::procstat::parse(&s))
+            .and_then(|s| procstat::parse(&s))
         {
             out.insert(tid, s);
         }
