@@ -71,19 +71,10 @@ impl Figures {
             .unwrap_or_default()
     }
 
-    /// "librdkafka: 100000 sent in 2113 Produce requests (47 per request), 40121 broker-thread
-    /// wake-ups (0.40 per message)" where the client library counts them.
+    /// What the client library counted of its own work, where it counts it
+    /// ([`crate::families::ClientCounters::summary`]).
     pub fn client_line(&self) -> Option<String> {
-        let c = self.client?;
-        let per = |n: u64, d: u64| if d > 0 { n as f64 / d as f64 } else { 0.0 };
-        Some(format!(
-            "{} sent in {} Produce requests ({:.0} per request), {} broker-thread wake-ups ({:.2} per message)",
-            c.messages,
-            c.requests,
-            per(c.messages, c.requests),
-            c.wakeups,
-            per(c.wakeups, c.messages)
-        ))
+        self.client.map(|c| c.summary())
     }
 
     pub fn per_cpu_second(&self) -> f64 {

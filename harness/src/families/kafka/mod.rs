@@ -228,6 +228,14 @@ impl Kafka {
         if let Some(isr) = probe::isr_summary(&self.isr) {
             report.notes.push(isr);
         }
+        // The client's own cost, from librdkafka's statistics (the last quarter-second of a
+        // producer can be missing): a broker thread that spins shows here as many wake-ups
+        // per message.
+        if let Some(c) = self.client_counters() {
+            report
+                .notes
+                .push(format!("producers' librdkafka: {}", c.summary()));
+        }
         let f = self.findings.lock().unwrap_or_else(|e| e.into_inner());
         if !f.errors.is_empty() {
             let kinds: Vec<String> = f.errors.iter().map(|(k, n)| format!("{k} x{n}")).collect();
