@@ -443,11 +443,11 @@ impl ClientCounters {
             0.0
         };
         format!(
-            "{} sent in {} Produce requests ({per_request:.0} per request), {} broker-thread wake-ups ({:.2} per message)",
+            "{} sent in {} Produce requests ({per_request:.0} per request), {} broker-thread wake-ups ({} per message)",
             self.messages,
             self.requests,
             self.wakeups,
-            self.wakeups_per_message()
+            three_figures(self.wakeups_per_message())
         )
     }
 
@@ -458,6 +458,17 @@ impl ClientCounters {
             wakeups: self.wakeups.saturating_sub(before.wakeups),
         }
     }
+}
+
+/// `v` with three significant figures (at most six decimals): 0.0035 stays 0.00350 rather than
+/// 0.00, and 39.2 stays 39.2.
+fn three_figures(v: f64) -> String {
+    let decimals = if v > 0.0 {
+        (2 - v.log10().floor() as i32).clamp(0, 6) as usize
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
 }
 
 /// Where scripts/install-peers.sh puts the peers it builds: `$FAULTLINE_CACHE/peers`, by
@@ -567,6 +578,15 @@ pub trait Scaling: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_per_message_keeps_three_figures() {
+        assert_eq!(three_figures(0.0035), "0.00350");
+        assert_eq!(three_figures(2.3), "2.30");
+        assert_eq!(three_figures(39.24), "39.2");
+        assert_eq!(three_figures(1234.5), "1234");
+        assert_eq!(three_figures(0.0), "0.00");
+    }
 
     #[test]
     fn reachability_reports_each_change_once() {

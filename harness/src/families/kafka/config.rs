@@ -42,6 +42,11 @@ pub struct KafkaWorkload {
     pub replication_factor: u32,
     pub acks: Acks,
     pub idempotence: bool,
+    /// Each message keyed `<producer>-<seq>`: librdkafka's default partitioner then spreads a
+    /// producer's messages over the partitions by the key's hash. Without keys (the default)
+    /// its sticky partitioner fills one partition's batch at a time, as librdkafka's own
+    /// benchmark and OpenMessaging Benchmark's default (no key) do.
+    pub keys: bool,
     /// librdkafka properties passed through to the producers as written (`linger.ms`,
     /// `batch.size`, `compression.type`, ...), after faultline's own.
     pub properties: Vec<(String, String)>,
@@ -57,6 +62,7 @@ const KEYS: &[&str] = &[
     "replication_factor",
     "acks",
     "idempotence",
+    "keys",
     "properties",
     "consumer_group",
     "metadata_timeout",
@@ -90,6 +96,13 @@ pub struct KafkaWorkloadKeys {
     #[serde(default)]
     #[schemars(schema_with = "boolean_schema")]
     pub idempotence: Option<bool>,
+    /// Key each message `<producer>-<seq>`, so the partitioner spreads a producer's messages
+    /// over the partitions by the key's hash (default false: no key; librdkafka's sticky
+    /// partitioner then fills one partition's batch at a time, in fewer and fuller Produce
+    /// requests).
+    #[serde(default)]
+    #[schemars(schema_with = "boolean_schema")]
+    pub keys: Option<bool>,
     /// librdkafka properties passed through to the producer and consumers, except the ones
     /// faultline sets itself (bootstrap.servers, acks, enable.idempotence, client.id, group.id).
     #[serde(default)]
@@ -182,6 +195,10 @@ impl KafkaWorkload {
             }
             None => Some(true),
         };
+        let keys = match f.get("keys") {
+            Some(n) => yaml::choice(n, "workload.kafka.keys", BOOLEANS, d).map(|v| v == "true"),
+            None => Some(false),
+        };
         if let (Some(true), Some(a)) = (idempotence, acks) {
             if a != Acks::All {
                 d.error(
@@ -211,6 +228,7 @@ impl KafkaWorkload {
             replication_factor: replication_factor?,
             acks: acks?,
             idempotence: idempotence?,
+            keys: keys?,
             properties: properties?,
             consumer_group: consumer_group?,
             metadata_timeout: metadata_timeout?,
@@ -335,6 +353,16 @@ mod tests {
         let (w, msgs) = parse("topic: t\nacks: \"1\"\nidempotence: false\n");
         assert!(msgs.is_empty(), "{msgs:?}");
         assert_eq!(w.unwrap().acks, Acks::Leader);
+    }
+
+    #[test]
+    fn messages_are_unkeyed_unless_keys_is_true() {
+        assert!(!parse("topic: t\n").0.unwrap().keys);
+        assert!(parse("topic: t\nkeys: true\n").0.unwrap().keys);
+        let (w, msgs) = parse("topic: t\nkeys: yes please\n");
+        assert!(w.is_none());
+        assert!(msgs[0].contains("s.yaml:2:7"), "{msgs:?}");
+        assert!(msgs[0].contains("workload.kafka.keys"), "{msgs:?}");
     }
 
     #[test]

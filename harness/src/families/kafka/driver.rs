@@ -140,6 +140,8 @@ pub struct KafkaProducer {
     topic: String,
     findings: SharedFindings,
     next_token: u64,
+    /// Whether each message is keyed (`workload.kafka.keys`).
+    keys: bool,
     /// The key of the message being sent, written in place.
     key: String,
     /// The reports handed on last time, kept for its capacity.
@@ -166,6 +168,7 @@ impl KafkaProducer {
             topic: w.topic.clone(),
             findings,
             next_token: 0,
+            keys: w.keys,
             key: String::new(),
             spare: Vec::new(),
         })
@@ -175,18 +178,21 @@ impl KafkaProducer {
 #[async_trait]
 impl Producer for KafkaProducer {
     async fn send(&mut self, payload: Bytes) -> Sent {
-        use std::fmt::Write;
-        // The key spreads a producer's messages over the partitions (librdkafka's default
-        // partitioner hashes it).
-        self.key.clear();
-        if let Some((p, s)) = decode_payload(&payload) {
-            write!(self.key, "{p}-{s}").expect("writing to memory cannot fail");
-        }
         let token = self.next_token;
         self.next_token += 1;
-        let record = BaseRecord::with_opaque_to(&self.topic, token as usize)
-            .key(&self.key)
-            .payload(&payload[..]);
+        let record = BaseRecord::with_opaque_to(&self.topic, token as usize).payload(&payload[..]);
+        // With `keys`, the key spreads a producer's messages over the partitions (librdkafka's
+        // default partitioner hashes it); without, its sticky partitioner picks one partition
+        // at a time.
+        let record = match (self.keys, decode_payload(&payload)) {
+            (true, Some((p, s))) => {
+                use std::fmt::Write;
+                self.key.clear();
+                write!(self.key, "{p}-{s}").expect("writing to memory cannot fail");
+                record.key(&self.key)
+            }
+            _ => record,
+        };
         match self.producer.send(record) {
             Ok(()) => Sent::Tagged { node: None, token },
             // Refused by the client before it was queued (queue full, too large, unknown
