@@ -994,7 +994,7 @@ async fn bench_peers(s: scenario::Scenario, messages: u64, rounds: u32) -> ExitC
     }
     for (i, r) in c.rounds.iter().enumerate() {
         for f in std::iter::once(&r.peer).chain(&r.faultline) {
-            if let Some(line) = f.client_line() {
+            if let Some(line) = f.client.map(|counters| counters.summary()) {
                 let offered = f.offered.map_or("max".to_string(), |o| format!("{o:.0}/s"));
                 println!("{:>5} {offered:>9} librdkafka: {line}", i + 1);
             }

@@ -71,12 +71,6 @@ impl Figures {
             .unwrap_or_default()
     }
 
-    /// What the client library counted of its own work, where it counts it
-    /// ([`crate::families::ClientCounters::summary`]).
-    pub fn client_line(&self) -> Option<String> {
-        self.client.map(|c| c.summary())
-    }
-
     pub fn per_cpu_second(&self) -> f64 {
         if self.cpu_s > 0.0 {
             self.acknowledged as f64 / self.cpu_s

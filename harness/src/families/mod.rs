@@ -435,7 +435,7 @@ impl ClientCounters {
     }
 
     /// "100000 sent in 2113 Produce requests (47 per request), 40121 broker-thread wake-ups
-    /// (0.40 per message)".
+    /// (0.401 per message)".
     pub fn summary(&self) -> String {
         let per_request = if self.requests > 0 {
             self.messages as f64 / self.requests as f64
